@@ -1,0 +1,216 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDecodeExamples(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no testdata")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			inv, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(inv.Hosts) == 0 {
+				t.Fatal("no hosts")
+			}
+			for name, h := range inv.Hosts {
+				if h.Name != name {
+					t.Errorf("host %q has Name %q", name, h.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeFull(t *testing.T) {
+	inv, err := Load("testdata/full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := inv.Hosts["ahorn"]
+	if got := a.Deployment.SSH.Target(); got != "deploy@ahorn.example.org" {
+		t.Errorf("target = %q", got)
+	}
+	if got := inv.Hosts["birne"].Deployment.SSH.Target(); got != "10.0.0.2" {
+		t.Errorf("target without user = %q", got)
+	}
+	if got := a.Secrets.Files[2].Label(); got != "pinpox/usertest" {
+		t.Errorf("label = %q", got)
+	}
+	if a.IsBuiltin("rebuild") || !a.IsBuiltin("deploy-flake") || a.IsBuiltin("example") {
+		t.Error("IsBuiltin does not account for replaced built-ins")
+	}
+}
+
+// mutate loads testdata/full.json as generic JSON, applies f and returns the
+// re-encoded document.
+func mutate(t *testing.T, f func(doc map[string]any)) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	f(doc)
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// at walks a path of object keys and list indexes (ints).
+func at(doc map[string]any, path ...any) map[string]any {
+	var cur any = doc
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			cur = cur.(map[string]any)[k]
+		case int:
+			cur = cur.([]any)[k]
+		}
+	}
+	return cur.(map[string]any)
+}
+
+func ahorn(doc map[string]any, path ...any) map[string]any {
+	return at(doc, append([]any{"hosts", "ahorn"}, path...)...)
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(map[string]any)
+		want string // the whole first line of the error
+	}{
+		{"wrong version", func(d map[string]any) { d["version"] = 2 },
+			"inventory: version: inventory version 2, but this runner reads version 1"},
+		{"missing version", func(d map[string]any) { delete(d, "version") },
+			"inventory: version: missing"},
+		{"unknown top-level field", func(d map[string]any) { d["groups"] = map[string]any{} },
+			"inventory: groups: unknown field"},
+		{"unknown host field", func(d map[string]any) { ahorn(d, "deployment", "ssh")["port"] = 22 },
+			`inventory: host "ahorn": deployment.ssh.port: unknown field`},
+		{"missing host field", func(d map[string]any) { delete(ahorn(d, "deployment", "sudo"), "opts") },
+			`inventory: host "ahorn": deployment.sudo.opts: missing`},
+		{"missing secret field", func(d map[string]any) { delete(ahorn(d, "secrets", "files", 1), "mode") },
+			`inventory: host "ahorn": secrets.files[1].mode: missing`},
+		{"null string", func(d map[string]any) { ahorn(d, "deployment")["config-dir"] = nil },
+			`inventory: host "ahorn": deployment.config-dir: must not be null`},
+		{"wrong type", func(d map[string]any) { ahorn(d, "deployment")["local-evaluation"] = "yes" },
+			`inventory: host "ahorn": deployment.local-evaluation: must be true or false, got "yes"`},
+		{"relative config-dir", func(d map[string]any) { ahorn(d, "deployment")["config-dir"] = "var/src" },
+			`inventory: host "ahorn": deployment.config-dir: "var/src" is not an absolute path`},
+		{"unclean path", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["path"] = "/run/keys/../etc/shadow" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".path: "/run/keys/../etc/shadow" is not a clean path (no '..', '.', '//' or trailing '/'); write "/run/etc/shadow"`},
+		{"newline in path", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["path"] = "/run/keys/a\nb" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".path: "/run/keys/a\nb" contains a control character`},
+		{"secret in store", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["path"] = "/nix/store/x" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".path: "/nix/store/x" is in the Nix store, which every user of the host can read`},
+		{"bad mode", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["mode"] = "0999" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".mode: "0999" is not an octal mode such as "0400"`},
+		{"symbolic mode", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["mode"] = "u=r" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".mode: "u=r" is not an octal mode such as "0400"`},
+		{"owner injection", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["owner"] = "root; rm -rf /" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".owner: "root; rm -rf /" is not a user name or id`},
+		{"group with dash", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["group"] = "-g" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".group: "-g" is not a group name or id`},
+		{"duplicate path", func(d map[string]any) { ahorn(d, "secrets", "files", 1)["path"] = "/var/lib/backupconfig/password" },
+			`inventory: host "ahorn": secrets.files."secret1".path: "/var/lib/backupconfig/password" is also the path of secret "nixos-secrets/ahorn/backup-key"; each secret needs its own file`},
+		{"empty cmd", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["cmd"] = " " },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".cmd: must not be empty`},
+		{"bad upload-at", func(d map[string]any) { ahorn(d, "secrets", "files", 0)["upload-at"] = "later" },
+			`inventory: host "ahorn": secrets.files."nixos-secrets/ahorn/backup-key".upload-at: "later" is not one of "pre-activation", "post-activation"`},
+		{"bad deploy method", func(d map[string]any) { ahorn(d, "deployment")["deploy-method"] = "rsync" },
+			`inventory: host "ahorn": deployment.deploy-method: "rsync" is not one of "copy", "archive"`},
+		{"ssh host option", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host"] = "-oProxyCommand=id" },
+			`inventory: host "ahorn": deployment.ssh.host: "-oProxyCommand=id" is not a host name, alias or address`},
+		{"ssh host with space", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host"] = "a b" },
+			`inventory: host "ahorn": deployment.ssh.host: "a b" is not a host name, alias or address`},
+		{"ssh user subst", func(d map[string]any) { ahorn(d, "deployment", "ssh")["user"] = "$(id)" },
+			`inventory: host "ahorn": deployment.ssh.user: "$(id)" is not a user name`},
+		{"ssh command words", func(d map[string]any) { ahorn(d, "deployment", "ssh")["command"] = "ssh -v" },
+			`inventory: host "ahorn": deployment.ssh.command: "ssh -v" is more than one word`},
+		{"ssh opt newline", func(d map[string]any) { ahorn(d, "deployment", "ssh")["opts"] = []any{"-o", "A=b\nc"} },
+			`inventory: host "ahorn": deployment.ssh.opts[1]: "A=b\nc" contains a control character`},
+		{"pinned without key", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host-key"] = nil },
+			`inventory: host "ahorn": deployment.ssh.host-key: host-key-policy is "pinned" but no host-key is set`},
+		{"key without pinned", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host-key-policy"] = "strict" },
+			`inventory: host "ahorn": deployment.ssh.host-key: is set, but host-key-policy is "strict"`},
+		{"bad host key", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host-key"] = "AAAA" },
+			`inventory: host "ahorn": deployment.ssh.host-key: "AAAA" is not an OpenSSH public key line`},
+		{"bad policy", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host-key-policy"] = "no" },
+			`inventory: host "ahorn": deployment.ssh.host-key-policy: "no" is not one of "strict", "accept-new", "pinned"`},
+		{"local eval with doas", func(d map[string]any) {
+			at(d, "hosts", "birne", "deployment", "sudo")["command"] = "doas"
+		}, `inventory: host "birne": deployment.sudo: local evaluation activates through nixos-rebuild --use-remote-sudo, which runs plain "sudo"; sudo.command "doas" and sudo.opts [] cannot be honoured`},
+		{"unknown task", func(d map[string]any) { ahorn(d)["tasks"] = []any{"deploy-flake", "deploy"} },
+			`inventory: host "ahorn": tasks[1]: unknown task "deploy"`},
+		{"duplicate task", func(d map[string]any) { ahorn(d)["tasks"] = []any{"rebuild", "rebuild"} },
+			`inventory: host "ahorn": tasks[1]: "rebuild" is listed twice`},
+		{"unknown dep", func(d map[string]any) { ahorn(d, "extraTasks", "example")["deps"] = []any{"nope"} },
+			`inventory: host "ahorn": extraTasks."example".deps[0]: unknown task "nope"`},
+		{"dep cycle", func(d map[string]any) { ahorn(d, "extraTasks", "example")["deps"] = []any{"rebuild"} },
+			`inventory: host "ahorn": extraTasks: the deps form a cycle: example -> rebuild -> example`},
+		{"task name with colon", func(d map[string]any) {
+			ahorn(d, "extraTasks")["a:b"] = map[string]any{"desc": "", "cmds": []any{}, "deps": []any{}, "dir": "."}
+		}, `inventory: host "ahorn": extraTasks."a:b": a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')`},
+		{"host named all", func(d map[string]any) {
+			hosts := at(d, "hosts")
+			hosts["all"] = hosts["birne"]
+		}, `inventory: host "all": the name "all" is reserved for the task that deploys every host`},
+		{"host name with colon", func(d map[string]any) {
+			hosts := at(d, "hosts")
+			hosts["web:1"] = hosts["birne"]
+		}, `inventory: host "web:1": the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')`},
+		{"not a store path", func(d map[string]any) { ahorn(d)["flake"] = "/home/me/flake" },
+			`inventory: host "ahorn": flake: "/home/me/flake" is not a Nix store path`},
+		{"store sub-path", func(d map[string]any) { ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" },
+			`inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" is not a Nix store path`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Decode(bytes.NewReader(mutate(t, c.edit)))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			if got := err.Error(); got != c.want {
+				t.Errorf("error:\n got %s\nwant %s", got, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") && !strings.Contains(c.want, "\n") {
+				t.Errorf("error is more than one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestDecodeNotJSON(t *testing.T) {
+	for _, in := range []string{"", "{", "[]", `{"version":1,"hosts":[]}`} {
+		if _, err := Decode(strings.NewReader(in)); err == nil {
+			t.Errorf("Decode(%q): no error", in)
+		} else if !strings.HasPrefix(err.Error(), "inventory: ") {
+			t.Errorf("Decode(%q): %v", in, err)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.json"))
+	e, ok := err.(*Error)
+	if !ok || e.Hint == "" || !strings.Contains(e.Msg, "no such file") {
+		t.Fatalf("err = %#v", err)
+	}
+}

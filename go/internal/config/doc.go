@@ -1,0 +1,71 @@
+// Package config decodes and validates the inventory: the JSON document that
+// nix/apps.nix produces from every host's lollypops options and that the
+// runner consumes. It is the contract between the Nix and the Go halves.
+//
+// # The contract (version 1)
+//
+// The document is one object:
+//
+//	{
+//	  "version": 1,
+//	  "hosts": { "<name>": <host>, ... }
+//	}
+//
+// <name> is the host's attribute name in nixosConfigurations; it names the
+// host's tasks ("<name>", "<name>:rebuild", ...) and is the #attribute
+// passed to nixos-rebuild --flake. A host is:
+//
+//	{
+//	  "flake": "/nix/store/<hash>-source",      // the configFlake's source
+//	  "deployment": {
+//	    "config-dir": "/var/src/lollypops",      // absolute path on the host
+//	    "deploy-method": "copy" | "archive",
+//	    "local-evaluation": false,
+//	    "ssh": {
+//	      "host": "host1.example.org",           // ssh destination (name, alias or address)
+//	      "user": "root" | null,                 // null: ssh's own default (ssh_config, $USER)
+//	      "command": "ssh",                      // the ssh program, one word
+//	      "opts": ["-p", "2222"],                // extra ssh arguments, passed as argv
+//	      "host-key-policy": "strict" | "accept-new" | "pinned",
+//	      "host-key": null | "ssh-ed25519 AAAA..." // required by "pinned", else null
+//	    },
+//	    "sudo": { "enable": false, "command": "sudo", "opts": [] }
+//	  },
+//	  "secrets": {
+//	    "remove-stale": false,
+//	    "files": [ <secret>, ... ]
+//	  },
+//	  "tasks": ["deploy-flake", "deploy-secrets", "rebuild"],
+//	  "extraTasks": { "<task>": { "desc": "...", "cmds": ["..."], "deps": ["..."], "dir": "." } }
+//	}
+//
+// A secret is:
+//
+//	{
+//	  "name": "db-password",
+//	  "home-manager-user": null | "alice",  // set for secrets of a home-manager user
+//	  "cmd": "pass db-password",             // run on the deployer; prints the value
+//	  "path": "/run/keys/db-password",       // absolute path on the host
+//	  "owner": "root", "group": "root",      // names or numeric ids
+//	  "mode": "0400",                        // octal
+//	  "upload-at": "pre-activation" | "post-activation",
+//	  "allow-empty": false
+//	}
+//
+// # Rules
+//
+//   - Every field is required, and no other field is allowed: the Nix side
+//     owns every default, and the runner never applies one of its own. An
+//     unknown or missing field is an error naming the host and the field.
+//   - "version" must equal [Version]. A runner and a Nix module from
+//     different lollypops revisions are reported as such.
+//   - The inventory never holds secret values: only the commands that print
+//     them and where they go.
+//   - Values are validated when the inventory loads (see [Validate]): store
+//     paths with go-nix, absolute clean paths without control characters,
+//     octal modes, user, group, host and task names. A value that could be
+//     mistaken for an option or a shell construct is rejected there, so that
+//     nothing from the inventory is ever executed by accident.
+//
+// Example inventories live in testdata/.
+package config

@@ -1,0 +1,316 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nix-community/go-nix/pkg/storepath"
+)
+
+var (
+	// hostNameRe matches nixosConfigurations names that can name tasks:
+	// no ":" (the task separator), no glob or template characters.
+	hostNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// taskNameRe matches extra task names (the part after "<host>:").
+	taskNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// sshHostRe matches what ssh takes as a destination host: a name, an
+	// ssh_config alias, an IPv4 or a bare IPv6 address (with a %zone).
+	sshHostRe = regexp.MustCompile(`^[A-Za-z0-9_\[][A-Za-z0-9_.:%\[\]-]*$`)
+	// userRe matches POSIX-ish user and group names (shadow-utils' rule,
+	// upper case allowed), or numeric ids.
+	userRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_.-]*\$?|[0-9]+)$`)
+	// modeRe matches an octal mode with three or four digits.
+	modeRe = regexp.MustCompile(`^[0-7]{3,4}$`)
+	// hostKeyRe matches an OpenSSH public key line: type, base64, comment.
+	hostKeyRe = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\x00-\x1f\x7f]*)?$`)
+)
+
+// ReservedHostNames cannot be hosts: they name fleet-wide tasks.
+var ReservedHostNames = []string{"all"}
+
+// Validate checks every value of a decoded inventory. It returns the first
+// problem, in a stable order (hosts by name, fields in document order).
+func Validate(inv *Inventory) error {
+	for _, name := range sortedKeys(inv.Hosts) {
+		h := inv.Hosts[name]
+		if err := validateHost(name, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateHost(name string, h *Host) error {
+	fail := func(field, format string, args ...any) error {
+		return &Error{Host: name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case !hostNameRe.MatchString(name) || len(name) > 128:
+		return &Error{Host: name, Msg: "the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')",
+			Hint: "the host's name is its attribute name in nixosConfigurations; it names its tasks, as in \"<host>:rebuild\""}
+	case slices.Contains(ReservedHostNames, name):
+		return &Error{Host: name, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
+			Hint: "rename this entry of nixosConfigurations"}
+	}
+	if err := storepath.Validate(h.Flake); err != nil || strings.Contains(h.Flake[len(storepath.StoreDir)+1:], "/") {
+		return fail("flake", "%q is not a Nix store path", h.Flake)
+	}
+
+	d := &h.Deployment
+	if err := checkAbsPath(d.ConfigDir); err != nil {
+		return fail("deployment.config-dir", "%v", err)
+	}
+	if d.DeployMethod != MethodCopy && d.DeployMethod != MethodArchive {
+		return fail("deployment.deploy-method", "%q is not one of %q, %q", d.DeployMethod, MethodCopy, MethodArchive)
+	}
+	if err := validateSSH(name, &d.SSH); err != nil {
+		return err
+	}
+	if err := checkWord(d.Sudo.Command); err != nil {
+		return fail("deployment.sudo.command", "%v", err)
+	}
+	for i, o := range d.Sudo.Opts {
+		if err := checkText(o); err != nil {
+			return fail(fmt.Sprintf("deployment.sudo.opts[%d]", i), "%v", err)
+		}
+	}
+	if d.LocalEvaluation && d.Sudo.Enable && (d.Sudo.Command != "sudo" || len(d.Sudo.Opts) > 0) {
+		return &Error{Host: name, Field: "deployment.sudo",
+			Msg:  fmt.Sprintf("local evaluation activates through nixos-rebuild --use-remote-sudo, which runs plain \"sudo\"; sudo.command %q and sudo.opts %q cannot be honoured", d.Sudo.Command, d.Sudo.Opts),
+			Hint: "use sudo.command = \"sudo\" with no sudo.opts, or evaluate on the target (local-evaluation = false)"}
+	}
+	if err := validateSecrets(name, &h.Secrets); err != nil {
+		return err
+	}
+	return validateTasks(name, h)
+}
+
+func validateSSH(host string, s *SSH) error {
+	fail := func(field, format string, args ...any) error {
+		return &Error{Host: host, Field: "deployment.ssh." + field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if !sshHostRe.MatchString(s.Host) || len(s.Host) > 253 {
+		return fail("host", "%q is not a host name, alias or address", s.Host)
+	}
+	if s.User != nil && (!userRe.MatchString(*s.User) || len(*s.User) > 64) {
+		return fail("user", "%q is not a user name", *s.User)
+	}
+	if err := checkWord(s.Command); err != nil {
+		e := fail("command", "%v", err).(*Error)
+		e.Hint = "ssh.command names the ssh program; put its arguments in ssh.opts"
+		return e
+	}
+	for i, o := range s.Opts {
+		if err := checkText(o); err != nil {
+			return fail(fmt.Sprintf("opts[%d]", i), "%v", err)
+		}
+	}
+	switch s.HostKeyPolicy {
+	case HostKeyStrict, HostKeyAcceptNew:
+		if s.HostKey != nil {
+			e := fail("host-key", "is set, but host-key-policy is %q", s.HostKeyPolicy).(*Error)
+			e.Hint = "set host-key-policy = \"pinned\" to use the pinned key, or remove host-key"
+			return e
+		}
+	case HostKeyPinned:
+		if s.HostKey == nil {
+			return fail("host-key", "host-key-policy is \"pinned\" but no host-key is set")
+		}
+		if !hostKeyRe.MatchString(*s.HostKey) {
+			e := fail("host-key", "%q is not an OpenSSH public key line", *s.HostKey).(*Error)
+			e.Hint = "use the content of the host's /etc/ssh/ssh_host_ed25519_key.pub, e.g. \"ssh-ed25519 AAAAC3Nz...\""
+			return e
+		}
+	default:
+		return fail("host-key-policy", "%q is not one of %q, %q, %q", s.HostKeyPolicy, HostKeyStrict, HostKeyAcceptNew, HostKeyPinned)
+	}
+	return nil
+}
+
+func validateSecrets(host string, s *Secrets) error {
+	byPath := map[string]string{}
+	for i := range s.Files {
+		f := &s.Files[i]
+		field := fmt.Sprintf("secrets.files[%d]", i)
+		if f.Name != "" && checkText(f.Name) == nil {
+			field = fmt.Sprintf("secrets.files.%q", f.Label())
+		}
+		fail := func(sub, format string, args ...any) error {
+			return &Error{Host: host, Field: field + "." + sub, Msg: fmt.Sprintf(format, args...)}
+		}
+		switch {
+		case f.Name == "":
+			return fail("name", "must not be empty")
+		case checkText(f.Name) != nil:
+			return fail("name", "%v", checkText(f.Name))
+		case f.HomeManagerUser != nil && !userRe.MatchString(*f.HomeManagerUser):
+			return fail("home-manager-user", "%q is not a user name", *f.HomeManagerUser)
+		case strings.TrimSpace(f.Cmd) == "":
+			return fail("cmd", "must not be empty")
+		case strings.ContainsRune(f.Cmd, 0):
+			return fail("cmd", "contains a NUL byte")
+		}
+		if err := checkAbsPath(f.Path); err != nil {
+			return fail("path", "%v", err)
+		}
+		if f.Path == storepath.StoreDir || strings.HasPrefix(f.Path, storepath.StoreDir+"/") {
+			return fail("path", "%q is in the Nix store, which every user of the host can read", f.Path)
+		}
+		if !userRe.MatchString(f.Owner) || len(f.Owner) > 64 {
+			return fail("owner", "%q is not a user name or id", f.Owner)
+		}
+		if !userRe.MatchString(f.Group) || len(f.Group) > 64 {
+			return fail("group", "%q is not a group name or id", f.Group)
+		}
+		if !modeRe.MatchString(f.Mode) {
+			return fail("mode", "%q is not an octal mode such as \"0400\"", f.Mode)
+		}
+		if f.UploadAt != PreActivation && f.UploadAt != PostActivation {
+			return fail("upload-at", "%q is not one of %q, %q", f.UploadAt, PreActivation, PostActivation)
+		}
+		if other, ok := byPath[f.Path]; ok {
+			return &Error{Host: host, Field: field + ".path",
+				Msg: fmt.Sprintf("%q is also the path of secret %q; each secret needs its own file", f.Path, other)}
+		}
+		byPath[f.Path] = f.Label()
+	}
+	return nil
+}
+
+func validateTasks(host string, h *Host) error {
+	for _, name := range sortedKeys(h.ExtraTasks) {
+		t := h.ExtraTasks[name]
+		field := fmt.Sprintf("extraTasks.%q", name)
+		if !taskNameRe.MatchString(name) {
+			return &Error{Host: host, Field: field,
+				Msg: "a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')"}
+		}
+		if err := checkText(t.Desc); err != nil {
+			return &Error{Host: host, Field: field + ".desc", Msg: err.Error()}
+		}
+		for i, c := range t.Cmds {
+			if strings.ContainsRune(c, 0) {
+				return &Error{Host: host, Field: fmt.Sprintf("%s.cmds[%d]", field, i), Msg: "contains a NUL byte"}
+			}
+		}
+		for i, dep := range t.Deps {
+			if !h.HasTask(dep) {
+				return unknownTask(host, fmt.Sprintf("%s.deps[%d]", field, i), dep, h)
+			}
+		}
+		if t.Dir == "" || strings.ContainsRune(t.Dir, 0) || strings.Contains(t.Dir, "{{") {
+			return &Error{Host: host, Field: field + ".dir", Msg: fmt.Sprintf("%q is not a directory", t.Dir)}
+		}
+	}
+	if cycle := findCycle(h); cycle != nil {
+		return &Error{Host: host, Field: "extraTasks",
+			Msg: "the deps form a cycle: " + strings.Join(cycle, " -> ")}
+	}
+	seen := map[string]bool{}
+	for i, name := range h.Tasks {
+		if !h.HasTask(name) {
+			return unknownTask(host, fmt.Sprintf("tasks[%d]", i), name, h)
+		}
+		if seen[name] {
+			return &Error{Host: host, Field: fmt.Sprintf("tasks[%d]", i), Msg: fmt.Sprintf("%q is listed twice", name)}
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+func unknownTask(host, field, name string, h *Host) error {
+	known := slices.Clone(BuiltinTasks)
+	for _, k := range sortedKeys(h.ExtraTasks) {
+		if !slices.Contains(known, k) {
+			known = append(known, k)
+		}
+	}
+	return &Error{Host: host, Field: field, Msg: fmt.Sprintf("unknown task %q", name),
+		Hint: "known tasks of this host: " + strings.Join(known, ", ") + "; define new ones in lollypops.extraTasks"}
+}
+
+// findCycle returns a dependency cycle among the host's extra tasks, or nil.
+func findCycle(h *Host) []string {
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case visiting:
+			i := slices.Index(stack, n)
+			return append(slices.Clone(stack[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = visiting
+		stack = append(stack, n)
+		for _, d := range h.ExtraTasks[n].Deps {
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return nil
+	}
+	for _, n := range sortedKeys(h.ExtraTasks) {
+		if c := visit(n); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkAbsPath accepts clean absolute paths below the root directory.
+func checkAbsPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q is not an absolute path", p)
+	case p == "/":
+		return fmt.Errorf("%q is the root directory", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("%q is not a clean path (no '..', '.', '//' or trailing '/'); write %q", p, path.Clean(p))
+	case len(p) > 4096:
+		return fmt.Errorf("the path is longer than 4096 bytes")
+	}
+	return checkText(p)
+}
+
+// checkWord accepts one non-empty word with no whitespace that does not
+// start with '-' (it names a program).
+func checkWord(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("must not be empty")
+	case strings.HasPrefix(s, "-"):
+		return fmt.Errorf("%q starts with '-'", s)
+	case strings.IndexFunc(s, unicode.IsSpace) >= 0:
+		return fmt.Errorf("%q is more than one word", s)
+	}
+	return checkText(s)
+}
+
+// checkText rejects invalid UTF-8 and control characters (newlines, NUL,
+// escape sequences): no option value needs them, and they break logs,
+// listings and quoting.
+func checkText(s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%q is not valid UTF-8", s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%q contains a control character", s)
+		}
+	}
+	return nil
+}
