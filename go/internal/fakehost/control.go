@@ -1,0 +1,152 @@
+package fakehost
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// running returns the current run, or an error when the host is stopped.
+func (h *Host) running() (*run, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.run == nil || h.run.exited() {
+		return nil, fmt.Errorf("fakehost: %s: not running", h.Name)
+	}
+	return h.run, nil
+}
+
+// Exec runs a command as root inside the host (its mount, UTS and PID
+// namespaces) with the PATH of a NixOS session, and returns its stdout. On
+// failure the error includes stderr. Example:
+//
+//	h.Exec(ctx, "stat", "-c", "%a %U %G", "/run/keys/db")
+func (h *Host) Exec(ctx context.Context, args ...string) ([]byte, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("fakehost: %s: exec: no command", h.Name)
+	}
+	r, err := h.running()
+	if err != nil {
+		return nil, err
+	}
+	nsArgs := []string{"--target", strconv.Itoa(r.pid), "--mount", "--uts", "--pid", "--"}
+	cmd := exec.CommandContext(ctx, h.fleet.tools.nsenter, append(nsArgs, args...)...)
+	cmd.Env = []string{"PATH=" + sessionPath, "HOME=/root", "USER=root", "LOGNAME=root"}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// nsenter forks to enter the PID namespace; kill both on cancel.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("fakehost: %s: %s: %w: %s", h.Name, strings.Join(args, " "), err,
+			strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// KillSessions kills every process of the host except the sshd listener
+// and the nix-daemon listener: live ssh connections (and whatever runs in
+// them, such as nix-store --serve) drop, new ones are accepted. It returns
+// once the killed processes are gone.
+func (h *Host) KillSessions() error {
+	r, err := h.running()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(upTimeout)
+	for {
+		var victims []proc
+		for _, p := range nsProcs(r.ns) {
+			if p.pid == r.pid || (p.ppid == r.pid && p.comm == "nix-daemon") {
+				continue
+			}
+			victims = append(victims, p)
+		}
+		if len(victims) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fakehost: %s: sessions left after kill: %v", h.Name, victims)
+		}
+		for _, p := range victims {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RotateHostKey gives the host a new host key and makes the sshd listener
+// reload (SIGHUP: sshd re-executes itself; live sessions stay, the port and
+// the namespace too). It returns once sshd serves the new key. known_hosts
+// is not updated.
+func (h *Host) RotateHostKey() error {
+	r, err := h.running()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	key := filepath.Join(h.Dir, "host_key")
+	if err := keygen(ctx, h.fleet.tools.keygen, key+".new", h.Name); err != nil {
+		return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+	}
+	for _, sfx := range []string{".pub", ""} {
+		if err := os.Rename(key+".new"+sfx, key+sfx); err != nil {
+			return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+		}
+	}
+	if err := h.loadHostKey(); err != nil {
+		return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+	}
+	want := h.HostKey()
+	if err := syscall.Kill(r.pid, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("fakehost: %s: reload sshd: %w", h.Name, err)
+	}
+	for {
+		out, _ := exec.CommandContext(ctx, h.fleet.tools.keyscan, "-T", "2", "-t", "ed25519",
+			"-p", strconv.Itoa(h.Port), "127.0.0.1").Output()
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && f[1]+" "+f[2] == want {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fakehost: %s: sshd does not serve the new host key: %w\n%s",
+				h.Name, ctx.Err(), logTail(h.LogFile(), r.logFrom))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// SetRebuildExit sets the exit code of the host's fake nixos-rebuild and
+// switch-to-configuration (default 0). The call is still recorded.
+func (h *Host) SetRebuildExit(code int) error {
+	return h.setKnob("rebuild-exit", strconv.Itoa(code))
+}
+
+// SetRebuildSleep makes the host's fake nixos-rebuild and
+// switch-to-configuration sleep d after recording their start (0: none).
+func (h *Host) SetRebuildSleep(d time.Duration) error {
+	return h.setKnob("rebuild-sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
+}
+
+func (h *Host) setKnob(name, value string) error {
+	p := filepath.Join(h.Dir, "ctl", name)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o644); err != nil {
+		return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,349 @@
+package fakehost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upTimeout bounds how long a host may take to answer with its SSH banner,
+// and how long stopping may take.
+const upTimeout = 10 * time.Second
+
+// Host is one fake host. Its methods are safe for concurrent use.
+type Host struct {
+	Name string // host name and ssh_config alias
+	Dir  string // per-host directory on the real filesystem
+	Port int    // sshd port on 127.0.0.1; fixed once New returns
+
+	spec  HostSpec
+	fleet *Fleet
+
+	mu      sync.Mutex
+	hostKey string // "ssh-ed25519 AAAA..."
+	run     *run   // nil while stopped
+}
+
+// run is one life of a host: unshare, whose forked child is PID 1 of the
+// host's PID namespace and becomes the sshd listener.
+type run struct {
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when unshare was reaped
+	pid     int           // sshd listener, in our PID namespace
+	nsFile  *os.File      // pins the host's PID namespace
+	ns      nsID
+	logFrom int64 // sshd.log size when this run started
+}
+
+func (r *run) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// prepare creates the host's directory, host key, fake programs and /etc
+// files.
+func (h *Host) prepare(ctx context.Context, authorizedKeys []byte) error {
+	if err := os.Mkdir(h.Dir, 0o755); err != nil {
+		return err
+	}
+	dirs := []struct {
+		name string
+		mode os.FileMode
+	}{
+		{"bin", 0o755}, {"ctl", 0o755}, {"ctl/calls", 0o1777}, {"etc", 0o755}, {"etc.w", 0o755},
+		{"var", 0o755}, {"var.w", 0o755}, {"root", 0o700}, {"home", 0o755}, {"nix", 0o755},
+	}
+	for _, d := range dirs {
+		p := filepath.Join(h.Dir, d.name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			return err
+		}
+	}
+	if err := keygen(ctx, h.fleet.tools.keygen, filepath.Join(h.Dir, "host_key"), h.Name); err != nil {
+		return err
+	}
+	if err := h.loadHostKey(); err != nil {
+		return err
+	}
+	if err := writeHostFakes(filepath.Join(h.Dir, "bin")); err != nil {
+		return err
+	}
+	return h.writeEtc(authorizedKeys)
+}
+
+func (h *Host) loadHostKey() error {
+	b, err := os.ReadFile(filepath.Join(h.Dir, "host_key.pub"))
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return fmt.Errorf("bad host key %q", b)
+	}
+	h.mu.Lock()
+	h.hostKey = f[0] + " " + f[1]
+	h.mu.Unlock()
+	return nil
+}
+
+// HostKey returns the host's public key as "ssh-ed25519 AAAA...".
+func (h *Host) HostKey() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hostKey
+}
+
+// Pid returns the sshd listener's PID (0 while stopped). It is PID 1 of
+// the host's PID namespace; nsenter --target it to enter the host.
+func (h *Host) Pid() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.run == nil {
+		return 0
+	}
+	return h.run.pid
+}
+
+// LogFile is the sshd log (all runs, appended).
+func (h *Host) LogFile() string { return filepath.Join(h.Dir, "sshd.log") }
+
+// start brings sshd up and waits for its banner. With newPort it picks a
+// free port (again, if sshd could not bind); otherwise it keeps h.Port.
+func (h *Host) start(ctx context.Context, newPort bool) error {
+	for attempt := 1; ; attempt++ {
+		port := h.Port
+		if newPort {
+			p, err := freePort()
+			if err != nil {
+				return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+			}
+			port = p
+		}
+		cfg := filepath.Join(h.Dir, "sshd_config")
+		if err := os.WriteFile(cfg, []byte(h.sshdConfig(port)), 0o644); err != nil {
+			return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+		}
+		r, err := h.startOnce(ctx, port)
+		if err == nil {
+			h.mu.Lock()
+			h.Port, h.run = port, r
+			h.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, errPortInUse) || !newPort || attempt == 5 {
+			return fmt.Errorf("fakehost: %s: sshd did not come up on 127.0.0.1:%d: %w", h.Name, port, err)
+		}
+	}
+}
+
+var errPortInUse = errors.New("port in use")
+
+func (h *Host) startOnce(ctx context.Context, port int) (*run, error) {
+	t := h.fleet.tools
+	script, err := h.setupScript()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(h.LogFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	from, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(t.unshare, "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
+		"--propagation", "private", t.sh, "-c", script)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own session; killed with us. Its child, the host's PID 1, is killed
+	// with it (--kill-child), and the kernel then kills the whole host.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &run{cmd: cmd, done: make(chan struct{}), logFrom: from}
+	go func() {
+		_ = cmd.Wait()
+		close(r.done)
+	}()
+	if err := h.waitUp(ctx, r, port); err != nil {
+		if serr := h.stopRun(r); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		tail := logTail(h.LogFile(), r.logFrom)
+		if strings.Contains(tail, "Address already in use") {
+			err = fmt.Errorf("%w: %v", errPortInUse, err)
+		}
+		return nil, fmt.Errorf("%w\n%s", err, tail)
+	}
+	return r, nil
+}
+
+// waitUp finds the host's PID 1 and waits until it is sshd, holds the
+// listening socket and answers with an SSH banner. It never authenticates.
+func (h *Host) waitUp(ctx context.Context, r *run, port int) error {
+	deadline := time.Now().Add(upTimeout)
+	for {
+		if r.exited() {
+			return fmt.Errorf("exited (%v)", r.cmd.ProcessState)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no SSH banner after %s", upTimeout)
+		}
+		if r.pid == 0 {
+			if pid := childOf(r.cmd.Process.Pid); pid != 0 {
+				f, id, err := pidNS(pid)
+				if err != nil {
+					return fmt.Errorf("pid %d: %w", pid, err)
+				}
+				r.pid, r.nsFile, r.ns = pid, f, id
+			}
+		} else if p, err := readProc(r.pid); err == nil && p.comm == "sshd" &&
+			listensOn(r.pid, port) && banner(port) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func banner(port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "SSH-")
+}
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before sshd binds; start retries then.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// stopRun kills a run and waits until no process is left in its PID
+// namespace. Killing the host's PID 1 makes the kernel kill every process
+// of the host; unshare, its parent, reaps it and exits. Killing unshare
+// alone would work too (--kill-child), but leaves PID 1 a zombie until the
+// system's init reaps it.
+func (h *Host) stopRun(r *run) error {
+	if r.pid != 0 && !r.exited() {
+		// unshare is alive, so it has not reaped r.pid: the pid is ours.
+		// Let unshare reap it before it goes, or PID 1 stays a zombie.
+		_ = syscall.Kill(r.pid, syscall.SIGKILL)
+		select {
+		case <-r.done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.done:
+	case <-time.After(upTimeout):
+		return fmt.Errorf("fakehost: %s: unshare (pid %d) did not exit", h.Name, r.cmd.Process.Pid)
+	}
+	if r.nsFile == nil {
+		return nil
+	}
+	defer r.nsFile.Close()
+	deadline := time.Now().Add(upTimeout)
+	for {
+		left := nsProcs(r.ns)
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fakehost: %s: processes left after kill: %v", h.Name, left)
+		}
+		for _, p := range left {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills the host: sshd and every process in it. The host becomes
+// unreachable (connection refused); /run is lost, the rest stays.
+func (h *Host) Stop() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.run == nil {
+		return nil
+	}
+	err := h.stopRun(h.run)
+	h.run = nil
+	return err
+}
+
+// Start starts a stopped host again on the same port with the same keys,
+// like a reboot: a fresh /run (so /run/keys is empty), the same /etc, /var,
+// /root, /home and /nix.
+func (h *Host) Start() error {
+	h.mu.Lock()
+	running := h.run != nil
+	h.mu.Unlock()
+	if running {
+		return fmt.Errorf("fakehost: %s: already running", h.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*upTimeout)
+	defer cancel()
+	return h.start(ctx, false)
+}
+
+// logTail returns the last lines of a log from offset from on.
+func logTail(path string, from int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	if from <= int64(len(b)) {
+		b = b[from:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return "sshd log tail:\n  " + strings.Join(lines, "\n  ")
+}
+
+// AuthCount is the number of successful logins ("Accepted publickey"
+// lines in the sshd log) since New, across restarts. Readiness checks do
+// not log in, so a fresh host has 0. A ControlMaster connection counts once.
+func (h *Host) AuthCount() (int, error) {
+	b, err := os.ReadFile(h.LogFile())
+	if err != nil {
+		return 0, fmt.Errorf("fakehost: %s: %w", h.Name, err)
+	}
+	return bytes.Count(b, []byte("Accepted publickey for ")), nil
+}
