@@ -1,0 +1,172 @@
+// Command lollypops-step runs one built-in step of one host. lollypops'
+// generated Taskfile calls it; it is not meant to be run by hand:
+//
+//	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild> HOST [--action A] [--activation-follows]
+//	lollypops-step record HOST TASK [EXIT-CODE]
+//
+// It reads the host's settings and the run's shared state from the run
+// directory named by $LOLLYPOPS_RUN_DIR, and records its outcome there for
+// the run's summary. It is a separate, small binary (it does not link
+// go-task) because a fleet deploy starts it several times per host: its
+// start-up costs a millisecond where the full runner's costs tens.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/report"
+	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/steps"
+)
+
+type stepFunc func(context.Context, *steps.Env) (steps.Note, error)
+
+var stepFuncs = map[string]stepFunc{
+	config.TaskCheckVars:     steps.CheckVars,
+	config.TaskDeployFlake:   steps.DeployFlake,
+	config.TaskDeploySecrets: steps.DeploySecrets,
+	config.TaskRebuild:       steps.Rebuild,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("lollypops-step", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	action := fs.String("action", "switch", "the REBUILD_ACTION of the run")
+	follows := fs.Bool("activation-follows", false, "the host's rebuild activates after deploy-secrets in this run")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(err error) int {
+		printError(stderr, err)
+		return 1
+	}
+	run, err := rundir.FromEnv()
+	if err != nil {
+		return fail(err)
+	}
+	rest := fs.Args()
+	if len(rest) >= 3 && rest[0] == "record" {
+		return fail(record(run, rest[1], rest[2], rest[3:]))
+	}
+	if len(rest) != 2 || stepFuncs[rest[0]] == nil {
+		fmt.Fprintln(stderr, "usage: lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild> HOST [--action A] [--activation-follows]")
+		return 2
+	}
+	step, hostName := rest[0], rest[1]
+
+	rec := report.Record{Host: hostName, Step: step, Status: report.Running, Start: time.Now()}
+	if err := report.Write(run.Results(), rec); err != nil {
+		return fail(err)
+	}
+	finish := func(note steps.Note, err error) int {
+		rec.End = time.Now()
+		rec.Note = string(note)
+		rec.Status = report.OK
+		code := 0
+		if err != nil {
+			rec.Status, rec.Error = report.Failed, err.Error()
+			printError(stderr, err)
+			code = 1
+		}
+		if werr := report.Write(run.Results(), rec); werr != nil {
+			printError(stderr, werr)
+			code = 1
+		}
+		return code
+	}
+
+	inv, err := config.Load(run.HostInventory(hostName))
+	if err != nil {
+		return finish("", err)
+	}
+	host := inv.Hosts[hostName]
+	if host == nil {
+		return finish("", fmt.Errorf("host %q is not in the run's inventory", hostName))
+	}
+
+	var protect atomic.Bool
+	ctx, cancel := interruptible(stderr, hostName, &protect)
+	defer cancel()
+
+	runner := &execx.Runner{Stdout: stdout, Stderr: stderr}
+	if os.Getenv(rundir.EnvVerbose) == "1" {
+		runner.Echo = stderr
+	}
+	env := &steps.Env{
+		Host: host, Run: run, Runner: runner,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Action: *action, ActivationFollows: *follows, Protect: &protect,
+	}
+	note, err := stepFuncs[step](ctx, env)
+	if err == nil && ctx.Err() != nil {
+		err = errors.New("interrupted")
+	}
+	return finish(note, err)
+}
+
+// interruptible returns a context that SIGINT, SIGTERM and SIGHUP cancel —
+// except that while protect is set (an activation is running on the host),
+// the first signal only says so, and a second one cancels.
+func interruptible(stderr io.Writer, host string, protect *atomic.Bool) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		warned := false
+		for range sigs {
+			if protect.Load() && !warned {
+				warned = true
+				fmt.Fprintf(stderr, "lollypops: waiting for the activation on %s to finish; interrupt again to abort it\n", host)
+				continue
+			}
+			cancel()
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
+}
+
+// record stores the outcome of an extra (shell) task, from its deferred
+// command: go-task passes the failing command's exit code, empty on success.
+func record(run *rundir.Dir, host, task string, exit []string) error {
+	rec := report.Record{Host: host, Step: task, Status: report.OK, End: time.Now()}
+	if len(exit) > 0 && exit[0] != "" && exit[0] != "0" {
+		code, err := strconv.Atoi(exit[0])
+		if err != nil {
+			return fmt.Errorf("record: bad exit code %q", exit[0])
+		}
+		rec.Status, rec.Error = report.Failed, fmt.Sprintf("exit status %d", code)
+	}
+	return report.Write(run.Results(), rec)
+}
+
+func printError(w io.Writer, err error) {
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(w, "lollypops: %v\n", err)
+	var h *steps.Hinted
+	if errors.As(err, &h) && h.Hint != "" {
+		fmt.Fprintf(w, "lollypops: hint: %s\n", h.Hint)
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.Hint != "" {
+		fmt.Fprintf(w, "lollypops: hint: %s\n", ce.Hint)
+	}
+}

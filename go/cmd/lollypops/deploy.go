@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/report"
+	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/steps"
+	"github.com/lollypops/lollypops/go/internal/taskgen"
+	"github.com/lollypops/lollypops/go/internal/taskrun"
+	"github.com/lollypops/lollypops/go/internal/version"
+)
+
+// stepBinaryName is the worker the generated tasks call; it is installed
+// next to lollypops.
+const stepBinaryName = "lollypops-step"
+
+// deploy loads the inventory, plans the run, and hands the generated
+// Taskfile to go-task. It returns the exit code and the error to print.
+func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writer, out *ui) (int, error) {
+	f := &o.Flags
+	if o.Version {
+		fmt.Fprintf(stdout, "lollypops %s (go-task %s)\n", version.Version, version.GoTask())
+		return exitOK, nil
+	}
+	inv, err := config.Load(o.Inventory)
+	if err != nil {
+		return exitError, err
+	}
+	calls, vars := taskrun.ParseArgs(o.Args)
+	action, err := rebuildAction(vars)
+	if err != nil {
+		return exitUsage, err
+	}
+
+	g := plan.Build(inv)
+	bare := len(calls) == 0 && !f.Listing() && !f.Experiments && !f.ClearCache && !f.Summary
+	if bare {
+		// No task named "default" exists: a bare run lists instead of deploying.
+		f.List = true
+	}
+	sel := g
+	if !f.Listing() && !f.Experiments && !f.ClearCache {
+		if sel, err = g.Select(calls); err != nil {
+			return exitUsage, unknownTask(err)
+		}
+	}
+	// A real run executes steps; the other modes only print.
+	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
+
+	step, err := stepBinary()
+	if err != nil {
+		return exitError, err
+	}
+	run, err := rundir.Create()
+	if err != nil {
+		return exitError, err
+	}
+	defer run.Remove()
+
+	gen := taskgen.Options{
+		StepBinary: step,
+		Action:     action,
+		Env:        map[string]string{rundir.EnvVar: run.Path},
+		Record:     real,
+	}
+	if f.Verbose {
+		gen.Env[rundir.EnvVerbose] = "1"
+	}
+	if f.Dry {
+		gen.DryRun = func(t *plan.Task) ([]string, error) {
+			h := inv.Hosts[t.Host]
+			return steps.Describe(&steps.Env{Host: h, Run: run, Action: action,
+				ActivationFollows: plan.ActivationFollows(sel, h, action)}, t.Step)
+		}
+	}
+	hosts := sel.HostSteps()
+	if real {
+		gen.Guard = &taskgen.Precondition{
+			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
+			Msg: "not started: the run was interrupted",
+		}
+		if err := writeHostInventories(run, inv, hosts); err != nil {
+			return exitError, err
+		}
+		in.setOnFirst(func() { os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600) })
+		defer in.setOnFirst(nil)
+		defer closeConnections(run, inv, hosts, out)
+	}
+	taskfile, err := taskgen.Generate(sel, inv, gen)
+	if err != nil {
+		return exitError, fmt.Errorf("generating the Taskfile: %w", err)
+	}
+	if err := os.WriteFile(run.Taskfile(), taskfile, 0o600); err != nil {
+		return exitError, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return exitError, err
+	}
+	req := &taskrun.Request{
+		Flags: f, Taskfile: run.Taskfile(), Dir: wd, TempDir: filepath.Join(run.Path, "task"),
+		Calls: calls, Vars: vars, PostDash: o.PostDash,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+	}
+	start := time.Now()
+	runErr := taskrun.Run(in.ctx, req)
+
+	if bare && runErr == nil {
+		out.printf("hint: run a host's task, e.g. lollypops %s, or all to deploy every host; --list-all shows every task", firstHost(g))
+		return exitOK, nil
+	}
+	if !real {
+		switch {
+		case errors.Is(runErr, taskrun.ErrNoTasks):
+			return exitError, nil
+		case runErr != nil:
+			return exitError, runErr
+		}
+		return exitOK, nil
+	}
+	return summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out)
+}
+
+// summarize prints the per-host summary of a run that touched hosts and
+// returns its exit code.
+func summarize(run *rundir.Dir, sel *plan.Graph, hosts map[string][]string, runErr error, passExit bool, took time.Duration, out *ui) (int, error) {
+	records, err := report.ReadAll(run.Results())
+	if err != nil {
+		return exitError, fmt.Errorf("reading the step results: %w", err)
+	}
+	names := make([]string, 0, len(hosts))
+	for h := range hosts {
+		names = append(names, h)
+	}
+	plan.SortNatural(names)
+	sum := report.Summarize(names, hosts, records)
+	report.Render(out.w, sum, "lollypops: ")
+	out.printf("took %s", took.Round(10*time.Millisecond))
+	var failed *taskrun.TaskFailed
+	switch {
+	case runErr == nil && report.AllOK(sum):
+		return exitOK, nil
+	case errors.As(runErr, &failed) && passExit && failed.ExitCode > 0:
+		return failed.ExitCode, nil
+	case runErr == nil || errors.As(runErr, &failed):
+		return exitHostsFailed, nil
+	}
+	return exitHostsFailed, runErr
+}
+
+// rebuildAction returns REBUILD_ACTION from the command line, else the
+// environment, else "switch", and checks it.
+func rebuildAction(vars []taskrun.Var) (string, error) {
+	action := "switch"
+	if env := os.Getenv("REBUILD_ACTION"); env != "" {
+		action = env
+	}
+	for _, v := range vars {
+		if v.Name == "REBUILD_ACTION" {
+			action = v.Value
+		}
+	}
+	if err := plan.CheckAction(action); err != nil {
+		return "", &usageError{msg: err.Error(), hint: "REBUILD_ACTION=boot builds and makes the new system the boot default without activating it; dry-activate shows what switch would do"}
+	}
+	return action, nil
+}
+
+func unknownTask(err error) error {
+	var ut *plan.UnknownTaskError
+	if !errors.As(err, &ut) {
+		return err
+	}
+	hint := "lollypops --list-all shows every task"
+	if ut.Suggestion != "" {
+		hint = fmt.Sprintf("did you mean %q? %s", ut.Suggestion, hint)
+	}
+	return &usageError{msg: ut.Error(), hint: hint}
+}
+
+// stepBinary finds lollypops-step next to this executable.
+func stepBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if resolved, err := filepath.EvalSymlinks(self); err == nil {
+		self = resolved
+	}
+	p := filepath.Join(filepath.Dir(self), stepBinaryName)
+	if _, err := os.Stat(p); err != nil {
+		return "", &usageError{msg: fmt.Sprintf("%s is missing next to %s", stepBinaryName, self),
+			hint: "install lollypops and lollypops-step from the same build, in the same directory"}
+	}
+	return p, nil
+}
+
+// writeHostInventories gives each host's steps their host's settings, so a
+// step reads a few hundred bytes instead of the whole fleet's inventory.
+func writeHostInventories(run *rundir.Dir, inv *config.Inventory, hosts map[string][]string) error {
+	for name := range hosts {
+		one := config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{name: inv.Hosts[name]}}
+		data, err := json.Marshal(one)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(run.HostInventory(name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeConnections stops the shared ssh connections the steps opened.
+func closeConnections(run *rundir.Dir, inv *config.Inventory, hosts map[string][]string, out *ui) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name := range hosts {
+		c := &ssh.Client{Host: inv.Hosts[name], Prefix: run.SSH(name)}
+		wg.Go(func() {
+			if err := c.Close(ctx); err != nil {
+				out.printf("%v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func firstHost(g *plan.Graph) string {
+	for _, t := range g.Tasks {
+		if t.Kind == plan.Umbrella {
+			return t.Name
+		}
+	}
+	return "HOST"
+}

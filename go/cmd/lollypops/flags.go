@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/steps"
+	"github.com/lollypops/lollypops/go/internal/taskrun"
+)
+
+// options are the parsed command line.
+type options struct {
+	taskrun.Flags
+	Inventory string
+	// Args are the positional arguments before "--" (tasks, VAR=value),
+	// PostDash those after it.
+	Args, PostDash []string
+	fs             *pflag.FlagSet
+}
+
+var errHelp = errors.New("help requested")
+
+// usageError is a command line lollypops cannot run.
+type usageError struct{ msg, hint string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := pflag.NewFlagSet("lollypops", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	wd, _ := os.Getwd()
+	o.Flags.AddFlags(fs, wd)
+	fs.StringVar(&o.Inventory, "inventory", os.Getenv("LOLLYPOPS_INVENTORY"),
+		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
+	fs.SortFlags = false
+	o.fs = fs
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return o, errHelp
+		}
+		return o, &usageError{msg: err.Error(), hint: "lollypops --help lists the flags"}
+	}
+	if o.Help {
+		return o, errHelp
+	}
+	rest := fs.Args()
+	if dash := fs.ArgsLenAtDash(); dash >= 0 {
+		o.Args, o.PostDash = rest[:dash], rest[dash:]
+	} else {
+		o.Args = rest
+	}
+	if o.Version {
+		return o, nil
+	}
+	if err := o.Flags.Validate(); err != nil {
+		var ue *taskrun.UsageError
+		if errors.As(err, &ue) {
+			return o, &usageError{msg: ue.Msg, hint: ue.Hint}
+		}
+		return o, err
+	}
+	if o.Inventory == "" {
+		return o, &usageError{msg: "no inventory given",
+			hint: "run lollypops through your flake's app (nix run .# -- ...), which passes --inventory; or pass --inventory PATH"}
+	}
+	return o, nil
+}
+
+const usageHead = `Usage: lollypops [flags...] [task...] [VAR=value...] [-- args]
+
+Deploys NixOS hosts with the settings of their lollypops.* options. Every
+host has the tasks HOST (its lollypops.tasks in order), HOST:check-vars,
+HOST:deploy-flake, HOST:deploy-secrets, HOST:rebuild and its extra tasks;
+"all" deploys every host in parallel. Without a task, lollypops lists them.
+The flags are go-task's; a few apply to lollypops' own steps as noted.
+
+Examples:
+  nix run . -- --list-all                   list every task
+  nix run . -- host1                        deploy host1
+  nix run . -- -p host1 host2               deploy two hosts in parallel
+  nix run . -- host1:deploy-secrets         only (re)deploy host1's secrets
+  nix run . -- all REBUILD_ACTION=boot      build everything, activate at next boot
+  nix run . -- --dry all                    print the commands, touch nothing
+
+REBUILD_ACTION (a VAR=value argument or the environment): %s (default switch).
+
+Exit codes: 0 success; 1 nothing deployed (bad inventory, missing program);
+2 usage (flag, unknown task, REBUILD_ACTION); 3 at least one host failed;
+130 interrupted. With -x, a failed command's own exit code instead of 3.
+
+Flags:
+`
+
+func printUsage(w io.Writer, o *options) {
+	fmt.Fprintf(w, usageHead, strings.Join(plan.Actions, ", "))
+	if o != nil && o.fs != nil {
+		io.WriteString(w, o.fs.FlagUsages())
+	}
+}
+
+// hintOf returns the hint an error carries, if any.
+func hintOf(err error) string {
+	var ue *usageError
+	var ce *config.Error
+	var sh *steps.Hinted
+	switch {
+	case errors.As(err, &ue):
+		return ue.hint
+	case errors.As(err, &ce):
+		return ce.Hint
+	case errors.As(err, &sh):
+		return sh.Hint
+	}
+	return ""
+}

@@ -1,0 +1,102 @@
+package secrets
+
+// receiverScript runs on the host (through sudo when enabled) and reads the
+// stream Encode writes: all of a host's secrets in one ssh session.
+//
+// Every file is first written to a temporary file next to its destination
+// (umask 077, so only the writing user can read it), checked for its exact
+// size, given its owner, group and mode, and only renamed into place once
+// every file of the stream has arrived ("commit"). A stream that ends early
+// — the connection dropped, the deployer was interrupted, a secret command
+// failed — leaves no new file behind: the temporary files are removed on
+// exit and on SIGHUP, SIGINT, SIGTERM and SIGPIPE.
+//
+// The values only travel on stdin; argv holds nothing but this script.
+// The script is quoted for the remote login shell by ssh.Command; it uses
+// no backslash escapes, so fish's single quotes would keep it intact too.
+// Pending temporary files are kept as pairs (temporary, destination) in the
+// positional parameters, the only array POSIX sh has.
+const receiverScript = `set -u
+umask 077
+fail() { echo "lollypops: $*" >&2; exit 1; }
+cleanup() { while [ $# -gt 1 ]; do rm -f -- "$1"; shift 2; done; [ -z "${mt:-}" ] || rm -f -- "$mt"; }
+trap 'cleanup "$@"' EXIT
+trap 'cleanup "$@"; exit 1' HUP INT TERM PIPE
+known() {
+  case $1 in *[!0-9]*) getent passwd "$1" >/dev/null || return 1 ;; esac
+  case $2 in *[!0-9]*) getent group "$2" >/dev/null || return 1 ;; esac
+}
+get() { IFS= read -r "$1" || fail "the stream from the deployer ended early"; }
+get magic
+[ "$magic" = lollypops-secrets-1 ] || fail "unknown stream version: $magic"
+mt=""
+while get op; do
+  case $op in
+  manifest)
+    get manifest; get remove
+    md=${manifest%/*}
+    (umask 022; mkdir -p -- "$md") || fail "$md: cannot create the directory"
+    mt=$(mktemp -- "$md/.lollypops-manifest-XXXXXX") || fail "$md: cannot create a temporary file"
+    ;;
+  keep)
+    get p
+    printf "%s\n" "$p" >> "$mt" || fail "cannot write the manifest"
+    ;;
+  dir)
+    get p; get o; get g; get soft
+    if [ ! -d "$p" ]; then
+      mkdir -m 0711 -- "$p" || fail "$p: cannot create the directory"
+      if known "$o" "$g"; then chown -- "$o:$g" "$p" || fail "$p: cannot change the owner to $o:$g"
+      elif [ "$soft" != 1 ]; then fail "$p: user or group does not exist: $o:$g"
+      fi
+      echo "created-dir $p"
+    fi
+    ;;
+  file)
+    get p; get o; get g; get mode; get soft; get size
+    case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
+    [ ! -d "$p" ] || fail "$p: is a directory"
+    t=$(mktemp -- "${p%/*}/.lollypops-XXXXXX") || fail "$p: cannot create a temporary file"
+    set -- "$@" "$t" "$p"
+    head -c "$size" > "$t" || fail "$p: cannot write the temporary file"
+    n=$(wc -c < "$t")
+    [ "$n" -eq "$size" ] || fail "$p: the stream ended after $n of $size bytes"
+    if known "$o" "$g"; then chown -- "$o:$g" "$t" || fail "$p: cannot change the owner to $o:$g"
+    elif [ "$soft" = 1 ]; then echo "pending-owner $o:$g $p"
+    else fail "$p: user or group does not exist: $o:$g"
+    fi
+    chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode"
+    ;;
+  chown)
+    get p; get o; get g
+    known "$o" "$g" || fail "$p: user or group does not exist, even after activation: $o:$g"
+    chown -- "$o:$g" "$p" || fail "$p: cannot change the owner to $o:$g"
+    echo "owner-fixed $p"
+    ;;
+  commit)
+    while [ $# -gt 1 ]; do
+      mv -fT -- "$1" "$2" || fail "$2: cannot move the new file into place"
+      echo "wrote $2"
+      shift 2
+    done
+    if [ -n "$mt" ]; then
+      if [ -f "$manifest" ]; then
+        grep -Fxv -f "$mt" -- "$manifest" | while IFS= read -r p; do
+          [ -n "$p" ] || continue
+          if [ "$remove" = 1 ] && [ -f "$p" ]; then
+            rm -f -- "$p" && echo "removed $p"
+          elif [ -e "$p" ]; then
+            echo "stale $p"
+          fi
+        done
+      fi
+      chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" || fail "$manifest: cannot update the manifest"
+      mt=""
+    fi
+    exit 0
+    ;;
+  *) fail "unknown record in the stream: $op" ;;
+  esac
+done
+fail "the stream from the deployer ended before its commit"
+`

@@ -1,0 +1,86 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/plan"
+)
+
+// CheckVars checks, before any host is touched, what the inventory cannot:
+// the REBUILD_ACTION of this run and the programs the host's steps will run
+// on this machine.
+func CheckVars(ctx context.Context, e *Env) (Note, error) {
+	if err := plan.CheckAction(e.Action); err != nil {
+		return "", err
+	}
+	h := e.Host
+	missing := map[string][]string{} // program -> what needs it
+	need := func(prog, why string) {
+		if _, err := exec.LookPath(prog); err != nil {
+			missing[prog] = append(missing[prog], why)
+		}
+	}
+	if h.IsBuiltin(config.TaskDeployFlake) || h.IsBuiltin(config.TaskDeploySecrets) || h.IsBuiltin(config.TaskRebuild) {
+		need(h.Deployment.SSH.Command, "lollypops.deployment.ssh.command")
+	}
+	if h.IsBuiltin(config.TaskDeployFlake) {
+		need("nix", "deploy-flake")
+	}
+	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.LocalEvaluation {
+		need("nixos-rebuild", "local-evaluation")
+	}
+	if h.IsBuiltin(config.TaskDeploySecrets) {
+		for _, f := range h.Secrets.Files {
+			if prog := commandName(f.Cmd); prog != "" {
+				need(prog, fmt.Sprintf("secret %q", f.Label()))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		progs := make([]string, 0, len(missing))
+		for p := range missing {
+			progs = append(progs, p)
+		}
+		slices.Sort(progs)
+		var parts []string
+		for _, p := range progs {
+			parts = append(parts, fmt.Sprintf("%s (for %s)", p, strings.Join(missing[p], ", ")))
+		}
+		return "", &Hinted{Err: errors.New("not found on this machine: " + strings.Join(parts, "; ")),
+			Hint: "these commands run on the deployer, not on the host; install them or put them on PATH"}
+	}
+	d := &h.Deployment
+	eval := "evaluated on the host"
+	if d.LocalEvaluation {
+		eval = "evaluated here"
+	}
+	sudo := ""
+	if d.Sudo.Enable {
+		sudo = " with " + d.Sudo.Command
+	}
+	e.printf("%s%s, flake by %s to %s, %s, REBUILD_ACTION=%s", d.SSH.Target(), sudo, d.DeployMethod, d.ConfigDir, eval, e.Action)
+	return "", nil
+}
+
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./+-]+$`)
+
+// shellWords are builtins and keywords: they need no program.
+var shellWords = []string{"!", ".", ":", "[", "case", "cd", "command", "echo", "eval", "exec", "export",
+	"for", "if", "printf", "read", "set", "test", "true", "false", "while", "{", "("}
+
+// commandName returns the program a secret command starts with, when that
+// can be told without a shell: a plain first word that is not a builtin.
+func commandName(cmd string) string {
+	fields := strings.Fields(cmd)
+	if len(fields) == 0 || !plainWord.MatchString(fields[0]) || slices.Contains(shellWords, fields[0]) {
+		return ""
+	}
+	return fields[0]
+}

@@ -1,0 +1,75 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/ssh"
+)
+
+// linkScript points <config-dir>/flake at the flake's store path and makes
+// that link a garbage collector root on the host (nix-store --add-root
+// replaces the link atomically), so a GC on the host cannot delete the
+// flake that the next rebuild evaluates.
+const linkScript = `set -e
+(umask 022; mkdir -p -- "$1")
+nix-store --realise "$2" --add-root "$1/flake" --indirect >/dev/null`
+
+// copyArgs ships the flake to the host: "copy" sends the flake's own source
+// and lets the host fetch its inputs; "archive" sends the inputs too.
+func copyArgs(h *config.Host, c *ssh.Client) []string {
+	if h.Deployment.DeployMethod == config.MethodArchive {
+		return nixArgs("flake", "archive", "--to", c.StoreURL(), "path:"+h.Flake)
+	}
+	return nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", h.Flake)
+}
+
+func linkArgs(e *Env, c *ssh.Client) ([]string, error) {
+	d := &e.Host.Deployment
+	return e.remote(c, "sh", "-c", linkScript, "lollypops-link", d.ConfigDir, e.Host.Flake)
+}
+
+// DeployFlake copies the flake to the host and links <config-dir>/flake.
+func DeployFlake(ctx context.Context, e *Env) (Note, error) {
+	h := e.Host
+	c, err := e.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	bin, err := e.wrapper(c)
+	if err != nil {
+		return "", err
+	}
+	how := "nix copy"
+	if h.Deployment.DeployMethod == config.MethodArchive {
+		how = "nix flake archive"
+	}
+	e.printf("copying %s to %s (%s)", h.Flake, h.Name, how)
+	// nix prints its progress on stderr; ours carries the host's prefix.
+	if err := e.Runner.Run(ctx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
+		return "", copyError(err, h)
+	}
+	argv, err := linkArgs(e, c)
+	if err != nil {
+		return "", err
+	}
+	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr}); err != nil {
+		return "", fmt.Errorf("linking %s/flake on the host: %w", h.Deployment.ConfigDir, err)
+	}
+	e.printf("%s/flake -> %s", h.Deployment.ConfigDir, h.Flake)
+	return Note(h.Deployment.DeployMethod), nil
+}
+
+func copyError(err error, h *config.Host) error {
+	if xe, ok := err.(*execx.Error); ok && xe.NotFound {
+		return &Hinted{Err: fmt.Errorf("nix: not found on this machine"),
+			Hint: "deploy-flake runs nix here; install Nix, or run lollypops through `nix run`, which provides it"}
+	}
+	hint := "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"
+	if h.Deployment.DeployMethod == config.MethodCopy {
+		hint += "; with deploy-method \"copy\" the host fetches the flake's inputs itself when it rebuilds"
+	}
+	return &Hinted{Err: fmt.Errorf("copying the flake: %w", err), Hint: hint}
+}

@@ -1,0 +1,88 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/ssh"
+)
+
+// rebuildArgs runs nixos-rebuild: on the host with the deployed flake, or,
+// with local evaluation, here with the flake's source and --target-host.
+func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
+	h := e.Host
+	d := &h.Deployment
+	if d.LocalEvaluation {
+		argv := []string{"nixos-rebuild", e.Action, "--flake", h.Flake + "#" + h.Name, "--target-host", d.SSH.Target()}
+		if d.Sudo.Enable {
+			argv = append(argv, "--use-remote-sudo")
+		}
+		return argv, nil
+	}
+	return e.remote(c, "nixos-rebuild", e.Action, "--flake", d.ConfigDir+"/flake#"+h.Name)
+}
+
+// Rebuild builds and activates the host's configuration. When deploy-secrets
+// deferred to it (ActivationFollows), it then deploys the post-activation
+// secrets and sets the owners that activation created.
+func Rebuild(ctx context.Context, e *Env) (Note, error) {
+	if err := plan.CheckAction(e.Action); err != nil {
+		return "", err
+	}
+	h := e.Host
+	c, err := e.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	argv, err := rebuildArgs(e, c)
+	if err != nil {
+		return "", err
+	}
+	cmd := execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
+	where := "on the host"
+	if h.Deployment.LocalEvaluation {
+		if cmd.Path, err = e.wrapper(c); err != nil {
+			return "", err
+		}
+		where = "here, activating over ssh"
+	}
+	e.printf("nixos-rebuild %s of %s (%s)", e.Action, h.Name, where)
+	// An activation cut short can leave a host half-switched: the first
+	// Ctrl-C waits for it (see the step binary).
+	if e.Protect != nil {
+		e.Protect.Store(true)
+	}
+	err = e.Runner.Run(ctx, cmd)
+	if e.Protect != nil {
+		e.Protect.Store(false)
+	}
+	if err != nil {
+		return "", rebuildError(e, err)
+	}
+	note := e.Action
+	if e.ActivationFollows && plan.Activates(e.Action) {
+		more, err := postActivation(ctx, e, c)
+		if err != nil {
+			return "", err
+		}
+		if more != "" {
+			note += ", " + more
+		}
+	}
+	return Note(note), nil
+}
+
+func rebuildError(e *Env, err error) error {
+	d := &e.Host.Deployment
+	if xe, ok := err.(*execx.Error); ok && xe.NotFound && d.LocalEvaluation {
+		return &Hinted{Err: fmt.Errorf("nixos-rebuild: not found on this machine"),
+			Hint: "local evaluation runs nixos-rebuild here; install it (nixpkgs' nixos-rebuild), or set local-evaluation = false"}
+	}
+	hint := "the output of nixos-rebuild is above"
+	if !d.LocalEvaluation {
+		hint += fmt.Sprintf("; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)
+	}
+	return &Hinted{Err: fmt.Errorf("nixos-rebuild %s: %w", e.Action, err), Hint: hint}
+}

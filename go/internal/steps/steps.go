@@ -1,0 +1,125 @@
+// Package steps implements lollypops' built-in per-host tasks: check-vars,
+// deploy-flake, deploy-secrets and rebuild. Each is an ordinary function the
+// step binary calls; the commands it runs are argv lists, built by the same
+// functions that render them for --dry (see Describe).
+package steps
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
+)
+
+// Env is what a step works with.
+type Env struct {
+	Host   *config.Host
+	Run    *rundir.Dir
+	Runner *execx.Runner
+	Stdin  io.Reader
+	Stdout io.Writer // messages and the output of commands
+	Stderr io.Writer
+	Action string
+	// ActivationFollows is set when the run deploys the host as a whole and
+	// its rebuild activates after deploy-secrets: post-activation secrets
+	// wait for it, and a missing owner is not an error yet.
+	ActivationFollows bool
+	// Protect is set while an activation runs on the host: the step binary
+	// then lets a first Ctrl-C pass, so the activation can finish.
+	Protect *atomic.Bool
+}
+
+// Note is what a step reports for the summary ("3 secrets", "switch").
+type Note string
+
+// Hinted is an error with advice on how to fix it.
+type Hinted struct {
+	Err  error
+	Hint string
+}
+
+func (e *Hinted) Error() string { return e.Err.Error() }
+func (e *Hinted) Unwrap() error { return e.Err }
+
+func (e *Env) ssh() *ssh.Client {
+	return &ssh.Client{Host: e.Host, Prefix: e.Run.SSH(e.Host.Name)}
+}
+
+func (e *Env) printf(format string, args ...any) {
+	fmt.Fprintf(e.Stdout, format+"\n", args...)
+}
+
+// connect opens (or joins) the host's shared connection.
+func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
+	c := e.ssh()
+	if err := c.Ensure(ctx, e.Runner); err != nil {
+		if ce, ok := err.(*ssh.ConnectError); ok && ce.Hint != "" {
+			return nil, &Hinted{Err: err, Hint: ce.Hint}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// wrapper writes the host's ssh wrapper, for programs that run ssh
+// themselves, and returns its directory for the front of their PATH.
+func (e *Env) wrapper(c *ssh.Client) (string, error) {
+	sshPath, err := exec.LookPath(e.Host.Deployment.SSH.Command)
+	if err != nil {
+		return "", &Hinted{Err: fmt.Errorf("ssh command %q: not found", e.Host.Deployment.SSH.Command),
+			Hint: "set lollypops.deployment.ssh.command to an ssh client on this machine's PATH"}
+	}
+	if sshPath, err = filepath.Abs(sshPath); err != nil {
+		return "", err
+	}
+	script, err := c.WrapperScript(sshPath)
+	if err != nil {
+		return "", err
+	}
+	dir := c.WrapperDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	// Steps of a host may run in parallel: write a private file, rename it.
+	tmp, err := os.CreateTemp(dir, ".ssh-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(script); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Chmod(0o700); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(tmp.Name(), filepath.Join(dir, "ssh"))
+}
+
+// remote returns the argv that runs argv on the host, through sudo when
+// the host enables it, over the shared connection.
+func (e *Env) remote(c *ssh.Client, argv ...string) ([]string, error) {
+	cmd, err := ssh.Command(&e.Host.Deployment.Sudo, argv...)
+	if err != nil {
+		return nil, err
+	}
+	return c.RemoteArgs(cmd), nil
+}
+
+// nixArgs prefixes a nix subcommand with the features it needs, so the
+// deployer's nix.conf does not have to enable them.
+func nixArgs(args ...string) []string {
+	return append([]string{"nix", "--extra-experimental-features", "nix-command flakes"}, args...)
+}

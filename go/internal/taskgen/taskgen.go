@@ -1,0 +1,242 @@
+// Package taskgen renders a plan.Graph as a go-task Taskfile (version 3).
+//
+// The Taskfile is JSON, which go-task's YAML reader accepts and which is
+// several times faster to produce and parse than YAML. It is flat — one
+// task per name, no includes — and carries as few variables as possible,
+// because go-task's cost grows with included files and templated variables.
+//
+// Built-in steps call back into the step binary with the host and step
+// name; every value they need comes from the inventory, so no user value is
+// spliced into a command and no secret is ever in the Taskfile. Extra tasks
+// keep the user's shell commands, with the host's variables (HOSTNAME,
+// REMOTE_HOST, ...) as task variables. Every literal this package writes is
+// quoted for the shell and protected from go-task's template engine.
+//
+// Generate is pure and deterministic.
+package taskgen
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/plan"
+)
+
+// Options control how tasks are rendered.
+type Options struct {
+	// StepBinary is the absolute path of lollypops-step.
+	StepBinary string
+	// Action is the validated REBUILD_ACTION.
+	Action string
+	// Env is set for every command (the run directory, ...).
+	Env map[string]string
+	// DryRun, when set, renders each built-in step as the commands it would
+	// run, for go-task's --dry to print; nothing calls the step binary. The
+	// Taskfile is then not silent, so that go-task prints every command.
+	DryRun func(t *plan.Task) ([]string, error)
+	// Record adds a deferred command to extra tasks that records their
+	// outcome for the run's summary.
+	Record bool
+	// Guard, when set, is a precondition of every task that runs commands:
+	// an interrupted run starts no new step.
+	Guard *Precondition
+}
+
+// Precondition is a go-task precondition: a shell test and its message.
+type Precondition struct {
+	Sh  string `json:"sh"`
+	Msg string `json:"msg"`
+}
+
+type taskfile struct {
+	Version string            `json:"version"`
+	Output  string            `json:"output"`
+	Silent  bool              `json:"silent"`
+	Run     string            `json:"run"`
+	Set     []string          `json:"set"`
+	Env     map[string]string `json:"env,omitempty"`
+	Tasks   orderedTasks      `json:"tasks"`
+}
+
+type task struct {
+	Desc string            `json:"desc,omitempty"`
+	Dir  string            `json:"dir,omitempty"`
+	Deps []string          `json:"deps,omitempty"`
+	Vars map[string]string `json:"vars,omitempty"`
+	Cmds []any             `json:"cmds,omitempty"`
+	Pre  []*Precondition   `json:"preconditions,omitempty"`
+}
+
+type call struct {
+	Task string `json:"task"`
+}
+
+type deferred struct {
+	Defer string `json:"defer"`
+}
+
+type namedTask struct {
+	name string
+	task *task
+}
+
+// orderedTasks keeps the listing order, which a Go map would lose.
+type orderedTasks []namedTask
+
+func (o orderedTasks) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, nt := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(nt.name)
+		v, err := json.Marshal(nt.task)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Generate renders the graph. inv provides the hosts' settings for the
+// variables of extra tasks.
+func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error) {
+	tf := taskfile{
+		Version: "3",
+		Output:  "prefixed",
+		Silent:  opts.DryRun == nil,
+		Run:     "once",
+		Set:     []string{"pipefail"},
+		Env:     map[string]string{},
+		Tasks:   make(orderedTasks, 0, len(g.Tasks)),
+	}
+	for k, v := range opts.Env {
+		tf.Env[k] = Literal(v)
+	}
+	step, err := quote(opts.StepBinary)
+	if err != nil {
+		return nil, fmt.Errorf("step binary: %w", err)
+	}
+	for _, t := range g.Tasks {
+		out := &task{Desc: t.Desc, Deps: t.Deps}
+		switch t.Kind {
+		case plan.Umbrella:
+			for _, c := range t.Calls {
+				out.Cmds = append(out.Cmds, call{Task: c})
+			}
+		case plan.All:
+		case plan.Builtin:
+			if opts.DryRun != nil {
+				lines, err := opts.DryRun(t)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", t.Name, err)
+				}
+				for _, l := range lines {
+					out.Cmds = append(out.Cmds, Literal(l))
+				}
+				break
+			}
+			cmd := fmt.Sprintf("%s %s %s", step, t.Step, mustQuote(t.Host))
+			if t.Step == config.TaskRebuild || t.Step == config.TaskCheckVars {
+				cmd += " --action " + mustQuote(opts.Action)
+			}
+			if (t.Step == config.TaskDeploySecrets || t.Step == config.TaskRebuild) &&
+				plan.ActivationFollows(g, inv.Hosts[t.Host], opts.Action) {
+				cmd += " --activation-follows"
+			}
+			out.Cmds = append(out.Cmds, Literal(cmd))
+			if opts.Guard != nil {
+				out.Pre = []*Precondition{opts.Guard}
+			}
+		case plan.Extra:
+			out.Dir = t.Extra.Dir
+			out.Vars = hostVars(inv.Hosts[t.Host], opts.Action)
+			for _, c := range t.Extra.Cmds {
+				out.Cmds = append(out.Cmds, c)
+			}
+			if opts.Guard != nil {
+				out.Pre = []*Precondition{opts.Guard}
+			}
+			if opts.Record && opts.DryRun == nil {
+				out.Cmds = append(out.Cmds, deferred{Defer: fmt.Sprintf("%s record %s %s {{.EXIT_CODE}}",
+					step, mustQuote(t.Host), mustQuote(t.Step))})
+			}
+		}
+		tf.Tasks = append(tf.Tasks, namedTask{t.Name, out})
+	}
+	return json.Marshal(tf)
+}
+
+// hostVars are the variables the original lollypops gave every task of a
+// host; extra tasks use them in their commands ("{{.REMOTE_HOST}}").
+// Lists are joined as shell words, so "{{.REMOTE_SSH_OPTS}}" can be used
+// unquoted in a command.
+func hostVars(h *config.Host, action string) map[string]string {
+	d := &h.Deployment
+	user := ""
+	if d.SSH.User != nil {
+		user = *d.SSH.User
+	}
+	vars := map[string]string{
+		"HOSTNAME":            h.Name,
+		"REMOTE_HOST":         d.SSH.Host,
+		"REMOTE_USER":         user,
+		"REMOTE_TARGET":       d.SSH.Target(),
+		"REMOTE_COMMAND":      d.SSH.Command,
+		"REMOTE_SSH_OPTS":     joinWords(d.SSH.Opts),
+		"REMOTE_SUDO_COMMAND": "",
+		"REMOTE_SUDO_OPTS":    joinWords(d.Sudo.Opts),
+		"REMOTE_CONFIG_DIR":   d.ConfigDir,
+		"LOCAL_FLAKE_SOURCE":  h.Flake,
+		"REBUILD_ACTION":      action,
+	}
+	if d.Sudo.Enable {
+		vars["REMOTE_SUDO_COMMAND"] = d.Sudo.Command
+	}
+	for k, v := range vars {
+		vars[k] = Literal(v)
+	}
+	return vars
+}
+
+func joinWords(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = mustQuote(w)
+	}
+	return strings.Join(q, " ")
+}
+
+// quote quotes s as one word for go-task's shell (mvdan/sh, bash dialect).
+func quote(s string) (string, error) {
+	return syntax.Quote(s, syntax.LangBash)
+}
+
+// mustQuote quotes a value the inventory validation already restricted to
+// printable text, which always quotes.
+func mustQuote(s string) string {
+	q, err := quote(s)
+	if err != nil {
+		panic(fmt.Sprintf("taskgen: cannot quote validated value %q: %v", s, err))
+	}
+	return q
+}
+
+// Literal protects s from go-task's template engine, which expands "{{"
+// in commands, variables and environment values before the shell sees them.
+func Literal(s string) string {
+	if !strings.Contains(s, "{{") {
+		return s
+	}
+	return strings.ReplaceAll(s, "{{", `{{"{{"}}`)
+}
