@@ -59,8 +59,9 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	// A real run executes steps; the other modes only print.
 	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
 
+	// Only a real run starts the step binary; listings show its path.
 	step, err := stepBinary()
-	if err != nil {
+	if err != nil && real {
 		return exitError, err
 	}
 	run, err := rundir.Create()
@@ -201,7 +202,7 @@ func stepBinary() (string, error) {
 	}
 	p := filepath.Join(filepath.Dir(self), stepBinaryName)
 	if _, err := os.Stat(p); err != nil {
-		return "", &usageError{msg: fmt.Sprintf("%s is missing next to %s", stepBinaryName, self),
+		return p, &usageError{msg: fmt.Sprintf("%s is missing next to %s", stepBinaryName, self),
 			hint: "install lollypops and lollypops-step from the same build, in the same directory"}
 	}
 	return p, nil

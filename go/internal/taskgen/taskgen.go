@@ -161,15 +161,18 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 		case plan.Extra:
 			out.Dir = t.Extra.Dir
 			out.Vars = hostVars(inv.Hosts[t.Host], opts.Action)
-			for _, c := range t.Extra.Cmds {
-				out.Cmds = append(out.Cmds, c)
-			}
 			if opts.Guard != nil {
 				out.Pre = []*Precondition{opts.Guard}
 			}
+			// go-task registers a deferred command when it reaches it in
+			// cmds, so the recorder goes first: it must run even when the
+			// first of the user's commands fails.
 			if opts.Record && opts.DryRun == nil {
 				out.Cmds = append(out.Cmds, deferred{Defer: fmt.Sprintf("%s record %s %s {{.EXIT_CODE}}",
 					step, mustQuote(t.Host), mustQuote(t.Step))})
+			}
+			for _, c := range t.Extra.Cmds {
+				out.Cmds = append(out.Cmds, c)
 			}
 		}
 		tf.Tasks = append(tf.Tasks, namedTask{t.Name, out})

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const (
+	minimal = "../../internal/config/testdata/minimal.json"
+	full    = "../../internal/config/testdata/full.json"
+)
+
+// runCLI runs the command in-process and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	in := newInterrupter()
+	defer in.stop()
+	code = run(in, args, strings.NewReader(""), &o, &e)
+	return code, o.String(), e.String()
+}
+
+// listed returns the task names of a go-task listing.
+func listed(out string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\* (\S+):(\s|$)`).FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+func TestListAllIsTheSeedListing(t *testing.T) {
+	code, out, errOut := runCLI(t, "--inventory", minimal, "--list-all")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "task: Available tasks for this project:\n") {
+		t.Errorf("listing header: %q", out)
+	}
+	// The seed README's listing for its minimal example, plus "all".
+	want := []string{
+		"host1", "host1:check-vars", "host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild",
+		"host2", "host2:check-vars", "host2:deploy-flake", "host2:deploy-secrets", "host2:rebuild",
+		"all",
+	}
+	if got := listed(out); !slices.Equal(got, want) {
+		t.Errorf("listing:\n got %q\nwant %q\n%s", got, want, out)
+	}
+	// go-task's own orders stay available.
+	_, out, _ = runCLI(t, "--inventory", minimal, "--list-all", "--sort", "default")
+	if got := listed(out); got[0] != "all" || got[1] != "host1" || got[2] != "host2" {
+		t.Errorf("--sort default: %q", got)
+	}
+	_, out, _ = runCLI(t, "--inventory", minimal, "-a", "-s")
+	if !strings.HasPrefix(out, "host1\nhost1:check-vars\n") {
+		t.Errorf("-a -s: %q", out)
+	}
+}
+
+func TestBareRunLists(t *testing.T) {
+	code, out, errOut := runCLI(t, "--inventory", full)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !slices.Contains(listed(out), "ahorn:deploy-secrets") {
+		t.Errorf("no listing: %q", out)
+	}
+	if !strings.Contains(errOut, "lollypops: hint: run a host's task, e.g. lollypops ahorn") {
+		t.Errorf("no hint: %q", errOut)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	data, _ := os.ReadFile(minimal)
+	os.WriteFile(bad, bytes.Replace(data, []byte(`"mode"`), []byte(`"mode"`), 1), 0o600)
+	os.WriteFile(bad, bytes.Replace(data, []byte(`"deploy-method": "copy"`), []byte(`"deploy-method": "rsync"`), 1), 0o600)
+	cases := []struct {
+		name  string
+		args  []string
+		code  int
+		lines []string // expected stderr lines, in order
+	}{
+		{"no inventory", []string{"--list"}, exitUsage, []string{
+			"lollypops: no inventory given",
+			"lollypops: hint: run lollypops through your flake's app (nix run .# -- ...), which passes --inventory; or pass --inventory PATH"}},
+		{"missing inventory", []string{"--inventory", "/nonexistent.json", "all"}, exitError, []string{
+			"lollypops: inventory: cannot read /nonexistent.json: no such file or directory"}},
+		{"bad inventory", []string{"--inventory", bad, "all"}, exitError, []string{
+			`lollypops: inventory: host "host1": deployment.deploy-method: "rsync" is not one of "copy", "archive"`}},
+		{"unknown task", []string{"--inventory", minimal, "hots1"}, exitUsage, []string{
+			`lollypops: unknown task "hots1"`,
+			`lollypops: hint: did you mean "host1"? lollypops --list-all shows every task`}},
+		{"bad action", []string{"--inventory", minimal, "host1", "REBUILD_ACTION=swtich"}, exitUsage, []string{
+			`lollypops: REBUILD_ACTION "swtich" is not one of switch, boot, test, dry-activate, build`}},
+		{"unknown flag", []string{"--inventory", minimal, "--frobnicate"}, exitUsage, []string{
+			"lollypops: unknown flag: --frobnicate", "lollypops: hint: lollypops --help lists the flags"}},
+		{"taskfile flag", []string{"--inventory", minimal, "-t", "Taskfile.yml"}, exitUsage, []string{
+			"lollypops: --taskfile cannot be used with lollypops: its Taskfile is generated from the inventory"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, c.code, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout: %q", out)
+			}
+			got := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+			for i, want := range c.lines {
+				if i >= len(got) || got[i] != want {
+					t.Errorf("stderr:\n%s\nwant line %d: %s", errOut, i, want)
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestActionFromEnvironment(t *testing.T) {
+	t.Setenv("REBUILD_ACTION", "reboot")
+	code, _, errOut := runCLI(t, "--inventory", minimal, "--dry", "host1")
+	if code != exitUsage || !strings.Contains(errOut, `REBUILD_ACTION "reboot"`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	// A command-line variable wins over the environment.
+	code, _, errOut = runCLI(t, "--inventory", minimal, "--dry", "host1", "REBUILD_ACTION=test")
+	if code != 0 || !strings.Contains(errOut, "nixos-rebuild test --flake '/var/src/lollypops/flake#host1'") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestDryShowsCommands(t *testing.T) {
+	code, out, errOut := runCLI(t, "--inventory", full, "--dry", "ahorn")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"task: [ahorn:deploy-secrets] pass nixos-secrets/ahorn/backup-key  # secret",
+		`'<lollypops secret receiver: 3 files on stdin>'`,
+		"task: [ahorn:example] echo 'this is a task'",
+		"task: [ahorn:rebuild] nix build -L /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.ahorn.config.system.build.toplevel",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("--dry output lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(out+errOut, "summary") {
+		t.Error("a dry run printed a deploy summary")
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	code, out, _ := runCLI(t, "--version")
+	if code != 0 || !regexp.MustCompile(`^lollypops \S+ \(go-task v3\.\d+\.\d+\)\n$`).MatchString(out) {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	code, out, _ = runCLI(t, "--help")
+	for _, want := range []string{"Usage: lollypops", "--inventory string", "-p, --parallel", "Exit codes:"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
