@@ -36,9 +36,9 @@ func TestDeployAll(t *testing.T) {
 		c.Secrets.Files = []config.Secret{db, dash, binary}
 		hs[h.Name] = c
 		want[h.Name] = map[string][]byte{
-			"/run/keys/db":                    value,
+			"/run/keys/db":                   value,
 			"/var/lib/app with space/dash-n": []byte("-n"),
-			"/run/keys/nested/dir/binary":     []byte("a\x00b\xff\n\n\n"),
+			"/run/keys/nested/dir/binary":    []byte("a\x00b\xff\n\n\n"),
 		}
 	}
 	r := newRunner(t, hs)
