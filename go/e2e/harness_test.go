@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,6 +201,9 @@ func (r *runner) runCtx(ctx context.Context, started func(*exec.Cmd), args ...st
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append([]string{"--inventory", r.inv}, args...)...)
 	cmd.Dir = r.dir
 	cmd.Env = append(os.Environ(), r.env...)
+	// Its own process group, as a shell's foreground job: a test can send
+	// it the terminal's Ctrl-C.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Start(); err != nil {

@@ -51,7 +51,9 @@ func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		out.error(err)
 	}
-	if in.interrupted() && code != exitOK {
+	// An interrupted run says so, even when what was running finished:
+	// the summary tells what was done.
+	if in.interrupted() {
 		return exitInterrupted
 	}
 	return code

@@ -83,6 +83,23 @@ func (h *Host) KillSessions() error {
 	}
 }
 
+// DropConnections kills the host's per-connection sshd processes, as a
+// network failure ends them, but not what runs in the sessions: those see
+// their stdin end and their stdout break, as after a real drop. New
+// connections are accepted.
+func (h *Host) DropConnections() error {
+	r, err := h.running()
+	if err != nil {
+		return err
+	}
+	for _, p := range nsProcs(r.ns) {
+		if p.pid != r.pid && p.comm == "sshd" {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	}
+	return nil
+}
+
 // RotateHostKey gives the host a new host key and makes the sshd listener
 // reload (SIGHUP: sshd re-executes itself; live sessions stay, the port and
 // the namespace too). It returns once sshd serves the new key. known_hosts
@@ -137,6 +154,21 @@ func (h *Host) SetRebuildExit(code int) error {
 // switch-to-configuration sleep d after recording their start (0: none).
 func (h *Host) SetRebuildSleep(d time.Duration) error {
 	return h.setKnob("rebuild-sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
+}
+
+// SetActivationHook makes the host's fake nixos-rebuild and
+// switch-to-configuration run script with sh, as the invoking user, for the
+// actions that activate (switch, test) — the way NixOS activation creates
+// users and groups. An empty script removes the hook.
+func (h *Host) SetActivationHook(script string) error {
+	if script == "" {
+		err := os.Remove(filepath.Join(h.Dir, "ctl", "activate-hook"))
+		if err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("fakehost: %s: %w", h.Name, err)
+		}
+		return nil
+	}
+	return h.setKnob("activate-hook", script)
 }
 
 func (h *Host) setKnob(name, value string) error {

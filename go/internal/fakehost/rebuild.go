@@ -29,7 +29,9 @@ const recordEnd = `{ cat "$rec.run"; echo "end $(date +%s.%N)"; echo "exit $e"; 
 const hostFake = `#!/bin/sh
 # Fake nixos-rebuild / switch-to-configuration installed by fakehost: records
 # the call in /run/fakehost/calls, prints one line, then obeys the knobs
-# /run/fakehost/rebuild-sleep (seconds) and /run/fakehost/rebuild-exit.
+# /run/fakehost/rebuild-sleep (seconds), /run/fakehost/activate-hook (run
+# for the actions that activate, as NixOS activation would create users) and
+# /run/fakehost/rebuild-exit.
 prog=${0##*/}
 ctl=/run/fakehost
 calls=$ctl/calls
@@ -65,6 +67,9 @@ calls=$ctl/calls
 echo "fake $prog on $(hostname): $*"
 s=$(cat "$ctl/rebuild-sleep" 2>/dev/null) || s=
 case $s in '' | 0 | 0.000) ;; *) sleep "$s" ;; esac
+if [ -f "$ctl/activate-hook" ]; then
+	case $1 in switch | test) sh "$ctl/activate-hook" ;; esac
+fi
 e=$(cat "$ctl/rebuild-exit" 2>/dev/null) || e=
 : "${e:=0}"
 ` + recordEnd + `exit "$e"

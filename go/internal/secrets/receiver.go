@@ -14,7 +14,8 @@ package secrets
 // The values only travel on stdin; argv holds nothing but this script.
 // The script is quoted for the remote login shell by ssh.Command; it uses
 // no backslash escapes, so fish's single quotes would keep it intact too.
-// Pending temporary files are kept as pairs (temporary, destination) in the
+// A stale file that is kept stays in the manifest, so that later runs list
+// it again and can remove it. Pending temporary files are kept as pairs (temporary, destination) in the
 // positional parameters, the only array POSIX sh has.
 const receiverScript = `set -u
 umask 077
@@ -87,6 +88,7 @@ while get op; do
             rm -f -- "$p" && echo "removed $p"
           elif [ -e "$p" ]; then
             echo "stale $p"
+            printf "%s\n" "$p" >> "$mt"
           fi
         done
       fi

@@ -198,13 +198,30 @@ func TestReceiverManifest(t *testing.T) {
 	if _, err := os.Stat(b.Path); err != nil {
 		t.Error("stale b removed without remove-stale")
 	}
-	// The manifest now lists a only, so b is no longer lollypops' to remove.
+	// A kept stale file stays in the manifest: listed again, and removed
+	// once remove-stale is set.
+	out, _, _ = receive(t, encode(t, second))
+	if rep, _ := ParseReport([]byte(out)); !slices.Equal(rep.Stale, []string{b.Path}) {
+		t.Errorf("b not listed again: %+v", rep)
+	}
 	third := &Stream{Manifest: manifest, Keep: []string{a.Path}, RemoveStale: true}
+	out, e, err = receive(t, encode(t, third))
+	if err != nil {
+		t.Fatalf("%v: %s", err, e)
+	}
+	rep, _ = ParseReport([]byte(out))
+	if !slices.Equal(rep.Removed, []string{b.Path}) || len(rep.Stale) != 0 {
+		t.Errorf("report: %+v", rep)
+	}
+	if _, err := os.Stat(b.Path); !os.IsNotExist(err) {
+		t.Error("b not removed")
+	}
+	// Removed files leave the manifest.
 	out, _, _ = receive(t, encode(t, third))
 	if rep, _ := ParseReport([]byte(out)); len(rep.Removed)+len(rep.Stale) != 0 {
 		t.Errorf("b reported again: %+v", rep)
 	}
-	// With remove-stale, a file dropped from the configuration is removed.
+	// A file nobody configures any more is removed too.
 	fourth := &Stream{Manifest: manifest, Keep: nil, RemoveStale: true}
 	out, e, err = receive(t, encode(t, fourth))
 	if err != nil {

@@ -1,0 +1,37 @@
+# lollypops: the two commands of the README's quick start are `make demo` and
+# `make test`; both install what is missing first (tests/deps.sh, Debian).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BUILD := $(CURDIR)/build
+
+.PHONY: build deps demo test lint test-go test-nix bench fuzz clean
+
+build:
+	cd go && $(GO) build -trimpath -o $(BUILD)/ ./cmd/lollypops ./cmd/lollypops-step
+
+deps:
+	@tests/deps.sh
+
+# Three throwaway local hosts, one deploy with secrets, a summary, teardown.
+demo: deps build
+	cd go && $(GO) run ./internal/tools/demo --bin $(BUILD)
+
+# Every test: formatting, vet, unit and golden tests (with the race
+# detector), end-to-end tests on fake hosts (as root), the Nix checks.
+test: deps lint test-go test-nix
+
+lint:
+	@out=$$(cd go && gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	cd go && $(GO) vet ./...
+
+test-go:
+	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...
+	cd go && $(GO) test -count=1 ./e2e/...
+
+test-nix:
+	tests/nix/parse.sh
+	tests/nix/check-vendor-hash.sh
+
+clean:
+	rm -rf $(BUILD)
