@@ -1,0 +1,225 @@
+# The lollypops NixOS module: how lollypops reaches the host, the secrets it
+# writes there and the tasks it runs for it.
+#
+# It only declares options: nothing here changes the system being built.
+# `nix run` reads them from every host through nix/inventory.nix.
+{ config, lib, ... }:
+let
+  inherit (lib)
+    literalExpression
+    mkOption
+    showOption
+    types
+    ;
+  types' = import ./types.nix { inherit lib; };
+  secrets = import ./secrets-options.nix { inherit lib; };
+  tasks = import ./tasks.nix { inherit lib; };
+
+  cfg = config.lollypops;
+  inherit (cfg.deployment) ssh sudo;
+
+  deploymentAssertions = [
+    {
+      assertion = ssh.host-key-policy == "pinned" -> ssh.host-key != null;
+      message = "${showOption [ "lollypops" "deployment" "ssh" "host-key-policy" ]}: \"pinned\" needs the host's public key in lollypops.deployment.ssh.host-key.";
+    }
+    {
+      assertion = ssh.host-key != null -> ssh.host-key-policy == "pinned";
+      message = "${showOption [ "lollypops" "deployment" "ssh" "host-key" ]}: is set, but host-key-policy is \"${ssh.host-key-policy}\"; use \"pinned\" or remove the key.";
+    }
+    {
+      # nixos-rebuild --target-host activates through plain `sudo`.
+      assertion =
+        cfg.deployment.local-evaluation && sudo.enable -> sudo.command == "sudo" && sudo.opts == [ ];
+      message = "${showOption [ "lollypops" "deployment" "sudo" ]}: local evaluation activates through nixos-rebuild's remote sudo, which runs plain \"sudo\"; use sudo.command = \"sudo\" and no sudo.opts, or local-evaluation = false.";
+    }
+  ];
+in
+{
+  _class = "nixos";
+  # One identity whichever path or flake the module is imported through, so
+  # importing it twice is harmless.
+  key = "lollypops/nixos-module";
+
+  options.lollypops = {
+    deployment = {
+      config-dir = mkOption {
+        type = types'.absolutePath;
+        default = "/var/src/lollypops";
+        description = ''
+          Directory on the host where lollypops places the configuration flake
+          it deploys.
+        '';
+      };
+
+      deploy-method = mkOption {
+        type = types.enum [
+          "copy"
+          "archive"
+        ];
+        default = "copy";
+        example = "archive";
+        description = ''
+          How the flake reaches the host:
+
+          - `copy` copies the flake's own source (`nix copy`); the host fetches
+            the flake's inputs when it evaluates it, from caches or their
+            origins, so it must be able to reach them.
+          - `archive` copies the flake and all its inputs (`nix flake
+            archive`): nothing needs fetching on the host, which helps with
+            private inputs or no internet access, at the cost of uploading
+            everything from the deployer.
+        '';
+      };
+
+      local-evaluation = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether to evaluate and build the system on the deployer and copy it
+          to the host (`nixos-rebuild --target-host`), instead of evaluating and
+          building on the host.
+        '';
+      };
+
+      ssh = {
+        host = mkOption {
+          type = types'.sshHost;
+          default = config.networking.hostName;
+          defaultText = literalExpression "config.networking.hostName";
+          example = "host1.example.org";
+          description = "Address of the host: a name, an ssh_config alias or an IP address.";
+        };
+
+        user = mkOption {
+          type = types.nullOr types'.userName;
+          default = "root";
+          example = null;
+          description = ''
+            User to log in as. `null` leaves the choice to ssh: a `User` in
+            ssh_config, else the local user's name.
+          '';
+        };
+
+        command = mkOption {
+          type = types'.program;
+          default = "ssh";
+          description = "The ssh client to run on the deployer. Its arguments go in `opts`.";
+        };
+
+        opts = mkOption {
+          type = types.listOf types'.textLine;
+          default = [ ];
+          example = [
+            "-p"
+            "2222"
+            "-o"
+            "ProxyJump=jump.example.org"
+          ];
+          description = ''
+            Extra arguments for ssh, one per element; they are passed as they
+            are, never split or interpreted by a shell.
+          '';
+        };
+
+        host-key = mkOption {
+          type = types.nullOr types'.hostKey;
+          default = null;
+          example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+          description = ''
+            The host's public key (a line of its
+            `/etc/ssh/ssh_host_ed25519_key.pub`). When set, lollypops accepts
+            only this key from the host, whatever the deployer's
+            `known_hosts` says.
+          '';
+        };
+
+        host-key-policy = mkOption {
+          type = types.enum [
+            "strict"
+            "accept-new"
+            "pinned"
+          ];
+          default = if ssh.host-key != null then "pinned" else "strict";
+          defaultText = literalExpression ''
+            if config.lollypops.deployment.ssh.host-key != null then "pinned" else "strict"
+          '';
+          description = ''
+            How the host's key is checked:
+
+            - `strict`: it must already be in the deployer's `known_hosts`.
+            - `accept-new`: an unknown host's key is recorded on first
+              contact; a changed key is refused.
+            - `pinned`: it must be `host-key`.
+          '';
+        };
+      };
+
+      sudo = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Whether to run the commands on the host through sudo, for a
+            `ssh.user` that is not root. That user still needs access to the
+            Nix daemon (the default on NixOS) and passwordless sudo.
+          '';
+        };
+
+        command = mkOption {
+          type = types'.program;
+          default = "sudo";
+          example = "doas";
+          description = "The sudo program on the host.";
+        };
+
+        opts = mkOption {
+          type = types.listOf types'.textLine;
+          default = [ ];
+          example = [ "-H" ];
+          description = "Extra arguments for the sudo program, one per element.";
+        };
+      };
+    };
+
+    secrets =
+      secrets.mkOptions {
+        cfg = cfg.secrets;
+        defaultDir.default = "/run/keys";
+        owner.default = "root";
+        group.default = "root";
+      }
+      // {
+        remove-stale = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Whether to delete the files that lollypops wrote to the host in an
+            earlier deployment and that are no longer configured. lollypops
+            keeps a list of the files it writes on the host for this; it never
+            deletes a file it did not write.
+          '';
+        };
+      };
+
+    tasks = tasks.tasksOption;
+    extraTasks = tasks.extraTasksOption;
+
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      internal = true;
+      visible = false;
+      readOnly = true;
+      default =
+        deploymentAssertions
+        ++ secrets.assertions [ "lollypops" "secrets" ] cfg.secrets
+        ++ tasks.assertions cfg;
+      description = ''
+        The lollypops part of `assertions`, which `nix run` checks without
+        evaluating the rest of the system.
+      '';
+    };
+  };
+
+  config.assertions = cfg.assertions;
+}

@@ -1,0 +1,79 @@
+# docs/options.md, rendered from the modules with nixpkgs' lib alone (the
+# option list nixosOptionsDoc renders, without its pandoc/Python toolchain),
+# so the flake check and nix/update-options-doc.sh produce the same bytes.
+{ lib }:
+let
+  inherit (lib) concatMapStrings mkOption types;
+
+  root = toString ../. + "/";
+
+  # Just the options the modules read from their surroundings.
+  evalWith =
+    class: module: stubs:
+    (lib.evalModules {
+      inherit class;
+      modules = [
+        module
+        {
+          options = stubs // {
+            assertions = mkOption { type = types.listOf types.unspecified; };
+          };
+        }
+      ];
+    }).options;
+
+  nixos = evalWith "nixos" ./module.nix {
+    networking.hostName = mkOption { type = types.str; };
+  };
+  homeManager = evalWith "homeManager" ./hm-module.nix {
+    home.username = mkOption { type = types.str; };
+    home.homeDirectory = mkOption { type = types.str; };
+  };
+
+  documented =
+    options:
+    builtins.filter (o: o.visible && !o.internal) (lib.optionAttrSetToDocList options.lollypops);
+
+  code =
+    value:
+    let
+      text = if value ? text then value.text else builtins.toJSON value;
+      trimmed = lib.removeSuffix "\n" text;
+    in
+    if lib.hasInfix "\n" trimmed then
+      "\n\n```nix\n${trimmed}\n```"
+    else if value._type or "" == "literalMD" then
+      " ${trimmed}"
+    else
+      " `${trimmed}`";
+
+  field = label: o: attr: lib.optionalString (o ? ${attr}) "\n\n*${label}:*${code o.${attr}}";
+
+  option = o: ''
+
+    ### `${o.name}`
+
+    ${lib.removeSuffix "\n" o.description}
+
+    *Type:* ${o.type}${field "Default" o "default"}${field "Example" o "example"}
+
+    *Declared in:* ${
+      lib.concatMapStringsSep ", " (d: "`${lib.removePrefix root (toString d)}`") o.declarations
+    }
+  '';
+
+  section = title: intro: options: "\n## ${title}\n\n${intro}${concatMapStrings option (documented options)}";
+in
+''
+  <!-- Generated from nix/module.nix and nix/hm-module.nix by nix/options-doc.nix.
+       Do not edit: run nix/update-options-doc.sh. -->
+  # lollypops options
+''
++ section "NixOS module" ''
+  Import `lollypops.nixosModules.lollypops` in every host of `nixosConfigurations`
+  that lollypops deploys.
+'' nixos
++ section "Home Manager module" ''
+  Import `lollypops.hmModule` in `home-manager.users.<user>` of such a host:
+  lollypops deploys that user's secrets with the host's.
+'' homeManager

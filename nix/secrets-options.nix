@@ -1,0 +1,192 @@
+# The `lollypops.secrets` options, shared by the NixOS and the home-manager
+# module: only their defaults differ, and the caller passes those.
+#
+# Secret values never enter Nix: the options hold the command that prints a
+# secret on the deployer and where its output goes on the host.
+{ lib }:
+let
+  inherit (lib)
+    literalExpression
+    literalMD
+    mkOption
+    showOption
+    types
+    ;
+  types' = import ./types.nix { inherit lib; };
+
+  secretModule =
+    { cfg, owner, group }:
+    { name, config, ... }:
+    {
+      # lollypops' README spells the group `groups`; accept it, quietly.
+      imports = [
+        (lib.doRename {
+          from = [ "groups" ];
+          to = [ "group" ];
+          visible = false;
+          warn = false;
+          use = lib.id;
+        })
+      ];
+
+      options = {
+        name = mkOption {
+          type = types'.nonEmptyLine;
+          default = name;
+          defaultText = literalMD "the attribute name";
+          example = "nixos-secrets/host1/backup-key";
+          description = ''
+            Name of the secret. It names the file under `default-dir` and the
+            entry the default `cmd` asks `pass` for; it may contain `/`.
+          '';
+        };
+
+        cmd = mkOption {
+          type = types'.command;
+          default = "pass ${lib.escapeShellArg (cfg.cmd-name-prefix + config.name)}";
+          defaultText = literalExpression ''"pass ''${lib.escapeShellArg (cmd-name-prefix + name)}"'';
+          example = "bw get password my-secret-token";
+          description = ''
+            Shell command that prints the secret on its standard output. It runs
+            on the machine that runs lollypops (the deployer), from the
+            directory lollypops was started in, with the deployer's `PATH`:
+            tools such as `pass` are the deployer's, whatever the host's system
+            is. Its output is written to the host byte for byte, over ssh,
+            without passing through a command line, a file on the deployer or
+            the Nix store. The command fails the deployment when it exits
+            non-zero, or prints nothing (unless `allow-empty` is set).
+          '';
+        };
+
+        path = mkOption {
+          type = types'.absolutePath;
+          default = "${cfg.default-dir}/${config.name}";
+          defaultText = literalExpression ''"''${default-dir}/''${name}"'';
+          example = "/var/lib/backupconfig/password";
+          description = ''
+            Where the secret is written on the host. Missing parent directories
+            are created.
+          '';
+        };
+
+        owner = mkOption (
+          {
+            type = types'.userName;
+            example = "joe";
+            description = "User that owns the secret's file on the host.";
+          }
+          // owner
+        );
+
+        group = mkOption (
+          {
+            type = types'.groupName;
+            example = "mygroup";
+            description = ''
+              Group of the secret's file on the host. Also accepted as `groups`,
+              the spelling of lollypops' original README.
+            '';
+          }
+          // group
+        );
+
+        mode = mkOption {
+          type = types'.mode;
+          default = "0400";
+          example = "0440";
+          description = "Permissions of the secret's file on the host, in octal.";
+        };
+
+        upload-at = mkOption {
+          type = types.enum [
+            "pre-activation"
+            "post-activation"
+          ];
+          default = "pre-activation";
+          example = "post-activation";
+          description = ''
+            When the secret is written: before the new configuration is
+            activated (so that services find it when they start), or after
+            (for an owner or group that the activation itself creates).
+          '';
+        };
+
+        allow-empty = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Whether an empty output of `cmd` is a valid secret. By default it
+            is an error, which catches a password manager that printed nothing.
+          '';
+        };
+      };
+    };
+in
+{
+  # The options under `lollypops.secrets`. `defaultDir`, `owner` and `group`
+  # are the `default` (and, if computed, `defaultText`) of those options.
+  mkOptions =
+    {
+      cfg,
+      defaultDir,
+      owner,
+      group,
+    }:
+    {
+      default-dir = mkOption (
+        {
+          type = types'.absolutePath;
+          example = "/var/lib/secrets";
+          description = "Directory of the secrets that do not set their own `path`.";
+        }
+        // defaultDir
+      );
+
+      cmd-name-prefix = mkOption {
+        type = types'.textLine;
+        default = "";
+        example = "nixos-secrets/host1/";
+        description = ''
+          Put in front of each secret's `name` in its default `cmd`, which
+          becomes `pass <cmd-name-prefix><name>`.
+        '';
+      };
+
+      files = mkOption {
+        type = types.attrsOf (types.submodule (secretModule { inherit cfg owner group; }));
+        default = { };
+        example = literalExpression ''
+          {
+            # From pass, at <default-dir>/db-password, 0400 by default.
+            db-password = { };
+            # From another password manager, for a service user.
+            api-token = {
+              cmd = "bw get password api-token";
+              path = "/var/lib/app/token";
+              owner = "app";
+              group = "app";
+              mode = "0440";
+            };
+          }
+        '';
+        description = ''
+          Secrets to write on the host, by name. Each is the output of a
+          command run on the deployer; its value never enters the Nix store.
+          They are written in the order of their names.
+        '';
+      };
+    };
+
+  # Assertions on `cfg` (a module's `config.lollypops.secrets`); `prefix` is
+  # the option path of `cfg`, as a list.
+  assertions =
+    prefix: cfg:
+    let
+      byPath = lib.groupBy (n: cfg.files.${n}.path) (builtins.attrNames cfg.files);
+      clashes = lib.filterAttrs (_: names: builtins.length names > 1) byPath;
+    in
+    lib.mapAttrsToList (path: names: {
+      assertion = false;
+      message = "${showOption (prefix ++ [ "files" (builtins.elemAt names 1) "path" ])}: \"${path}\" is also the path of ${showOption (prefix ++ [ "files" (builtins.head names) ])}; each secret needs its own file.";
+    }) clashes;
+}

@@ -1,0 +1,148 @@
+# `lollypops.tasks` and `lollypops.extraTasks`: the steps of a host's
+# deployment, and the shell tasks users add or replace built-ins with.
+{ lib }:
+let
+  inherit (lib)
+    concatStringsSep
+    mkOption
+    showOption
+    types
+    ;
+  types' = import ./types.nix { inherit lib; };
+
+  # The runner's own steps (go/internal/config BuiltinTasks).
+  builtinTasks = [
+    "check-vars"
+    "deploy-flake"
+    "deploy-secrets"
+    "rebuild"
+  ];
+
+  extraTaskModule = {
+    options = {
+      desc = mkOption {
+        type = types'.textLine;
+        default = "";
+        example = "Rebuild with a local build";
+        description = "Description shown by `--list`; tasks without one appear in `--list-all` only.";
+      };
+
+      cmds = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "echo 'this is a task'" ];
+        description = ''
+          Shell commands, run one after the other on the deployer; the first
+          that fails fails the task. They can use the host's variables
+          (`HOSTNAME`, `REMOTE_HOST`, `REMOTE_USER`, `REMOTE_CONFIG_DIR`, ...).
+        '';
+      };
+
+      deps = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "example" ];
+        description = "Tasks of the same host that run, in parallel, before this one.";
+      };
+
+      dir = mkOption {
+        type = types'.taskDir;
+        default = ".";
+        description = ''
+          Directory the commands run in; a relative one is taken from the
+          directory lollypops was started in.
+        '';
+      };
+    };
+  };
+
+  opt = path: showOption ([ "lollypops" ] ++ path);
+in
+{
+  tasksOption = mkOption {
+    type = types.listOf types.str;
+    default = [
+      "deploy-flake"
+      "deploy-secrets"
+      "rebuild"
+    ];
+    example = [
+      "deploy-secrets"
+      "example"
+      "rebuild"
+    ];
+    description = ''
+      The tasks that deploying the host runs, one after the other: built-in
+      steps (`deploy-flake`, `deploy-secrets`, `rebuild`) or names of
+      `extraTasks`.
+    '';
+  };
+
+  extraTasksOption = mkOption {
+    type = types.attrsOf (types.submodule extraTaskModule);
+    default = { };
+    example = lib.literalExpression ''
+      {
+        example = {
+          desc = "An example task";
+          cmds = [ "echo 'this is a task'" ];
+        };
+        # Replaces the built-in step of the same name.
+        rebuild = {
+          deps = [ "example" ];
+          cmds = [ "nixos-rebuild switch --flake .#example-host --target-host root@example-host" ];
+        };
+      }
+    '';
+    description = ''
+      Tasks of the host, by name, in addition to the built-in steps; a task
+      named like a built-in step replaces it.
+    '';
+  };
+
+  # Assertions on a module's `config.lollypops`.
+  assertions =
+    cfg:
+    let
+      known = lib.unique (builtinTasks ++ builtins.attrNames cfg.extraTasks);
+      knownText = concatStringsSep ", " known;
+      unknown = path: name: {
+        assertion = builtins.elem name known;
+        message = "${opt path}: unknown task \"${name}\"; known tasks of this host: ${knownText}; define new ones in lollypops.extraTasks.";
+      };
+      order = lib.toposort (
+        a: b: builtins.elem a (cfg.extraTasks.${b}.deps)
+      ) (builtins.attrNames cfg.extraTasks);
+    in
+    map (unknown [ "tasks" ]) cfg.tasks
+    ++ lib.imap0 (i: name: {
+      assertion = !builtins.elem name (lib.take i cfg.tasks);
+      message = "${opt [ "tasks" ]}: \"${name}\" is listed twice.";
+    }) cfg.tasks
+    ++ lib.concatLists (
+      lib.mapAttrsToList (
+        name: task:
+        [
+          {
+            assertion = types'.isTaskName name;
+            message = "${opt [ "extraTasks" name ]}: a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-').";
+          }
+        ]
+        ++ map (unknown [ "extraTasks" name "deps" ]) task.deps
+        ++ [
+          {
+            assertion = !builtins.elem name task.deps;
+            message = "${opt [ "extraTasks" name "deps" ]}: the task depends on itself.";
+          }
+        ]
+      ) cfg.extraTasks
+    )
+    ++ [
+      {
+        assertion = order ? result;
+        message = "${opt [ "extraTasks" ]}: the deps form a cycle: ${
+          concatStringsSep " -> " (order.cycle or [ ] ++ lib.take 1 (order.cycle or [ ]))
+        }.";
+      }
+    ];
+}

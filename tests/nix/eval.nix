@@ -1,0 +1,371 @@
+# Evaluation tests of lollypops' modules and inventory projection: the real
+# module system (nixpkgs' lib, from a nix-community/nixpkgs.lib checkout)
+# with stand-ins for the NixOS and home-manager options around them.
+#
+#   nix-instantiate --eval --strict --json tests/nix/eval.nix --argstr nixpkgsLib "$LOLLYPOPS_NIXPKGS_LIB"
+#
+# The result holds the projected inventories (golden files in
+# go/internal/config/testdata/nix-*.json), the declared options (for the
+# contract test in go/internal/config/nix_test.go) and named checks.
+{ nixpkgsLib }:
+let
+  lib = import (nixpkgsLib + "/lib");
+
+  # This repository's flake, with nixpkgs reduced to its lib: enough for the
+  # modules, not for packages or apps.
+  lollypops = (import ../../flake.nix).outputs {
+    self = lollypops;
+    nixpkgs = { inherit lib; };
+  };
+
+  # The flake again, with a nixpkgs whose packages only record how they are
+  # called: enough to evaluate the apps' wiring (nothing here can be built).
+  stubPkgs = rec {
+    go.version = "1.26.8";
+    fake =
+      name: attrs:
+      attrs
+      // {
+        type = "derivation";
+        outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      };
+    openssh = fake "openssh" { };
+    nix = fake "nix" { };
+    pass = fake "pass" { };
+    nixos-rebuild-ng = fake "nixos-rebuild" { };
+    writeText = name: text: fake name { inherit text; };
+    writeShellScriptBin = name: text: fake name {
+      inherit text;
+      meta.mainProgram = name;
+    };
+    buildGoModule = args: fake "${args.pname}-${args.version}" { inherit args; };
+    callPackage =
+      file: args:
+      let
+        f = import file;
+      in
+      f (builtins.intersectAttrs (builtins.functionArgs f) { inherit lib buildGoModule; } // args);
+  };
+  lollypopsWithPkgs = (import ../../flake.nix).outputs {
+    self = lollypopsWithPkgs;
+    nixpkgs = {
+      inherit lib;
+      legacyPackages = lib.genAttrs [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ] (_: stubPkgs);
+    };
+  };
+
+  # A stand-in for nixpkgs.lib.nixosSystem.
+  nixosSystem =
+    {
+      modules,
+      system ? null,
+    }:
+    lib.evalModules {
+      class = "nixos";
+      modules = modules ++ [ ./stubs/nixos.nix ];
+    };
+
+  # Flakes have a store path; these are never built.
+  asFlake = f: f // { outPath = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source"; };
+  project = import ../../nix/inventory.nix { inherit lib; };
+
+  seed = asFlake (import ./fixtures/seed-example.nix { inherit lollypops nixosSystem; });
+  full = asFlake (import ./fixtures/full.nix { inherit lollypops nixosSystem; });
+  # The VM test's fleet (tests/vm/fleet/hosts.nix), as far as it evaluates
+  # without nixpkgs: its lollypops settings, projected.
+  vmFleet = asFlake {
+    nixosConfigurations = import ../vm/fleet/hosts.nix {
+      nixpkgs = {
+        # Strings: interpolating a path would copy it into the store.
+        outPath = toString ./stubs/vm-fleet/nixpkgs;
+        lib = lib // {
+          inherit nixosSystem;
+        };
+      };
+      inherit lollypops;
+      home-manager = toString ./stubs/vm-fleet/home-manager;
+      extra = toString ./stubs;
+      network = lib.genAttrs [ "alpha" "beta" "gamma" ] (name: {
+        networking.hostName = lib.mkDefault name;
+      });
+      marker = "FIRST";
+    };
+  };
+
+  inventories = {
+    minimal = project seed;
+    full = project full;
+    vm-fleet = project vmFleet;
+  };
+
+  # A host with the module and `settings`.
+  hostWith =
+    settings:
+    nixosSystem {
+      modules = [
+        ./stubs/home-manager-nixos.nix
+        lollypops.nixosModules.lollypops
+        { networking.hostName = "h"; }
+        settings
+      ];
+    };
+  fixtureHost = hostWith { };
+
+  failedMessages = assertions: map (a: a.message) (builtins.filter (a: !a.assertion) assertions);
+
+  # An assertion whose message starts with `prefix` fires for `settings`
+  # (none fires for the defaults: the first check).
+  firesWith =
+    name: prefix: settings:
+    let
+      messages = failedMessages (hostWith settings).config.lollypops.assertions;
+    in
+    {
+      name = "assertion: ${name}";
+      ok = builtins.any (lib.hasPrefix prefix) messages;
+      detail = "want a message starting with ${builtins.toJSON prefix}, got ${builtins.toJSON messages}";
+    };
+
+  # Evaluating `get (hostWith settings)` fails (a type or definition error).
+  rejects =
+    name: settings: get:
+    let
+      r = builtins.tryEval (builtins.deepSeq (get (hostWith settings)) true);
+    in
+    {
+      name = "rejects: ${name}";
+      ok = !r.success;
+      detail = "the definition was accepted";
+    };
+
+  secretOf = name: h: h.config.lollypops.secrets.files.${name};
+  file = attrs: { lollypops.secrets.files.x = attrs; };
+
+  check = name: ok: detail: { inherit name ok detail; };
+
+  aliceSecrets =
+    files:
+    (hostWith {
+      users.users.alice.group = "staff";
+      home-manager.users.alice = {
+        imports = [ lollypops.hmModule ];
+        lollypops.secrets.files = files;
+      };
+    }).config.home-manager.users.alice.lollypops;
+
+  allFullSecrets = lib.concatMap (h: h.secrets.files) (builtins.attrValues inventories.full.hosts);
+
+  checks = [
+    (check "no assertion fires for the defaults" (
+      failedMessages fixtureHost.config.lollypops.assertions == [ ]
+    ) (builtins.toJSON (failedMessages fixtureHost.config.lollypops.assertions)))
+
+    (firesWith "pinned without a key" "lollypops.deployment.ssh.host-key-policy: " {
+      lollypops.deployment.ssh.host-key-policy = "pinned";
+    })
+    (firesWith "a key without pinned" "lollypops.deployment.ssh.host-key: " {
+      lollypops.deployment.ssh = {
+        host-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        host-key-policy = "strict";
+      };
+    })
+    (firesWith "local evaluation with doas" "lollypops.deployment.sudo: " {
+      lollypops.deployment = {
+        local-evaluation = true;
+        sudo.enable = true;
+        sudo.command = "doas";
+      };
+    })
+    (firesWith "an unknown task" "lollypops.tasks: unknown task \"deploy\"" {
+      lollypops.tasks = [ "deploy" ];
+    })
+    (firesWith "a task listed twice" "lollypops.tasks: \"rebuild\" is listed twice" {
+      lollypops.tasks = [
+        "rebuild"
+        "rebuild"
+      ];
+    })
+    (firesWith "an extra task name with ':'" "lollypops.extraTasks.\"a:b\": " {
+      lollypops.extraTasks."a:b".cmds = [ "true" ];
+    })
+    (firesWith "an unknown dep" "lollypops.extraTasks.example.deps: unknown task \"nope\"" {
+      lollypops.extraTasks.example.deps = [ "nope" ];
+    })
+    (firesWith "a dep cycle" "lollypops.extraTasks: the deps form a cycle" {
+      lollypops.extraTasks = {
+        example.deps = [ "rebuild" ];
+        rebuild.deps = [ "example" ];
+      };
+    })
+    (firesWith "a task that depends on itself" "lollypops.extraTasks.a.deps: " {
+      lollypops.extraTasks.a.deps = [ "a" ];
+    })
+    (firesWith "two secrets, one file" "lollypops.secrets.files.b.path: " {
+      lollypops.secrets.files = {
+        a.path = "/run/keys/same";
+        b.path = "/run/keys/same";
+      };
+    })
+    (
+      let
+        messages = failedMessages
+          (aliceSecrets {
+            a.path = "/home/alice/same";
+            b.path = "/home/alice/same";
+          }).assertions;
+      in
+      check "assertion: two home-manager secrets, one file" (builtins.any (lib.hasPrefix "lollypops.secrets.files.b.path: ") messages) (builtins.toJSON messages)
+    )
+    (
+      let
+        r = builtins.tryEval (
+          builtins.deepSeq (project (asFlake {
+            nixosConfigurations.h = hostWith { lollypops.tasks = [ "deploy" ]; };
+          })).hosts true
+        );
+      in
+      check "the projection refuses a host whose assertions fail" (!r.success) "it projected the host"
+    )
+
+    (rejects "a relative secret path" (file { path = "run/keys/x"; }) (secretOf "x"))
+    (rejects "a Nix path value as secret path" (file { path = ./eval.nix; }) (secretOf "x"))
+    (rejects "a secret path in the store" (file { path = "/nix/store/abc-x"; }) (secretOf "x"))
+    (rejects "an unclean secret path" (file { path = "/run/keys/../x"; }) (secretOf "x"))
+    (rejects "a trailing slash" (file { path = "/run/keys/x/"; }) (secretOf "x"))
+    (rejects "a symbolic mode" (file { mode = "u=r"; }) (secretOf "x"))
+    (rejects "a bad octal mode" (file { mode = "0999"; }) (secretOf "x"))
+    (rejects "an owner that is a command" (file { owner = "root; rm -rf /"; }) (secretOf "x"))
+    (rejects "a group that is an option" (file { group = "-g"; }) (secretOf "x"))
+    (rejects "a blank command" (file { cmd = " "; }) (secretOf "x"))
+    (rejects "both group and groups, differing" (file {
+      group = "a";
+      groups = "b";
+    }) (secretOf "x"))
+    (rejects "a relative config-dir" { lollypops.deployment.config-dir = "var/src"; } (
+      h: h.config.lollypops.deployment.config-dir
+    ))
+    (rejects "deploy-method rsync" { lollypops.deployment.deploy-method = "rsync"; } (
+      h: h.config.lollypops.deployment.deploy-method
+    ))
+    (rejects "an ssh host that is an option" { lollypops.deployment.ssh.host = "-oProxyCommand=id"; } (
+      h: h.config.lollypops.deployment.ssh.host
+    ))
+    (rejects "an empty host name" { networking.hostName = ""; } (h: h.config.lollypops.deployment.ssh.host))
+    (rejects "a user that is a command" { lollypops.deployment.ssh.user = "$(id)"; } (
+      h: h.config.lollypops.deployment.ssh.user
+    ))
+    (rejects "an ssh command with arguments" { lollypops.deployment.ssh.command = "ssh -v"; } (
+      h: h.config.lollypops.deployment.ssh.command
+    ))
+    (rejects "an ssh option with a newline" { lollypops.deployment.ssh.opts = [ "-o" "A=b\nc" ]; } (
+      h: h.config.lollypops.deployment.ssh.opts
+    ))
+    (rejects "a host key that is not one" { lollypops.deployment.ssh.host-key = "AAAA"; } (
+      h: h.config.lollypops.deployment.ssh.host-key
+    ))
+    (rejects "a task directory with a template" { lollypops.extraTasks.t.dir = "{{.HOME}}"; } (
+      h: h.config.lollypops.extraTasks.t.dir
+    ))
+
+    (check "the `groups` spelling sets the group" (
+      (secretOf "secret1" full.nixosConfigurations.ahorn).group == "mygroup"
+    ) "")
+    (check "importing the module twice is harmless" (
+      (builtins.tryEval (
+        (nixosSystem {
+          modules = [
+            lollypops.nixosModules.lollypops
+            lollypops.nixosModules.default
+            (import ../../nix/module.nix)
+          ];
+        }).config.lollypops.deployment.config-dir
+      )).success
+    ) "")
+    (check "a host without the module is left out" (!(inventories.full.hosts ? nomodule)) "")
+    (check "a home-manager user without the module has no secrets" (
+      !builtins.any (s: s.home-manager-user == "nomod") allFullSecrets
+    ) "")
+    (
+      let
+        s = (aliceSecrets { k = { }; }).secrets.files.k;
+      in
+      check "home-manager defaults: the user, the user's group, ~/lollypops-secrets" (
+        s.owner == "alice" && s.group == "staff" && s.path == "/home/alice/lollypops-secrets/k"
+      ) (builtins.toJSON { inherit (s) owner group path; })
+    )
+    (
+      let
+        bare = lollypopsWithPkgs.apps.x86_64-linux.default;
+        app = bare { configFlake = full; };
+        runner = lollypopsWithPkgs.packages.x86_64-linux.default;
+      in
+      check "the app is valid alone and applied to { configFlake }; the runner's build" (
+        bare.type == "app"
+        && lib.hasSuffix "/bin/lollypops" bare.program
+        && app.type == "app"
+        && lib.hasSuffix "/bin/lollypops" app.program
+        && runner.args.subPackages == [
+          "cmd/lollypops"
+          "cmd/lollypops-step"
+        ]
+        && builtins.elem "-X github.com/lollypops/lollypops/go/internal/version.Version=${runner.args.version}" runner.args.ldflags
+      ) (builtins.toJSON { inherit (app) program; })
+    )
+    (
+      let
+        apps = import ../../nix/apps.nix {
+          inherit lib;
+          pkgs = stubPkgs;
+          runner = stubPkgs.fake "runner" { };
+        };
+        scriptOf = f: (apps.wrapperFor (asFlake f)).text;
+        full' = scriptOf full;
+        seed' = scriptOf seed;
+        has = lib.hasInfix;
+      in
+      check "the wrapper: the runner with the inventory, \"$@\" verbatim, deployer tools after PATH" (
+        has ''exec /nix/store/00000000000000000000000000000000-runner/bin/lollypops --inventory /nix/store/00000000000000000000000000000000-lollypops-inventory.json "$@"'' full'
+        && has "PATH=\${PATH:+$PATH:}/nix/store/00000000000000000000000000000000-openssh/bin:" full'
+        # birne evaluates locally; ahorn's secrets use pass.
+        && has "-nixos-rebuild/bin" full'
+        && has "-pass/bin" full'
+        && !has "-nixos-rebuild/bin" seed'
+        && !has "-pass/bin" seed'
+      ) full'
+    )
+    (check "the flake exports the modules under their names" (
+      lollypops.nixosModules.default == lollypops.nixosModules.lollypops
+      && lollypops.homeModules.default == lollypops.hmModule
+    ) "")
+  ];
+in
+{
+  inherit inventories checks;
+
+  # Every option under `lollypops`, for the contract test; `_module.*` are
+  # the module system's own, in each submodule.
+  options =
+    let
+      declared =
+        opts:
+        map (o: { inherit (o) loc internal visible; }) (
+          builtins.filter (o: !builtins.elem "_module" o.loc) (lib.optionAttrSetToDocList opts.lollypops)
+        );
+    in
+    {
+      nixos = declared fixtureHost.options;
+      home-manager = declared
+        (lib.evalModules {
+          class = "homeManager";
+          modules = [
+            lollypops.hmModule
+            ./stubs/home-manager.nix
+          ];
+        }).options;
+    };
+}

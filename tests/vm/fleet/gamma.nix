@@ -1,0 +1,2 @@
+# gamma: evaluated and built on the deployer (local-evaluation).
+{ }
