@@ -29,9 +29,13 @@ test-go:
 	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...
 	cd go && $(GO) test -count=1 ./e2e/...
 
+# The evaluation tests need LOLLYPOPS_NIXPKGS_LIB (a nixpkgs.lib checkout);
+# without it they skip with one line.
 test-nix:
 	tests/nix/parse.sh
 	tests/nix/check-vendor-hash.sh
+	tests/nix/eval.sh
+	tests/nix/check-options-doc.sh
 
 clean:
 	rm -rf $(BUILD)
