@@ -300,16 +300,20 @@ func checkWord(s string) error {
 	return checkText(s)
 }
 
-// checkText rejects invalid UTF-8 and control characters (newlines, NUL,
-// escape sequences): no option value needs them, and they break logs,
-// listings and quoting.
+// checkText rejects invalid UTF-8, control characters (newlines, NUL,
+// escape sequences) and other characters that do not print (format
+// characters, non-ASCII spaces): no option value needs them, they break
+// logs, listings and quoting, and they make look-alike names.
 func checkText(s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%q is not valid UTF-8", s)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			return fmt.Errorf("%q contains a control character", s)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("%q contains the non-printing character %U", s, r)
 		}
 	}
 	return nil

