@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BUILD := $(CURDIR)/build
 
-.PHONY: build deps demo test lint test-go test-nix bench fuzz clean
+.PHONY: build deps demo test lint test-go test-nix bench clean
 
 build:
 	cd go && $(GO) build -trimpath -o $(BUILD)/ ./cmd/lollypops ./cmd/lollypops-step
@@ -36,6 +36,13 @@ test-nix:
 	tests/nix/check-vendor-hash.sh
 	tests/nix/eval.sh
 	tests/nix/check-options-doc.sh
+
+# Benchmarks: lollypops against a lower bound and the original's command
+# shape on 20 fake hosts, and planning cost up to 5000 hosts; writes
+# docs/benchmarks.md (about 30 minutes; BENCH_FLAGS=--quick: a few).
+bench: deps build
+	@command -v strace >/dev/null || { apt-get -o DPkg::Lock::Timeout=300 -qq update && apt-get -o DPkg::Lock::Timeout=300 -qq install -y strace >/dev/null; }
+	cd go && $(GO) run ./internal/tools/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -265,6 +265,12 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	if got := sh(t, h, "cat /run/keys/a /run/keys/b"); got != poison+"-from-pass\n"+poison+"-from-file" {
 		t.Errorf("host: %q", got)
 	}
+	// Nor in any store, the deployer's or the host's.
+	for _, store := range []string{"/nix/store", filepath.Join(h.Dir, "nix", "store")} {
+		if where := grepTree(store, poison); where != "" {
+			t.Errorf("the value is in the Nix store: %s", where)
+		}
+	}
 	// The scanner finds what it looks for: a process with the value in its
 	// environment.
 	probe := exec.Command("sleep", "1")
@@ -277,6 +283,21 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	if !strings.Contains(where, "environ") {
 		t.Errorf("the scanner missed a process with the value in its environment: %q", where)
 	}
+}
+
+// grepTree returns a regular file under root that contains s, or "".
+func grepTree(root, s string) string {
+	var hit string
+	filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
+		if err != nil || hit != "" || !info.Mode().IsRegular() || info.Size() > 64<<20 {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(s)) {
+			hit = path
+		}
+		return nil
+	})
+	return hit
 }
 
 // scanForPoison looks for poison in every process's argv and environment,
@@ -307,4 +328,38 @@ func scanForPoison(poison, source string) string {
 		}
 	}
 	return ""
+}
+
+// A program missing on the deployer is named, with a hint, before any host
+// is touched.
+func TestMissingPrograms(t *testing.T) {
+	f := newFleet(t, hosts("host1")...)
+	c := host(f, "host1")
+	c.Secrets.Files = []config.Secret{secret("k", "lollypops-no-such-vault get k", "/run/keys/k")}
+	// A PATH with ssh but without nix.
+	only := t.TempDir()
+	for _, prog := range []string{"ssh", "sh", "cat"} {
+		p, err := exec.LookPath(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(p, filepath.Join(only, prog))
+	}
+	r := newRunner(t, map[string]*config.Host{"host1": c})
+	r.env = []string{"PATH=" + only}
+	res := r.run("host1")
+	want := `[host1:check-vars] lollypops: not found on this machine: lollypops-no-such-vault (for secret "k"); nix (for deploy-flake)`
+	if res.code != 3 || !strings.Contains(res.output(), want) ||
+		!strings.Contains(res.output(), "[host1:check-vars] lollypops: hint: these commands run on the deployer, not on the host") {
+		t.Errorf("want %q\n%s", want, res)
+	}
+	c.Secrets.Files = []config.Secret{}
+	c.Deployment.SSH.Command = "lollypops-no-such-ssh"
+	res = newRunner(t, map[string]*config.Host{"host1": c}).run("host1")
+	if res.code != 3 || !strings.Contains(res.output(), "not found on this machine: lollypops-no-such-ssh (for lollypops.deployment.ssh.command)") {
+		t.Errorf("%s", res)
+	}
+	if n := authCount(t, f.Host("host1")); n != 0 {
+		t.Errorf("the host was contacted %d times", n)
+	}
 }

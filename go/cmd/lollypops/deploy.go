@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +36,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "lollypops %s (go-task %s)\n", version.Version, version.GoTask())
 		return exitOK, nil
 	}
-	inv, err := config.Load(o.Inventory)
+	doc, err := config.Open(o.Inventory)
 	if err != nil {
 		return exitError, err
 	}
@@ -43,15 +45,28 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitUsage, err
 	}
-
-	g := plan.Build(inv)
 	bare := len(calls) == 0 && !f.Listing() && !f.Experiments && !f.ClearCache && !f.Summary
 	if bare {
 		// No task named "default" exists: a bare run lists instead of deploying.
 		f.List = true
 	}
+	listing := f.Listing() || f.Experiments || f.ClearCache
+
+	// Only the hosts the command line names are decoded, so that planning
+	// one host costs the same in a fleet of ten or of thousands.
+	var names []string
+	if !listing {
+		if names, err = hostsOf(calls, doc); err != nil {
+			return exitUsage, err
+		}
+	}
+	inv, err := doc.Inventory(names)
+	if err != nil {
+		return exitError, err
+	}
+	g := plan.Build(inv)
 	sel := g
-	if !f.Listing() && !f.Experiments && !f.ClearCache {
+	if !listing {
 		if sel, err = g.Select(calls); err != nil {
 			return exitUsage, unknownTask(err)
 		}
@@ -75,6 +90,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		Action:     action,
 		Env:        map[string]string{rundir.EnvVar: run.Path},
 		Record:     real,
+		ListOnly:   f.Listing(),
 	}
 	if f.Verbose {
 		gen.Env[rundir.EnvVerbose] = "1"
@@ -114,6 +130,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		Flags: f, Taskfile: run.Taskfile(), Dir: wd, TempDir: filepath.Join(run.Path, "task"),
 		Calls: calls, Vars: vars, PostDash: o.PostDash,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		ListWithoutEnv: f.Listing() && !templatedDesc(sel),
 	}
 	start := time.Now()
 	runErr := taskrun.Run(in.ctx, req)
@@ -179,6 +196,34 @@ func rebuildAction(vars []taskrun.Var) (string, error) {
 	return action, nil
 }
 
+// hostsOf returns the hosts whose tasks calls name (nil: every host, for
+// "all"). A name that is no host's task is an unknown task, suggested
+// among every host's tasks.
+func hostsOf(calls []string, doc *config.Document) ([]string, error) {
+	var names []string
+	for _, c := range calls {
+		if c == plan.AllTask {
+			return nil, nil
+		}
+		host, step, _ := strings.Cut(c, ":")
+		if !doc.Has(host) {
+			var candidates []string
+			for _, h := range doc.Names() {
+				candidates = append(candidates, h)
+				if step != "" {
+					candidates = append(candidates, plan.TaskName(h, step))
+				}
+			}
+			candidates = append(candidates, plan.AllTask)
+			return nil, unknownTask(&plan.UnknownTaskError{Name: c, Suggestion: plan.Closest(c, candidates)})
+		}
+		if !slices.Contains(names, host) {
+			names = append(names, host)
+		}
+	}
+	return names, nil
+}
+
 func unknownTask(err error) error {
 	var ut *plan.UnknownTaskError
 	if !errors.As(err, &ut) {
@@ -238,6 +283,17 @@ func closeConnections(run *rundir.Dir, inv *config.Inventory, hosts map[string][
 		})
 	}
 	wg.Wait()
+}
+
+// templatedDesc reports whether a task's description is a go-task
+// template (an extra task's desc may read variables).
+func templatedDesc(g *plan.Graph) bool {
+	for _, t := range g.Tasks {
+		if strings.Contains(t.Desc, "{{") {
+			return true
+		}
+	}
+	return false
 }
 
 func firstHost(g *plan.Graph) string {

@@ -168,3 +168,22 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// A description that is a template still sees the environment when listed.
+func TestTemplatedDescription(t *testing.T) {
+	data, _ := os.ReadFile(full)
+	inv := filepath.Join(t.TempDir(), "inv.json")
+	os.WriteFile(inv, bytes.Replace(data, []byte(`"An example task"`), []byte(`"runs as {{.LOLLYPOPS_TEST_USER}}"`), 1), 0o600)
+	t.Setenv("LOLLYPOPS_TEST_USER", "alice")
+	code, out, errOut := runCLI(t, "--inventory", inv, "--list-all")
+	if code != 0 || !strings.Contains(out, "runs as alice") {
+		t.Errorf("exit %d: %s%s", code, out, errOut)
+	}
+	if os.Getenv("LOLLYPOPS_TEST_USER") != "alice" || os.Getenv("PATH") == "" {
+		t.Error("the environment was not restored after listing")
+	}
+	code, out, _ = runCLI(t, "--inventory", full, "--list-all")
+	if code != 0 || os.Getenv("LOLLYPOPS_TEST_USER") != "alice" || os.Getenv("PATH") == "" {
+		t.Errorf("listing without the environment did not restore it: %d %s", code, out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -37,12 +38,11 @@ func (e *Error) Error() string {
 
 // Load reads, decodes and validates the inventory at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	doc, err := Open(path)
 	if err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("cannot read %s: %v", path, errorsUnwrapPath(err)),
-			Hint: "the inventory is written by nix/apps.nix; run lollypops through `nix run`, or pass --inventory PATH"}
+		return nil, err
 	}
-	return Decode(bytes.NewReader(data))
+	return doc.Inventory(nil)
 }
 
 // errorsUnwrapPath drops the path from an *os.PathError, which Load's
@@ -62,44 +62,120 @@ func Decode(r io.Reader) (*Inventory, error) {
 	if err != nil {
 		return nil, &Error{Msg: err.Error()}
 	}
-	if !json.Valid(data) {
+	doc, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Inventory(nil)
+}
+
+// Document is an inventory whose hosts are decoded and validated on
+// demand: a run that deploys one host of thousands reads that host only, so
+// its cost does not grow with the fleet.
+type Document struct {
+	hosts map[string]json.RawMessage
+	names []string
+}
+
+// Open reads the inventory at path and checks its version and outline.
+func Open(path string) (*Document, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Msg: fmt.Sprintf("cannot read %s: %v", path, errorsUnwrapPath(err)),
+			Hint: "the inventory is written by nix/apps.nix; run lollypops through `nix run`, or pass --inventory PATH"}
+	}
+	return Parse(data)
+}
+
+// Parse checks an inventory's version and outline; hosts are decoded by
+// Host and Inventory.
+func Parse(data []byte) (*Document, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
 		var v any
-		err := json.Unmarshal(data, &v)
+		if json.Unmarshal(data, &v) == nil {
+			return nil, &Error{Msg: "the document must be a JSON object"}
+		}
 		return nil, &Error{Msg: "not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 	// The version decides which shape to expect, so it is checked first.
-	var head struct {
-		Version json.RawMessage `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, &Error{Msg: "the document must be a JSON object"}
-	}
-	if head.Version == nil {
+	raw, ok := top["version"]
+	if !ok {
 		return nil, &Error{Field: "version", Msg: "missing"}
 	}
 	var version int
-	if err := json.Unmarshal(head.Version, &version); err != nil {
-		return nil, &Error{Field: "version", Msg: "must be an integer, got " + string(head.Version)}
+	if err := json.Unmarshal(raw, &version); err != nil {
+		return nil, &Error{Field: "version", Msg: "must be an integer, got " + string(raw)}
 	}
 	if version != Version {
 		return nil, &Error{Field: "version",
 			Msg:  fmt.Sprintf("inventory version %d, but this runner reads version %d", version, Version),
 			Hint: "the lollypops runner and the Nix module that wrote the inventory come from different revisions; update the lollypops flake input so both match"}
 	}
-	if err := checkShape(data, reflect.TypeFor[Inventory](), nil); err != nil {
+	for _, k := range sortedKeys(top) {
+		if k != "version" && k != "hosts" {
+			return nil, &Error{Field: k, Msg: "unknown field"}
+		}
+	}
+	raw, ok = top["hosts"]
+	if !ok {
+		return nil, &Error{Field: "hosts", Msg: "missing"}
+	}
+	doc := &Document{}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(raw, &doc.hosts) != nil {
+		return nil, &Error{Field: "hosts", Msg: "must be an object, got " + preview(raw)}
+	}
+	doc.names = sortedKeys(doc.hosts)
+	return doc, nil
+}
+
+// Names returns every host's name, sorted.
+func (d *Document) Names() []string { return d.names }
+
+// Has reports whether the inventory has a host of that name.
+func (d *Document) Has(name string) bool {
+	_, ok := d.hosts[name]
+	return ok
+}
+
+// Host decodes and validates one host.
+func (d *Document) Host(name string) (*Host, error) {
+	raw, ok := d.hosts[name]
+	if !ok {
+		return nil, &Error{Host: name, Msg: "no such host in the inventory"}
+	}
+	if err := checkShape(raw, reflect.TypeFor[Host](), []string{"hosts", name}); err != nil {
 		return nil, err
 	}
-	var inv Inventory
-	if err := json.Unmarshal(data, &inv); err != nil {
-		return nil, &Error{Msg: err.Error()}
+	h := &Host{}
+	if err := json.Unmarshal(raw, h); err != nil {
+		return nil, &Error{Host: name, Msg: err.Error()}
 	}
-	for name, h := range inv.Hosts {
-		h.Name = name
-	}
-	if err := Validate(&inv); err != nil {
+	h.Name = name
+	if err := validateHost(name, h); err != nil {
 		return nil, err
 	}
-	return &inv, nil
+	return h, nil
+}
+
+// Inventory decodes and validates the named hosts (nil: every host), in
+// name order, and returns them as an inventory.
+func (d *Document) Inventory(names []string) (*Inventory, error) {
+	if names == nil {
+		names = d.names
+	} else {
+		names = slices.Clone(names)
+		sort.Strings(names)
+	}
+	inv := &Inventory{Version: Version, Hosts: make(map[string]*Host, len(names))}
+	for _, name := range names {
+		h, err := d.Host(name)
+		if err != nil {
+			return nil, err
+		}
+		inv.Hosts[name] = h
+	}
+	return inv, nil
 }
 
 // checkShape walks data along the Go type t and reports the first unknown

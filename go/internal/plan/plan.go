@@ -210,11 +210,21 @@ func (g *Graph) HostSteps() map[string][]string {
 
 // suggest returns the task name closest to name, or "" when none is close.
 func (g *Graph) suggest(name string) string {
+	names := make([]string, len(g.Tasks))
+	for i, t := range g.Tasks {
+		names[i] = t.Name
+	}
+	return Closest(name, names)
+}
+
+// Closest returns the candidate closest to name (edit distance, ignoring
+// case), or "" when none is close enough to be what was meant.
+func Closest(name string, candidates []string) string {
 	best, bestDist := "", -1
-	for _, t := range g.Tasks {
-		d := levenshtein(strings.ToLower(name), strings.ToLower(t.Name))
+	for _, c := range candidates {
+		d := levenshtein(strings.ToLower(name), strings.ToLower(c))
 		if bestDist < 0 || d < bestDist {
-			best, bestDist = t.Name, d
+			best, bestDist = c, d
 		}
 	}
 	if bestDist < 0 || bestDist > max(2, len(name)/3) {

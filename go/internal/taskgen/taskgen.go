@@ -45,6 +45,9 @@ type Options struct {
 	// Guard, when set, is a precondition of every task that runs commands:
 	// an interrupted run starts no new step.
 	Guard *Precondition
+	// ListOnly renders names and descriptions only, all a listing shows:
+	// go-task then has a fraction of the Taskfile to read.
+	ListOnly bool
 }
 
 // Precondition is a go-task precondition: a shell test and its message.
@@ -120,14 +123,20 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 		Env:     map[string]string{},
 		Tasks:   make(orderedTasks, 0, len(g.Tasks)),
 	}
-	for k, v := range opts.Env {
-		tf.Env[k] = Literal(v)
+	if !opts.ListOnly {
+		for k, v := range opts.Env {
+			tf.Env[k] = Literal(v)
+		}
 	}
 	step, err := quote(opts.StepBinary)
 	if err != nil {
 		return nil, fmt.Errorf("step binary: %w", err)
 	}
 	for _, t := range g.Tasks {
+		if opts.ListOnly {
+			tf.Tasks = append(tf.Tasks, namedTask{t.Name, &task{Desc: t.Desc}})
+			continue
+		}
 		out := &task{Desc: t.Desc, Deps: t.Deps}
 		switch t.Kind {
 		case plan.Umbrella:

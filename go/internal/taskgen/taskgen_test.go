@@ -65,6 +65,7 @@ func TestGolden(t *testing.T) {
 		{"minimal.all.json", "minimal.json", []string{"all"}, nil},
 		{"full.all.json", "full.json", []string{"all"}, nil},
 		{"full.birne-boot.json", "full.json", []string{"birne"}, func(o *Options) { o.Action = "boot" }},
+		{"minimal.list.json", "minimal.json", []string{"all"}, func(o *Options) { o.ListOnly = true }},
 		{"minimal.dry.json", "minimal.json", []string{"host1"}, func(o *Options) {
 			o.Record, o.Guard = false, nil
 			o.DryRun = func(t *plan.Task) ([]string, error) { return []string{"echo " + t.Name + " {{.X}}"}, nil }

@@ -98,9 +98,14 @@ type Request struct {
 	Calls    []string
 	Vars     []Var
 	PostDash []string // arguments after "--": {{.CLI_ARGS}}
-	Stdin    io.Reader
-	Stdout   io.Writer
-	Stderr   io.Writer
+	// ListWithoutEnv lists with an empty environment. go-task copies the
+	// whole environment into every task it lists, to template its
+	// description: with thousands of tasks that is most of a listing's
+	// memory. Set it only when no description is a template.
+	ListWithoutEnv bool
+	Stdin          io.Reader
+	Stdout         io.Writer
+	Stderr         io.Writer
 }
 
 // TaskFailed is a task whose command failed.
@@ -137,6 +142,10 @@ func Run(ctx context.Context, r *Request) error {
 	if lo.ShouldListTasks() {
 		if f.Silent {
 			return e.ListTaskNames(f.ListAll)
+		}
+		if r.ListWithoutEnv {
+			defer restoreEnv(os.Environ())
+			os.Clearenv()
 		}
 		found, err := e.ListTasks(lo)
 		if err == nil && !found {
@@ -253,6 +262,14 @@ func rootFirst(items, namespaces []string) []string {
 		return 1
 	})
 	return items
+}
+
+func restoreEnv(env []string) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
 }
 
 func translate(err error) error {

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/fakehost"
+)
+
+// Variants of a deploy.
+const (
+	vLollypops = "lollypops"
+	vLower     = "lower bound"
+	vOriginal  = "original shape"
+)
+
+var variants = []string{vLollypops, vLower, vOriginal}
+
+// scenario is one deploy size.
+type scenario struct{ hosts, secrets int }
+
+// deployResult is what one scenario measured.
+type deployResult struct {
+	scenario
+	times  map[string]stats
+	auths  map[string]float64 // ssh authentications per host and run
+	execs  map[string]float64 // programs started on the deployer, per host
+	conns  map[string]float64 // TCP connections per host
+	bytes  map[string]float64 // bytes sent per host
+	counts bool
+}
+
+// bench holds what every deploy scenario shares.
+type bench struct {
+	ctx       context.Context
+	dir       string // scratch
+	bin       string // lollypops and lollypops-step
+	task      string // the task CLI of the same go-task
+	self      string // this benchmark's binary (proxy mode)
+	fleet     *fakehost.Fleet
+	flakes    int
+	haveTrace bool
+}
+
+// newFlake adds a flake with unique content to the store, so that every
+// run really copies one.
+func (b *bench) newFlake() (string, error) {
+	b.flakes++
+	dir := filepath.Join(b.dir, "flakes", fmt.Sprint(b.flakes), "source")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"flake.nix":  "{ outputs = _: { }; }\n",
+		"flake.lock": `{"nodes":{"root":{}},"root":"root","version":7}` + "\n",
+		"run":        fmt.Sprintf("%d\n", b.flakes),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	out, err := exec.Command("nix-store", "--add", dir).Output()
+	if err != nil {
+		return "", fmt.Errorf("nix-store --add: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// secretFiles writes n small secret values and returns their commands.
+func (b *bench) secretFiles(n int) ([]string, error) {
+	dir := filepath.Join(b.dir, "secrets")
+	os.MkdirAll(dir, 0o700)
+	var cmds []string
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("s%03d", i))
+		value := fmt.Sprintf("secret-%03d-%s", i, strings.Repeat("x", 48))
+		if err := os.WriteFile(p, []byte(value), 0o600); err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, "cat "+p)
+	}
+	return cmds, nil
+}
+
+func (b *bench) hostNames(n int) []string {
+	var names []string
+	for _, h := range b.fleet.Hosts()[:n] {
+		names = append(names, h.Name)
+	}
+	return names
+}
+
+// inventory is the deploy every variant does.
+func (b *bench) inventory(hosts []string, cmds []string, flake, sshConfig string) *config.Inventory {
+	inv := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{}}
+	for _, n := range hosts {
+		root := "root"
+		h := &config.Host{
+			Name:  n,
+			Flake: flake,
+			Deployment: config.Deployment{
+				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy,
+				SSH: config.SSH{Host: n, User: &root, Command: "ssh", Opts: []string{"-F", sshConfig},
+					HostKeyPolicy: config.HostKeyStrict},
+				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},
+			},
+			Secrets:    config.Secrets{Files: []config.Secret{}},
+			Tasks:      []string{config.TaskDeployFlake, config.TaskDeploySecrets, config.TaskRebuild},
+			ExtraTasks: map[string]config.ExtraTask{},
+		}
+		for i, c := range cmds {
+			h.Secrets.Files = append(h.Secrets.Files, config.Secret{
+				Name: fmt.Sprintf("s%03d", i), Cmd: c, Path: fmt.Sprintf("/run/keys/bench/s%03d", i),
+				Owner: "root", Group: "root", Mode: "0400", UploadAt: config.PreActivation,
+			})
+		}
+		inv.Hosts[n] = h
+	}
+	return inv
+}
+
+// command returns how to run variant for the inventory.
+func (b *bench) command(variant string, inv *config.Inventory, hosts []string, sshConfig, work string) (string, []string, []string, error) {
+	switch variant {
+	case vLollypops:
+		p := filepath.Join(work, "inventory.json")
+		data, _ := json.Marshal(inv)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			return "", nil, nil, err
+		}
+		return filepath.Join(b.bin, "lollypops"), []string{"--inventory", p, "all"}, nil, nil
+	case vLower:
+		script := filepath.Join(work, "lower.sh")
+		list := filepath.Join(work, "secrets.tsv")
+		var lines strings.Builder
+		for _, s := range inv.Hosts[hosts[0]].Secrets.Files {
+			fmt.Fprintf(&lines, "%s\t%s\t%s\t%s\t%s\n", s.Path, s.Mode, s.Owner, s.Group, s.Cmd)
+		}
+		if err := os.WriteFile(list, []byte(lines.String()), 0o600); err != nil {
+			return "", nil, nil, err
+		}
+		if err := os.WriteFile(script, []byte(lowerBound), 0o755); err != nil {
+			return "", nil, nil, err
+		}
+		flake := inv.Hosts[hosts[0]].Flake
+		return "bash", append([]string{script, sshConfig, flake, list}, hosts...), nil, nil
+	case vOriginal:
+		root, err := writeOriginal(filepath.Join(work, "original"), inv)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		// The original leaves nix's features to the user's nix.conf.
+		return b.task, []string{"-t", root, "all"}, []string{"NIX_CONFIG=experimental-features = nix-command flakes"}, nil
+	}
+	return "", nil, nil, fmt.Errorf("unknown variant %q", variant)
+}
+
+// runDeploy measures one scenario.
+func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progress func(string)) (*deployResult, error) {
+	hosts := b.hostNames(sc.hosts)
+	cmds, err := b.secretFiles(sc.secrets)
+	if err != nil {
+		return nil, err
+	}
+	res := &deployResult{scenario: sc, times: map[string]stats{}, auths: map[string]float64{},
+		execs: map[string]float64{}, conns: map[string]float64{}, bytes: map[string]float64{}, counts: counts}
+	samples := map[string][]sample{}
+	authTotal := map[string]int{}
+	runs := map[string]int{}
+	maxReps := 0
+	for _, r := range reps {
+		maxReps = max(maxReps, r)
+	}
+	for rep := range maxReps {
+		for i := range variants {
+			// Rotate the order so that no variant always runs first.
+			v := variants[(i+rep)%len(variants)]
+			if rep >= reps[v] {
+				continue
+			}
+			s, auths, err := b.deployOnce(v, hosts, cmds, b.fleet.SSHConfig, false)
+			if err != nil {
+				res.times[v] = stats{failed: err.Error()}
+				return res, err
+			}
+			samples[v] = append(samples[v], s)
+			authTotal[v] += auths
+			runs[v]++
+			progress(fmt.Sprintf("%d×%d %s run %d: %.2fs", sc.hosts, sc.secrets, v, rep+1, s.wall.Seconds()))
+		}
+	}
+	for _, v := range variants {
+		res.times[v] = summarize(samples[v])
+		if runs[v] > 0 {
+			res.auths[v] = float64(authTotal[v]) / float64(runs[v]*sc.hosts)
+		}
+	}
+	if !counts {
+		return res, nil
+	}
+	for _, v := range variants {
+		if reps[v] == 0 {
+			continue
+		}
+		execs, conns, sent, err := b.countOnce(v, hosts, cmds)
+		if err != nil {
+			return res, err
+		}
+		res.execs[v] = float64(execs) / float64(sc.hosts)
+		res.conns[v] = float64(conns) / float64(sc.hosts)
+		res.bytes[v] = float64(sent) / float64(sc.hosts)
+	}
+	return res, nil
+}
+
+// deployOnce deploys with a fresh flake and returns the time and the ssh
+// authentications the hosts logged.
+func (b *bench) deployOnce(v string, hosts, cmds []string, sshConfig string, trace bool) (sample, int, error) {
+	flake, err := b.newFlake()
+	if err != nil {
+		return sample{}, 0, err
+	}
+	work, err := os.MkdirTemp(b.dir, "run-")
+	if err != nil {
+		return sample{}, 0, err
+	}
+	defer os.RemoveAll(work)
+	inv := b.inventory(hosts, cmds, flake, sshConfig)
+	name, args, env, err := b.command(v, inv, hosts, sshConfig, work)
+	if err != nil {
+		return sample{}, 0, err
+	}
+	before := 0
+	for _, h := range hosts {
+		n, _ := b.fleet.Host(h).AuthCount()
+		before += n
+	}
+	s, err := timeCommand(b.ctx, name, args, env, work)
+	if err != nil {
+		return s, 0, fmt.Errorf("%s: %w", v, err)
+	}
+	after := 0
+	for _, h := range hosts {
+		n, _ := b.fleet.Host(h).AuthCount()
+		after += n
+	}
+	return s, after - before, nil
+}
+
+// countOnce deploys once through the byte-counting proxy, under strace.
+func (b *bench) countOnce(v string, hosts, cmds []string) (execs, conns int, sent int64, err error) {
+	logs, err := os.MkdirTemp(b.dir, "count-")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(logs)
+	cfg, err := countingConfig(b.fleet.SSHConfig, logs, b.self)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	flake, err := b.newFlake()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	work := filepath.Join(logs, "work")
+	os.Mkdir(work, 0o755)
+	inv := b.inventory(hosts, cmds, flake, cfg)
+	name, args, env, err := b.command(v, inv, hosts, cfg, work)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if b.haveTrace {
+		if execs, err = countExecs(b.ctx, name, args, env, work, logs); err != nil {
+			return 0, 0, 0, fmt.Errorf("%s (counting): %w", v, err)
+		}
+		// The proxy's own processes are not the deploy's.
+	} else if _, err := timeCommand(b.ctx, name, args, env, work); err != nil {
+		return 0, 0, 0, fmt.Errorf("%s (counting): %w", v, err)
+	}
+	for _, h := range hosts {
+		n, s := connections(filepath.Join(logs, h))
+		conns += n
+		sent += s
+	}
+	if b.haveTrace {
+		execs -= 2 * conns // ssh starts each proxy through sh -c "exec ..."
+	} else {
+		execs = -1
+	}
+	return execs, conns, sent, nil
+}

@@ -1,0 +1,150 @@
+// Command bench measures lollypops against a lower bound and against the
+// original lollypops' command shape, on fake hosts, in one run, and writes
+// the table to docs/benchmarks.md. `make bench` builds the binaries and
+// runs it as root. It is not a test: it asserts nothing.
+//
+//	bench --bin DIR [--out FILE] [--reps N] [--quick]
+//	bench proxy PORT LOG     (internal: the byte-counting ProxyCommand)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/lollypops/lollypops/go/internal/fakehost"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		if err := runProxy(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench proxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	bin := flag.String("bin", "", "directory with lollypops and lollypops-step (required)")
+	out := flag.String("out", "", "write the Markdown report here (default: stdout only)")
+	reps := flag.Int("reps", 5, "runs per measurement (the original shape runs fewer for large fleets)")
+	quick := flag.Bool("quick", false, "skip the slowest measurements (original shape at 20×50 and 20×200, planning at 5000 hosts)")
+	flag.Parse()
+	if err := run(*bin, *out, *reps, *quick); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+func run(bin, outPath string, reps int, quick bool) error {
+	if bin == "" {
+		return fmt.Errorf("--bin is required")
+	}
+	if err := fakehost.Available(); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "lollypops-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	progress := func(s string) { fmt.Fprintf(os.Stderr, "bench: %s\n", s) }
+
+	b := &bench{ctx: context.Background(), dir: dir, bin: bin, self: self}
+	_, err = exec.LookPath("strace")
+	b.haveTrace = err == nil
+	progress("building the task CLI of the pinned go-task")
+	b.task = filepath.Join(dir, "task")
+	build := exec.Command("go", "build", "-o", b.task, "github.com/go-task/task/v3/cmd/task")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building go-task's CLI: %v\n%s", err, out)
+	}
+
+	progress("bringing up 20 fake hosts")
+	var specs []fakehost.HostSpec
+	for i := 1; i <= 20; i++ {
+		specs = append(specs, fakehost.HostSpec{Name: fmt.Sprintf("host%d", i)})
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	b.fleet, err = fakehost.New(ctx, filepath.Join(dir, "fleet"), specs)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer b.fleet.Close()
+
+	rep := &report{date: time.Now(), reps: reps, quick: quick, traced: b.haveTrace}
+	rep.machine = machine()
+	for _, sc := range []scenario{{1, 0}, {1, 10}, {1, 50}, {5, 0}, {5, 10}, {5, 50}, {20, 0}, {20, 10}, {20, 50}, {20, 200}} {
+		r := map[string]int{vLollypops: reps, vLower: reps, vOriginal: reps}
+		switch work := sc.hosts * max(sc.secrets, 1); {
+		case work >= 4000:
+			r[vOriginal] = 1
+		case work >= 1000:
+			r[vOriginal] = 2
+		case work >= 200:
+			r[vOriginal] = 3
+		}
+		if quick && sc.hosts*sc.secrets >= 1000 {
+			r[vOriginal] = 0
+		}
+		res, err := b.runDeploy(sc, r, true, progress)
+		if err != nil {
+			return err
+		}
+		rep.deploys = append(rep.deploys, res)
+	}
+
+	sizes := []int{10, 100, 1000, 5000}
+	if quick {
+		sizes = sizes[:3]
+	}
+	for _, n := range sizes {
+		res, err := b.runPlanning(n, 3, 5*time.Minute, progress)
+		if err != nil {
+			return err
+		}
+		rep.plans = append(rep.plans, res...)
+	}
+
+	text := rep.markdown()
+	fmt.Print(text)
+	if outPath != "" {
+		return os.WriteFile(outPath, []byte(text), 0o644)
+	}
+	return nil
+}
+
+// machine describes where the benchmark ran.
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	version := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return "?"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	return fmt.Sprintf("%d cores (%s), %s; %s; %s; %s", runtime.NumCPU(), cpu, runtime.Version(),
+		version("ssh", "-V"), version("nix", "--version"), version("uname", "-sr"))
+}

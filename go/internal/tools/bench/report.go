@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lollypops/lollypops/go/internal/version"
+)
+
+type report struct {
+	date    time.Time
+	machine string
+	reps    int
+	quick   bool
+	traced  bool
+	deploys []*deployResult
+	plans   []planResult
+}
+
+func secs(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.3f s", d.Seconds())
+}
+
+func cell(s stats) string {
+	switch {
+	case s.failed != "":
+		return "(" + strings.SplitN(s.failed, "\n", 2)[0] + ")"
+	case s.n == 0:
+		return "not run"
+	case s.n == 1:
+		return secs(s.median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", secs(s.median), secs(s.min), secs(s.max))
+}
+
+func ratio(a, b stats) string {
+	if a.n == 0 || b.n == 0 || a.failed != "" || b.failed != "" || b.median == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a.median.Seconds()/b.median.Seconds())
+}
+
+func num(m map[string]float64, v string, format string) string {
+	x, ok := m[v]
+	if !ok || x < 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format, x)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Benchmarks\n\n")
+	w("Written by `make bench` on %s UTC, on %s, lollypops %s with go-task %s.\n\n",
+		r.date.UTC().Format("2006-01-02 15:04"), r.machine, version.Version, version.GoTask())
+	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/internal/fakehost`); `nixos-rebuild` is a stand-in that records its call and returns at once. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
+	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel).\n")
+	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/internal/tools/bench/lower.go`.\n")
+	w("- **original shape**: the Taskfiles the original lollypops generates (an included Taskfile per host, its commands: `nix copy`, then `ssh` for mkdir and ln, three fresh `ssh` per secret, `ssh` for nixos-rebuild), run by go-task's own CLI of the same version: `go/internal/tools/bench/original.go`.\n\n")
+
+	w("## Deploy\n\n")
+	w("| hosts × secrets | lollypops | lower bound | original shape | lollypops ÷ lower bound | original ÷ lollypops |\n")
+	w("|---|---|---|---|---|---|\n")
+	for _, d := range r.deploys {
+		w("| %d × %d | %s | %s | %s | %s | %s |\n", d.hosts, d.secrets,
+			cell(d.times[vLollypops]), cell(d.times[vLower]), cell(d.times[vOriginal]),
+			ratio(d.times[vLollypops], d.times[vLower]), ratio(d.times[vOriginal], d.times[vLollypops]))
+	}
+	w("\n## Counts per host\n\n")
+	w("SSH authentications come from the hosts' sshd logs during the timed runs. Connections and bytes (sent by the deployer, SSH-level: what goes on the wire) come from one extra run per variant whose ssh connections go through a counting proxy")
+	if r.traced {
+		w("; programs started on the deployer from `strace -f -e execve` of that run (the proxy's own are subtracted)")
+	}
+	w(".\n\n")
+	w("| hosts × secrets | SSH authentications: lollypops / lower / original | TCP connections: lollypops / lower / original | programs started: lollypops / lower / original | KiB sent: lollypops / lower / original |\n")
+	w("|---|---|---|---|---|\n")
+	for _, d := range r.deploys {
+		w("| %d × %d | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s / %s / %s |\n", d.hosts, d.secrets,
+			num(d.auths, vLollypops, "%.0f"), num(d.auths, vLower, "%.0f"), num(d.auths, vOriginal, "%.0f"),
+			num(d.conns, vLollypops, "%.0f"), num(d.conns, vLower, "%.0f"), num(d.conns, vOriginal, "%.0f"),
+			num(d.execs, vLollypops, "%.0f"), num(d.execs, vLower, "%.0f"), num(d.execs, vOriginal, "%.0f"),
+			kib(d.bytes, vLollypops), kib(d.bytes, vLower), kib(d.bytes, vOriginal))
+	}
+
+	w("\n## Planning\n\n")
+	w("The same fleet (5 secrets per host) for lollypops and for go-task's CLI reading the original layout (root Taskfile + one included Taskfile per host). Wall time median (min–max) of 3 runs, and peak RSS.\n\n")
+	w("| hosts | command | lollypops | peak RSS | task CLI, original layout | peak RSS | original ÷ lollypops |\n")
+	w("|---|---|---|---|---|---|---|\n")
+	for _, p := range r.plans {
+		w("| %d | `%s` | %s | %s | %s | %s | %s |\n", p.hosts, p.command,
+			cell(p.lollypops), mib(p.lollypops), cell(p.original), mib(p.original), ratio(p.original, p.lollypops))
+	}
+	w("\n%s", r.growth())
+	w("\n%s", r.targets())
+	return b.String()
+}
+
+func kib(m map[string]float64, v string) string {
+	x, ok := m[v]
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", x/1024)
+}
+
+func mib(s stats) string {
+	if s.n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d MiB", s.rss/1024)
+}
+
+// growth says how planning cost grows with the fleet.
+func (r *report) growth() string {
+	var b strings.Builder
+	b.WriteString("How planning grows with the fleet (time at the largest size ÷ time at 10× fewer hosts):\n\n")
+	byKey := map[string]planResult{}
+	sizes := map[int]bool{}
+	for _, p := range r.plans {
+		byKey[fmt.Sprint(p.hosts, p.command)] = p
+		sizes[p.hosts] = true
+	}
+	for _, c := range planCommands {
+		cmd := strings.Join(c, " ")
+		for _, pair := range [][2]int{{100, 1000}, {1000, 5000}} {
+			small, okS := byKey[fmt.Sprint(pair[0], cmd)]
+			large, okL := byKey[fmt.Sprint(pair[1], cmd)]
+			if !okS || !okL {
+				continue
+			}
+			fmt.Fprintf(&b, "- `%s`, %d → %d hosts: lollypops %s, original %s\n", cmd, pair[0], pair[1],
+				ratio(large.lollypops, small.lollypops), ratio(large.original, small.original))
+		}
+	}
+	return b.String()
+}
+
+// targets compares the figures with DESIGN.md §5.
+func (r *report) targets() string {
+	var b strings.Builder
+	b.WriteString("## Targets (DESIGN.md §5)\n\n| target | measured | met |\n|---|---|---|\n")
+	row := func(target, measured string, ok bool) {
+		mark := "yes"
+		if !ok {
+			mark = "**no**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", target, measured, mark)
+	}
+	maxAuth := 0.0
+	for _, d := range r.deploys {
+		maxAuth = max(maxAuth, d.auths[vLollypops])
+	}
+	row("SSH authentications per host per run, any number of secrets: 1", fmt.Sprintf("at most %.0f", maxAuth), maxAuth == 1)
+	for _, d := range r.deploys {
+		if d.hosts != 20 || (d.secrets != 50 && d.secrets != 200) {
+			continue
+		}
+		l, lb, o := d.times[vLollypops], d.times[vLower], d.times[vOriginal]
+		if l.n > 0 && lb.n > 0 {
+			q := l.median.Seconds() / lb.median.Seconds()
+			row(fmt.Sprintf("20 × %d: ≤ 1.1 × the lower bound", d.secrets), fmt.Sprintf("%s vs %s: %.2f×", secs(l.median), secs(lb.median), q), q <= 1.1)
+		}
+		if l.n > 0 && o.n > 0 {
+			q := o.median.Seconds() / l.median.Seconds()
+			row(fmt.Sprintf("20 × %d: ≥ 10 × faster than the original shape", d.secrets), fmt.Sprintf("%.1f×", q), q >= 10)
+		}
+	}
+	for _, p := range r.plans {
+		l := p.lollypops
+		if l.n == 0 {
+			continue
+		}
+		switch {
+		case p.hosts == 1000 && p.command == "--list-all":
+			row("`--list-all`, 1000 hosts: ≤ 0.5 s and ≤ 150 MB", fmt.Sprintf("%s, %d MiB", secs(l.median), l.rss/1024), l.median <= 500*time.Millisecond && l.rss <= 150*1000)
+		case p.hosts == 5000 && p.command == "--list-all":
+			row("`--list-all`, 5000 hosts: ≤ 3 s", secs(l.median), l.median <= 3*time.Second)
+		case p.hosts == 5000 && p.command == "--dry host1":
+			row("`--dry host1` of 5000 hosts: ≤ 0.3 s", secs(l.median), l.median <= 300*time.Millisecond)
+		}
+	}
+	return b.String()
+}
