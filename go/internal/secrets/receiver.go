@@ -3,11 +3,12 @@ package secrets
 // receiverScript runs on the host (through sudo when enabled) and reads the
 // stream Encode writes: all of a host's secrets in one ssh session.
 //
-// Every file is first written to a new temporary file next to its
-// destination, created exclusively (noclobber) with its final mode (through
-// the umask, so it is never readable by more than its mode allows), given
-// its owner and group, and only renamed into place once every file of the
-// stream has arrived ("commit"). A stream that ends early — the connection
+// Every file is first written under its final name to a private staging
+// directory (mode 0700) in its destination's directory, created exclusively
+// (noclobber) with its final mode (through the umask, so it is never
+// readable by more than its mode allows), given its owner and group, and
+// only renamed into place once every file of the stream has arrived
+// ("commit"). A stream that ends early — the connection
 // dropped, the deployer was interrupted, a secret command failed — leaves no
 // new file behind: the record that must follow each value is then missing,
 // and the temporary files are removed on exit and on SIGHUP, SIGINT, SIGTERM
@@ -15,19 +16,19 @@ package secrets
 //
 // Hosts may get hundreds of secrets, so the script starts as few processes
 // as it can: per file one head (and a chown when the owner is not the
-// receiving user, a chmod for set-id and sticky bits), one mv at the commit;
-// owners are looked up once per owner and group.
+// receiving user, a chmod for set-id and sticky bits); per directory, one mv
+// at the commit; owners are looked up once per owner and group.
 //
 // The values only travel on stdin; argv holds nothing but this script.
-// The script is quoted for the remote login shell by ssh.Command; it uses
-// no backslash escapes, so fish's single quotes would keep it intact too.
+// The script is quoted for the remote login shell by ssh.Command; its only
+// backslashes are printf's "\n", which fish's single quotes keep too.
 // A stale file that is kept stays in the manifest, so that later runs list
-// it again and can remove it. Pending temporary files are kept as pairs (temporary, destination) in the
+// it again and can remove it. The staging directories are kept in the
 // positional parameters, the only array POSIX sh has.
 const receiverScript = `set -u -C
 umask 077
 fail() { echo "lollypops: $*" >&2; exit 1; }
-cleanup() { while [ $# -gt 1 ]; do rm -f -- "$1"; shift 2; done; [ -z "${mt:-}" ] || rm -f -- "$mt"; }
+cleanup() { [ $# -eq 0 ] || rm -rf -- "$@"; [ -z "${mt:-}" ] || rm -f -- "$mt"; }
 trap 'cleanup "$@"' EXIT
 trap 'cleanup "$@"; exit 1' HUP INT TERM PIPE
 me="$(id -un):$(id -gn)"
@@ -39,10 +40,21 @@ known() {
   seen="$seen$1:$2 "
 }
 get() { IFS= read -r "$1" || fail "the stream from the deployer ended early"; }
+# commit moves the files of a staging directory into its parent: one mv for
+# all of them (each a rename, atomic), then removes the empty directory.
+commit() {
+  d=${1%/*} s=$1
+  set --
+  for f in "$s"/* "$s"/.[!.]* "$s"/..?*; do
+    if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi
+  done
+  [ $# -eq 0 ] || mv -f -t "$d" -- "$@" || fail "$d: cannot move the new files into place"
+  for f in "$@"; do echo "wrote $d/${f##*/}"; done
+  rmdir -- "$s"
+}
 get magic
-[ "$magic" = lollypops-secrets-2 ] || fail "unknown stream version: $magic"
+[ "$magic" = lollypops-secrets-3 ] || fail "unknown stream version: $magic"
 mt=""
-n=0
 while get op; do
   case $op in
   manifest)
@@ -70,9 +82,12 @@ while get op; do
     get p; get o; get g; get mode; get mask; get soft; get size
     case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
     [ ! -d "$p" ] || fail "$p: is a directory"
-    n=$((n + 1))
-    t="${p%/*}/.lollypops-$$-$n"
-    set -- "$@" "$t" "$p"
+    s="${p%/*}/.lollypops-$$"
+    if [ ! -d "$s" ]; then
+      mkdir -- "$s" || fail "${p%/*}: cannot create the staging directory $s"
+      set -- "$@" "$s"
+    fi
+    t="$s/${p##*/}"
     umask "$mask"
     head -c "$size" > "$t" || fail "$p: cannot create the temporary file $t"
     umask 077
@@ -92,11 +107,8 @@ while get op; do
     echo "owner-fixed $p"
     ;;
   commit)
-    while [ $# -gt 1 ]; do
-      mv -fT -- "$1" "$2" || fail "$2: cannot move the new file into place"
-      echo "wrote $2"
-      shift 2
-    done
+    for s in "$@"; do commit "$s"; done
+    set --
     if [ -n "$mt" ]; then
       if [ -f "$manifest" ]; then
         grep -Fxv -f "$mt" -- "$manifest" | while IFS= read -r p; do

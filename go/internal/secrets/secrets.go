@@ -157,7 +157,7 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 		}
 		return "0"
 	}
-	line("lollypops-secrets-2")
+	line("lollypops-secrets-3")
 	if s.Manifest != "" {
 		line("manifest", s.Manifest, flag(s.RemoveStale))
 		for _, p := range s.Keep {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/fakehost"
@@ -284,6 +285,9 @@ func (b *bench) countOnce(v string, hosts, cmds []string) (execs, conns int, sen
 	} else if _, err := timeCommand(b.ctx, name, args, env, work); err != nil {
 		return 0, 0, 0, fmt.Errorf("%s (counting): %w", v, err)
 	}
+	// The proxies of connections that outlive the command (ssh masters
+	// closing) log when ssh hangs them up: give them a moment.
+	time.Sleep(time.Second)
 	for _, h := range hosts {
 		n, s := connections(filepath.Join(logs, h))
 		conns += n

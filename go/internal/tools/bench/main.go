@@ -33,8 +33,10 @@ func main() {
 	out := flag.String("out", "", "write the Markdown report here (default: stdout only)")
 	reps := flag.Int("reps", 5, "runs per measurement (the original shape runs fewer for large fleets)")
 	quick := flag.Bool("quick", false, "skip the slowest measurements (original shape at 20×50 and 20×200, planning at 5000 hosts)")
+	only := flag.String("scenarios", "1x0,1x10,1x50,5x0,5x10,5x50,20x0,20x10,20x50,20x200", "deploy sizes, HOSTSxSECRETS (20 hosts at most); empty: none")
+	sizes := flag.String("fleets", "10,100,1000,5000", "planning fleet sizes; empty: none")
 	flag.Parse()
-	if err := run(*bin, *out, *reps, *quick); err != nil {
+	if err := run(*bin, *out, *reps, *quick, *only, *sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -44,7 +46,25 @@ func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, 
 	return context.WithTimeout(ctx, d)
 }
 
-func run(bin, outPath string, reps int, quick bool) error {
+func run(bin, outPath string, reps int, quick bool, only, fleets string) error {
+	var scenarios []scenario
+	for _, f := range strings.FieldsFunc(only, func(r rune) bool { return r == ',' }) {
+		var sc scenario
+		if _, err := fmt.Sscanf(f, "%dx%d", &sc.hosts, &sc.secrets); err != nil || sc.hosts < 1 || sc.hosts > 20 {
+			return fmt.Errorf("--scenarios: %q is not HOSTSxSECRETS with 1 to 20 hosts", f)
+		}
+		scenarios = append(scenarios, sc)
+	}
+	var sizes []int
+	for _, f := range strings.FieldsFunc(fleets, func(r rune) bool { return r == ',' }) {
+		var n int
+		if _, err := fmt.Sscanf(f, "%d", &n); err != nil || n < 1 {
+			return fmt.Errorf("--fleets: %q is not a number of hosts", f)
+		}
+		if !quick || n <= 1000 {
+			sizes = append(sizes, n)
+		}
+	}
 	if bin == "" {
 		return fmt.Errorf("--bin is required")
 	}
@@ -87,7 +107,10 @@ func run(bin, outPath string, reps int, quick bool) error {
 
 	rep := &report{date: time.Now(), reps: reps, quick: quick, traced: b.haveTrace}
 	rep.machine = machine()
-	for _, sc := range []scenario{{1, 0}, {1, 10}, {1, 50}, {5, 0}, {5, 10}, {5, 50}, {20, 0}, {20, 10}, {20, 50}, {20, 200}} {
+	if out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/go-task/task/v3").Output(); err == nil {
+		rep.goTask = strings.TrimSpace(string(out))
+	}
+	for _, sc := range scenarios {
 		r := map[string]int{vLollypops: reps, vLower: reps, vOriginal: reps}
 		switch work := sc.hosts * max(sc.secrets, 1); {
 		case work >= 4000:
@@ -107,10 +130,6 @@ func run(bin, outPath string, reps int, quick bool) error {
 		rep.deploys = append(rep.deploys, res)
 	}
 
-	sizes := []int{10, 100, 1000, 5000}
-	if quick {
-		sizes = sizes[:3]
-	}
 	for _, n := range sizes {
 		res, err := b.runPlanning(n, 3, 5*time.Minute, progress)
 		if err != nil {

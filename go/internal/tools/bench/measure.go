@@ -8,11 +8,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -85,22 +87,53 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	var sent, recv int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		recv, _ = io.Copy(os.Stdout, conn)
-		os.Stdout.Close()
-	})
-	sent, _ = io.Copy(conn, os.Stdin)
-	conn.(*net.TCPConn).CloseWrite()
-	wg.Wait()
-	f, err := os.OpenFile(args[1], os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+	var sent, recv atomic.Int64
+	var once sync.Once
+	logOnce := func() {
+		once.Do(func() {
+			f, err := os.OpenFile(args[1], os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err == nil {
+				fmt.Fprintf(f, "%d %d\n", sent.Load(), recv.Load())
+				f.Close()
+			}
+		})
 	}
-	defer f.Close()
-	_, err = fmt.Fprintf(f, "%d %d\n", sent, recv)
-	return err
+	// ssh ends its ProxyCommand with SIGHUP when the connection closes.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		logOnce()
+		os.Exit(0)
+	}()
+	done := make(chan struct{})
+	go func() {
+		counted(os.Stdout, conn, &recv)
+		os.Stdout.Close()
+		close(done)
+	}()
+	counted(conn, os.Stdin, &sent)
+	conn.(*net.TCPConn).CloseWrite()
+	<-done
+	logOnce()
+	return nil
+}
+
+// counted copies src to dst, adding the bytes to n as they go.
+func counted(dst io.Writer, src io.Reader, n *atomic.Int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			n.Add(int64(k))
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // countingConfig writes an ssh_config that routes each host's connections
@@ -156,7 +189,9 @@ func countExecs(ctx context.Context, name string, args, env []string, dir, tmp s
 	}
 	n := 0
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "execve(") && strings.HasSuffix(strings.TrimSpace(l), "= 0") {
+		// A concurrent execve shows as "execve(... <unfinished ...>" then
+		// "<... execve resumed>...) = 0": count the line with the result.
+		if strings.Contains(l, "execve") && strings.HasSuffix(strings.TrimSpace(l), "= 0") {
 			n++
 		}
 	}

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/lollypops/lollypops/go/internal/version"
 )
 
 type report struct {
+	goTask  string
 	date    time.Time
 	machine string
 	reps    int
@@ -59,8 +58,8 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
-	w("Written by `make bench` on %s UTC, on %s, lollypops %s with go-task %s.\n\n",
-		r.date.UTC().Format("2006-01-02 15:04"), r.machine, version.Version, version.GoTask())
+	w("Written by `make bench` on %s UTC, on %s, with go-task %s.\n\n",
+		r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
 	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/internal/fakehost`); `nixos-rebuild` is a stand-in that records its call and returns at once. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
 	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel).\n")
 	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/internal/tools/bench/lower.go`.\n")
