@@ -61,8 +61,7 @@ func (h *Host) KillSessions() error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(upTimeout)
-	for {
+	return h.killUntilGone("sessions", func() []proc {
 		var victims []proc
 		for _, p := range nsProcs(r.ns) {
 			if p.pid == r.pid || (p.ppid == r.pid && p.comm == "nix-daemon") {
@@ -70,11 +69,21 @@ func (h *Host) KillSessions() error {
 			}
 			victims = append(victims, p)
 		}
+		return victims
+	})
+}
+
+// killUntilGone sends SIGKILL to the processes list returns until it
+// returns none, for at most upTimeout.
+func (h *Host) killUntilGone(what string, list func() []proc) error {
+	deadline := time.Now().Add(upTimeout)
+	for {
+		victims := list()
 		if len(victims) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("fakehost: %s: sessions left after kill: %v", h.Name, victims)
+			return fmt.Errorf("fakehost: %s: %s left after kill: %v", h.Name, what, victims)
 		}
 		for _, p := range victims {
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)

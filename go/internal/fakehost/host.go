@@ -277,20 +277,7 @@ func (h *Host) stopRun(r *run) error {
 		return nil
 	}
 	defer r.nsFile.Close()
-	deadline := time.Now().Add(upTimeout)
-	for {
-		left := nsProcs(r.ns)
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fakehost: %s: processes left after kill: %v", h.Name, left)
-		}
-		for _, p := range left {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return h.killUntilGone("processes", func() []proc { return nsProcs(r.ns) })
 }
 
 // Stop kills the host: sshd and every process in it. The host becomes

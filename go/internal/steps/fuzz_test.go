@@ -8,50 +8,20 @@ import (
 	"text/template"
 	"unicode/utf8"
 
-	"mvdan.cc/sh/v3/expand"
-	"mvdan.cc/sh/v3/syntax"
-
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/shellword"
 	"github.com/lollypops/lollypops/go/internal/taskgen"
 )
 
-// splitPOSIX parses a command line the way a POSIX shell would and returns
-// its words, failing on anything but one simple command of literal words.
+// splitPOSIX returns the words a POSIX shell makes of line, failing the
+// test unless it is one simple command of literal words.
 func splitPOSIX(t *testing.T, line string) []string {
 	t.Helper()
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(line), "")
-	if err != nil {
-		t.Fatalf("the shell cannot parse %q: %v", line, err)
-	}
-	if len(f.Stmts) != 1 {
-		t.Fatalf("%q is %d statements", line, len(f.Stmts))
-	}
-	call, ok := f.Stmts[0].Cmd.(*syntax.CallExpr)
-	if !ok || len(call.Assigns) > 0 || f.Stmts[0].Redirs != nil || f.Stmts[0].Background {
-		t.Fatalf("%q is not one simple command", line)
-	}
-	var words []string
-	for _, w := range call.Args {
-		for _, part := range w.Parts {
-			switch p := part.(type) {
-			case *syntax.Lit, *syntax.SglQuoted:
-			case *syntax.DblQuoted:
-				for _, inner := range p.Parts {
-					if _, ok := inner.(*syntax.Lit); !ok {
-						t.Fatalf("%q: word %d has an expansion in double quotes (%T)", line, len(words), inner)
-					}
-				}
-			default:
-				t.Fatalf("%q: word %d has an expansion (%T)", line, len(words), part)
-			}
-		}
-		s, err := expand.Literal(&expand.Config{}, w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		words = append(words, s)
+	words, ok := shellword.Literal(line)
+	if !ok {
+		t.Fatalf("%q is not one simple command of literal words", line)
 	}
 	return words
 }
