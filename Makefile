@@ -39,7 +39,7 @@ test-nix:
 
 # Benchmarks: lollypops against a lower bound and the original's command
 # shape on 20 fake hosts, and planning cost up to 5000 hosts; writes
-# docs/benchmarks.md (about 30 minutes; BENCH_FLAGS=--quick: a few).
+# docs/benchmarks.md (about an hour; BENCH_FLAGS=--quick: a few minutes).
 bench: deps build
 	@command -v strace >/dev/null || { apt-get -o DPkg::Lock::Timeout=300 -qq update && apt-get -o DPkg::Lock::Timeout=300 -qq install -y strace >/dev/null; }
 	cd go && $(GO) run ./internal/tools/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
