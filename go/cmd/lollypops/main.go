@@ -28,6 +28,9 @@ const (
 )
 
 func main() {
+	// A closed stdout (lollypops --list-all | head) must end the run through
+	// its error path, which removes the run directory, not kill it.
+	signal.Ignore(syscall.SIGPIPE)
 	in := newInterrupter()
 	code := run(in, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	in.stop()
