@@ -62,11 +62,11 @@ func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writ
 	return code
 }
 
-// interrupter handles SIGINT, SIGTERM and SIGHUP. The first signal lets
-// running steps finish — when it came from the terminal, the steps got it
-// too and stop what can be stopped safely — and keeps new steps from
-// starting (onFirst). A second signal cancels the run's context: go-task
-// then interrupts every command it runs.
+// interrupter handles SIGINT, SIGTERM and SIGHUP. The first signal keeps
+// new steps from starting (onFirst) and lets running ones end on their own:
+// when it came from the terminal, the steps got it too, stop what can stop
+// safely and let an activation in flight finish. A second signal cancels
+// the run's context: go-task then interrupts every command it runs.
 type interrupter struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -95,7 +95,7 @@ func (in *interrupter) handle(sig os.Signal) {
 	in.count++
 	if in.count == 1 {
 		if in.ui != nil {
-			in.ui.printf("%s: stopping; running steps finish, no new ones start (interrupt again to abort them)", sig)
+			in.ui.printf("%s: stopping; activations in flight finish, nothing new starts (interrupt again to abort everything)", sig)
 		}
 		if in.onFirst != nil {
 			in.onFirst()
