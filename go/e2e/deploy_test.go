@@ -86,7 +86,7 @@ func TestDeployAll(t *testing.T) {
 				t.Fatalf("rebuild calls: %v %+v", err, calls)
 			}
 			c := calls[0]
-			wantArgs := []string{"switch", "--flake", "/var/src/lollypops/flake#" + h.Name}
+			wantArgs := []string{"switch", "--flake", "path:" + flake + "#" + h.Name}
 			if !slices.Equal(c.Args, wantArgs) || c.User != "root" || c.Hostname != h.Name {
 				t.Errorf("nixos-rebuild %q as %s on %s, want %q", c.Args, c.User, c.Hostname, wantArgs)
 			}

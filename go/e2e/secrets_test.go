@@ -184,7 +184,7 @@ func TestHostileValuesDeployedLiterally(t *testing.T) {
 		t.Errorf("config-dir with quotes: %q %v", link, err)
 	}
 	calls, _ := h.RebuildCalls()
-	if len(calls) != 1 || calls[0].Args[2] != "/var/src/my deploy's $(dir)/flake#host1" || !calls[0].FlakeValid {
+	if len(calls) != 1 || calls[0].Args[2] != "path:"+flake+"#host1" || !calls[0].FlakeValid {
 		t.Errorf("rebuild: %+v", calls)
 	}
 	if _, err := os.Stat(canary); !os.IsNotExist(err) {

@@ -9,6 +9,19 @@ import (
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
+// rebuildScript runs nixos-rebuild on the host with the flake that
+// <config-dir>/flake points to. The link is resolved on the host, as the
+// original lollypops did, because Nix before 2.19 refuses a symlink as a
+// flake ("is not a flake (because it's not a directory)"): the reference
+// handed to nixos-rebuild is path:<store path>#<host>, which every Nix
+// accepts.
+const rebuildScript = `f=$(readlink -e -- "$1") || { echo "lollypops: $1 does not exist on this host; run the task $3:deploy-flake first" >&2; exit 1; }
+case $f in
+/nix/store/?*) ;;
+*) echo "lollypops: $1 points to $f, which is not in the Nix store" >&2; exit 1 ;;
+esac
+exec nixos-rebuild "$2" --flake "path:$f#$3"`
+
 // rebuildArgs runs nixos-rebuild: on the host with the deployed flake, or,
 // with local evaluation, here with the flake's source and --target-host.
 func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
@@ -21,7 +34,7 @@ func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
 		}
 		return argv, nil
 	}
-	return e.remote(c, "nixos-rebuild", e.Action, "--flake", d.ConfigDir+"/flake#"+h.Name)
+	return e.remote(c, "sh", "-c", rebuildScript, "lollypops-rebuild", d.ConfigDir+"/flake", e.Action, h.Name)
 }
 
 // Rebuild builds and activates the host's configuration. When deploy-secrets
