@@ -29,8 +29,11 @@ const (
 
 func main() {
 	// A closed stdout (lollypops --list-all | head) must end the run through
-	// its error path, which removes the run directory, not kill it.
-	signal.Ignore(syscall.SIGPIPE)
+	// its error path, which removes the run directory, not kill it. The
+	// signal is caught, not ignored: an ignored SIGPIPE would be inherited
+	// by every program go-task starts (yes | head -1 would never end);
+	// caught signals are reset to their default on exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	in := newInterrupter()
 	code := run(in, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	in.stop()

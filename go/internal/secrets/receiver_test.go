@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -10,24 +12,75 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 )
 
-// receive runs the real receiver script with the local sh, as the host would.
-func receive(t *testing.T, stream []byte) (stdout, stderr string, err error) {
-	t.Helper()
-	for _, tool := range []string{"sh", "getent", "mktemp", "head", "wc", "grep"} {
+// shells are the sh a target may have, as Debian packages them: bash (sh
+// on NixOS), dash, busybox sh and mksh. Every receiver test runs under each
+// one that is installed; a missing one is skipped with its package name.
+var shells = []struct {
+	name, pkg string
+	argv      []string
+}{
+	{"bash", "bash", []string{"bash"}},
+	{"dash", "dash", []string{"dash"}},
+	{"busybox", "busybox", []string{"busybox", "sh"}},
+	{"mksh", "mksh", []string{"mksh"}},
+}
+
+// eachShell runs f once per installed shell, as a subtest.
+func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
+	for _, tool := range []string{"getent", "mktemp", "head", "stat", "sha256sum", "grep"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("receiver tests: %s is not installed here (a build sandbox?); the e2e tests run the receiver too", tool)
 		}
 	}
-	cmd := exec.Command("sh", ReceiverArgv()[1:]...)
-	cmd.Stdin = bytes.NewReader(stream)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	for _, s := range shells {
+		t.Run(s.name, func(t *testing.T) {
+			if _, err := exec.LookPath(s.argv[0]); err != nil {
+				t.Skipf("%s is not installed (apt-get install %s)", s.name, s.pkg)
+			}
+			f(t, s.argv)
+		})
+	}
+}
+
+// receiver is one run of the real receiver script, as the host runs it.
+type receiver struct {
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	out, err bytes.Buffer
+}
+
+func startReceiver(t *testing.T, sh []string, dir string) *receiver {
+	t.Helper()
+	r := &receiver{cmd: exec.Command(sh[0], append(sh[1:], ReceiverArgv()[1:]...)...)}
+	r.cmd.Dir = dir
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.err
+	var err error
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *receiver) wait() error {
+	r.stdin.Close()
+	return r.cmd.Wait()
+}
+
+// receive runs the receiver on stream in a fresh working directory.
+func receive(t *testing.T, sh []string, stream []byte) (stdout, stderr string, err error) {
+	t.Helper()
+	r := startReceiver(t, sh, t.TempDir())
+	r.stdin.Write(stream)
+	err = r.wait()
+	return r.out.String(), r.err.String(), err
 }
 
 // secret is owned by the user running the test, who can chown to itself.
@@ -64,216 +117,334 @@ func leftovers(t *testing.T, dir string) []string {
 	return found
 }
 
+// modeBits is the permission part of a FileMode as chmod sees it.
+func modeBits(m os.FileMode) uint32 {
+	b := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
 func TestReceiverExactBytesAndModes(t *testing.T) {
-	dir := t.TempDir()
-	values := []Value{
-		{secret(dir+"/keys/binary", "0400"), []byte("a\x00b\xff\n\n")},
-		{secret(dir+"/keys/dash-n", "0440"), []byte("-n")},
-		{secret(dir+"/keys/trailing", "0600"), []byte("line\n\n\n")},
-		{secret(dir+"/keys/empty", "0400"), []byte{}},
-		{secret(dir+"/deep/er/space name", "0640"), []byte("x'y\"z$(id)`w`\\")},
-		{secret(dir+"/keys/no-access", "0000"), []byte("nobody may read this")},
-		{secret(dir+"/keys/setgid", "2750"), []byte("g")},
-	}
-	out, errOut, err := receive(t, encode(t, &Stream{Values: values}))
-	if err != nil {
-		t.Fatalf("receiver: %v\n%s", err, errOut)
-	}
-	for _, v := range values {
-		got, err := os.ReadFile(v.Secret.Path)
-		if err != nil && os.IsPermission(err) && v.Secret.Mode == "0000" {
-			got, err = v.Data, nil // unreadable to anyone but root, as asked
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		values := []Value{
+			{secret(dir+"/keys/binary", "0400"), []byte("a\x00b\xff\n\n")},
+			{secret(dir+"/keys/dash-n", "0440"), []byte("-n")},
+			{secret(dir+"/keys/trailing", "0600"), []byte("line\n\n\n")},
+			{secret(dir+"/keys/empty", "0400"), []byte{}},
+			{secret(dir+"/deep/er/space name", "0640"), []byte("x'y\"z$(id)`w`\\")},
+			{secret(dir+"/keys/back\\slash", "0400"), []byte("sha256sum escapes this name")},
+			{secret(dir+"/keys/no-access", "0000"), []byte("nobody may read this")},
+			{secret(dir+"/modes/0700", "0700"), []byte("#!/bin/sh\n")},
+			{secret(dir+"/modes/0755", "0755"), []byte("x")},
+			{secret(dir+"/modes/755", "755"), []byte("x")},
+			{secret(dir+"/modes/640", "640"), []byte("x")},
+			{secret(dir+"/modes/2750", "2750"), []byte("g")},
+			{secret(dir+"/modes/4711", "4711"), []byte("u")},
+			{secret(dir+"/modes/1644", "1644"), []byte("t")},
+			{secret(dir+"/modes/0111", "0111"), []byte("x only")},
+			{secret(dir+"/keys/big", "0400"), bytes.Repeat([]byte("0123456789abcdef"), 1<<16)},
 		}
+		out, errOut, err := receive(t, sh, encode(t, &Stream{Values: values}))
+		if err != nil {
+			t.Fatalf("receiver: %v\n%s", err, errOut)
+		}
+		for _, v := range values {
+			got, err := os.ReadFile(v.Secret.Path)
+			if err != nil && os.IsPermission(err) {
+				got, err = v.Data, nil // unreadable to anyone but root, as asked
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, v.Data) {
+				t.Errorf("%s: got %q, want %q", v.Secret.Path, got, v.Data)
+			}
+			st, _ := os.Stat(v.Secret.Path)
+			if got, want := modeBits(st.Mode()), FileMode(v.Secret.Mode); got != want {
+				t.Errorf("%s: mode %04o, want %04o", v.Secret.Path, got, want)
+			}
+		}
+		st, _ := os.Stat(dir + "/deep/er")
+		if st.Mode().Perm() != 0o711 {
+			t.Errorf("created directory mode %o, want 711", st.Mode().Perm())
+		}
+		rep, err := ParseReport([]byte(out))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, v.Data) {
-			t.Errorf("%s: got %q, want %q", v.Secret.Path, got, v.Data)
+		if len(rep.Wrote) != len(values) || !rep.Committed || !slices.Contains(rep.CreatedDirs, dir+"/deep/er") {
+			t.Errorf("report: %+v", rep)
 		}
-		st, _ := os.Stat(v.Secret.Path)
-		if got, want := st.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSetuid|os.ModeSticky), parseMode(v.Secret.Mode); got != want {
-			t.Errorf("%s: mode %o, want %o", v.Secret.Path, got, want)
+		if l := leftovers(t, dir); len(l) > 0 {
+			t.Errorf("temporary files left: %v", l)
 		}
-	}
-	st, _ := os.Stat(dir + "/deep/er")
-	if st.Mode().Perm() != 0o711 {
-		t.Errorf("created directory mode %o, want 711", st.Mode().Perm())
-	}
-	rep, err := ParseReport([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Wrote) != len(values) || !slices.Contains(rep.CreatedDirs, dir+"/deep/er") {
-		t.Errorf("report: %+v", rep)
-	}
-	if l := leftovers(t, dir); len(l) > 0 {
-		t.Errorf("temporary files left: %v", l)
-	}
-}
-
-func parseMode(s string) os.FileMode {
-	var m uint32
-	for _, c := range s {
-		m = m*8 + uint32(c-'0')
-	}
-	mode := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
+	})
 }
 
 func TestReceiverTruncatedStreamWritesNothing(t *testing.T) {
-	dir := t.TempDir()
-	old := dir + "/keys/a"
-	os.MkdirAll(dir+"/keys", 0o700)
-	os.WriteFile(old, []byte("old"), 0o400)
-	stream := encode(t, &Stream{Values: []Value{
-		{secret(old, "0400"), []byte("new value of a")},
-		{secret(dir+"/keys/b", "0400"), []byte("0123456789")},
-	}})
-	// Cut the stream inside the second value, as a dropped connection would.
-	cut := bytes.Index(stream, []byte("0123456789")) + 4
-	_, errOut, err := receive(t, stream[:cut])
-	if err == nil {
-		t.Fatal("receiver succeeded on a truncated stream")
-	}
-	if !strings.Contains(errOut, "the stream from the deployer ended early") {
-		t.Errorf("stderr: %q", errOut)
-	}
-	if got, _ := os.ReadFile(old); string(got) != "old" {
-		t.Errorf("a was replaced before the commit: %q", got)
-	}
-	if _, err := os.Stat(dir + "/keys/b"); !os.IsNotExist(err) {
-		t.Error("b was written")
-	}
-	if l := leftovers(t, dir); len(l) > 0 {
-		t.Errorf("temporary files left: %v", l)
-	}
-	// Without the commit record nothing happens either.
-	noCommit := bytes.TrimSuffix(stream, []byte("commit\n"))
-	if _, _, err := receive(t, noCommit); err == nil {
-		t.Fatal("receiver succeeded without a commit")
-	}
-	if got, _ := os.ReadFile(old); string(got) != "old" {
-		t.Errorf("a was replaced without a commit: %q", got)
-	}
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		old := dir + "/keys/a"
+		os.MkdirAll(dir+"/keys", 0o700)
+		os.WriteFile(old, []byte("old"), 0o400)
+		stream := encode(t, &Stream{Values: []Value{
+			{secret(old, "0400"), []byte("new value of a")},
+			{secret(dir+"/other/b", "0400"), []byte("0123456789")},
+		}})
+		// Cut the stream inside the second value, as a dropped connection would.
+		cut := bytes.Index(stream, []byte("0123456789")) + 4
+		_, errOut, err := receive(t, sh, stream[:cut])
+		if err == nil {
+			t.Fatal("receiver succeeded on a truncated stream")
+		}
+		if !strings.Contains(errOut, "the stream from the deployer ended early") {
+			t.Errorf("stderr: %q", errOut)
+		}
+		if got, _ := os.ReadFile(old); string(got) != "old" {
+			t.Errorf("a was replaced before the commit: %q", got)
+		}
+		if _, err := os.Stat(dir + "/other/b"); !os.IsNotExist(err) {
+			t.Error("b was written")
+		}
+		if l := leftovers(t, dir); len(l) > 0 {
+			t.Errorf("temporary files left: %v", l)
+		}
+		// Without the commit record nothing happens either.
+		noCommit := bytes.TrimSuffix(stream, []byte("commit\n"))
+		if _, _, err := receive(t, sh, noCommit); err == nil {
+			t.Fatal("receiver succeeded without a commit")
+		}
+		if got, _ := os.ReadFile(old); string(got) != "old" {
+			t.Errorf("a was replaced without a commit: %q", got)
+		}
+	})
+}
+
+// A session that fails after some files were staged removes them and
+// nothing else: not the words of its error message in the working
+// directory (bash ran "rm -rf -- <words>" there when a trap used "$@").
+func TestReceiverFailureCleansUpOnlyItsOwn(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		work := t.TempDir()
+		words := []string{"lollypops:", "user", "does", "not", "exist", "stream", "the", "from", "deployer", "ended", "early"}
+		for _, w := range words {
+			os.WriteFile(filepath.Join(work, w), []byte("keep me"), 0o644)
+		}
+		bad := secret(dir+"/b/bad", "0400")
+		bad.Owner = "lollypops-no-such-user"
+		stream := encode(t, &Stream{Values: []Value{
+			{secret(dir+"/a/good", "0400"), []byte("good")},
+			{bad, []byte("bad")},
+		}})
+		r := startReceiver(t, sh, work)
+		r.stdin.Write(stream)
+		err := r.wait()
+		if err == nil || !strings.Contains(r.err.String(), "user lollypops-no-such-user does not exist") {
+			t.Fatalf("err=%v stderr=%q", err, r.err.String())
+		}
+		if _, err := os.Stat(dir + "/a/good"); !os.IsNotExist(err) {
+			t.Error("good was written although the session failed")
+		}
+		if l := leftovers(t, dir); len(l) > 0 {
+			t.Errorf("staging left: %v", l)
+		}
+		for _, w := range words {
+			if _, err := os.Stat(filepath.Join(work, w)); err != nil {
+				t.Errorf("%s removed from the working directory: %v", w, err)
+			}
+		}
+	})
+}
+
+// A signal while the receiver waits for the stream removes what it staged.
+func TestReceiverSignalDuringRead(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
+			dir, work := t.TempDir(), t.TempDir()
+			os.WriteFile(filepath.Join(work, "keep"), nil, 0o644)
+			stream := encode(t, &Stream{Values: []Value{
+				{secret(dir+"/a/one", "0400"), []byte("one")},
+				{secret(dir+"/b/two", "0400"), []byte("two")},
+			}})
+			r := startReceiver(t, sh, work)
+			// Everything but the commit: the receiver waits in get.
+			r.stdin.Write(bytes.TrimSuffix(stream, []byte("commit\n")))
+			deadline := time.Now().Add(10 * time.Second)
+			for len(leftovers(t, dir)) < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if len(leftovers(t, dir)) < 2 {
+				t.Fatalf("%v: the receiver staged nothing: %s", sig, r.err.String())
+			}
+			r.cmd.Process.Signal(sig)
+			r.wait()
+			if l := leftovers(t, dir); len(l) > 0 {
+				t.Errorf("%v: staging left: %v", sig, l)
+			}
+			if _, err := os.Stat(dir + "/a/one"); !os.IsNotExist(err) {
+				t.Errorf("%v: one was written", sig)
+			}
+			if _, err := os.Stat(filepath.Join(work, "keep")); err != nil {
+				t.Errorf("%v: the working directory lost a file", sig)
+			}
+		}
+	})
 }
 
 func TestReceiverOwners(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("receiver owner test: needs root to chown")
 	}
-	dir := t.TempDir()
-	s := secret(dir+"/k", "0440")
-	s.Owner, s.Group = "nobody", "nogroup"
-	if _, errOut, err := receive(t, encode(t, &Stream{Values: []Value{{s, []byte("v")}}})); err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
-	st, _ := os.Stat(s.Path)
-	sys := st.Sys().(*syscall.Stat_t)
-	if sys.Uid != 65534 {
-		t.Errorf("uid %d, want nobody", sys.Uid)
-	}
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		s := secret(dir+"/k", "0440")
+		s.Owner, s.Group = "nobody", "nogroup"
+		if _, errOut, err := receive(t, sh, encode(t, &Stream{Values: []Value{{s, []byte("v")}}})); err != nil {
+			t.Fatalf("%v: %s", err, errOut)
+		}
+		st, _ := os.Stat(s.Path)
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 65534 || sys.Gid != 65534 {
+			t.Errorf("uid:gid %d:%d, want nobody:nogroup", sys.Uid, sys.Gid)
+		}
 
-	missing := secret(dir+"/m", "0400")
-	missing.Owner, missing.Group = "lollypops-no-such-user", "root"
-	_, errOut, err := receive(t, encode(t, &Stream{Values: []Value{{missing, []byte("v")}}}))
-	if err == nil || !strings.Contains(errOut, "user or group does not exist: lollypops-no-such-user:root") {
-		t.Errorf("missing owner, hard: err=%v stderr=%q", err, errOut)
-	}
-	if _, err := os.Stat(missing.Path); !os.IsNotExist(err) {
-		t.Error("file written although its owner is missing")
-	}
-	out, errOut, err := receive(t, encode(t, &Stream{Soft: true, Values: []Value{{missing, []byte("v")}}}))
-	if err != nil {
-		t.Fatalf("missing owner, soft: %v: %s", err, errOut)
-	}
-	rep, _ := ParseReport([]byte(out))
-	if len(rep.Pending) != 1 || rep.Pending[0] != (Pending{Path: missing.Path, Owner: "lollypops-no-such-user", Group: "root"}) {
-		t.Errorf("pending: %+v", rep.Pending)
-	}
-	st, _ = os.Stat(missing.Path)
-	if st.Sys().(*syscall.Stat_t).Uid != 0 || st.Mode().Perm() != 0o400 {
-		t.Errorf("pending file: uid %d mode %o", st.Sys().(*syscall.Stat_t).Uid, st.Mode().Perm())
-	}
+		missing := secret(dir+"/m", "0400")
+		missing.Owner, missing.Group = "lollypops-no-such-user", "root"
+		_, errOut, err := receive(t, sh, encode(t, &Stream{Values: []Value{{missing, []byte("v")}}}))
+		if err == nil || !strings.Contains(errOut, "user lollypops-no-such-user does not exist") {
+			t.Errorf("missing owner, hard: err=%v stderr=%q", err, errOut)
+		}
+		if _, err := os.Stat(missing.Path); !os.IsNotExist(err) {
+			t.Error("file written although its owner is missing")
+		}
+		out, errOut, err := receive(t, sh, encode(t, &Stream{Soft: true, Values: []Value{{missing, []byte("v")}}}))
+		if err != nil {
+			t.Fatalf("missing owner, soft: %v: %s", err, errOut)
+		}
+		rep, _ := ParseReport([]byte(out))
+		if len(rep.Pending) != 1 || rep.Pending[0] != (Pending{Path: missing.Path, Owner: "lollypops-no-such-user", Group: "root"}) {
+			t.Errorf("pending: %+v", rep.Pending)
+		}
+		st, _ = os.Stat(missing.Path)
+		if st.Sys().(*syscall.Stat_t).Uid != 0 || st.Mode().Perm() != 0o400 {
+			t.Errorf("pending file: uid %d mode %o", st.Sys().(*syscall.Stat_t).Uid, st.Mode().Perm())
+		}
+	})
 }
 
 func TestReceiverManifest(t *testing.T) {
-	dir := t.TempDir()
-	manifest := dir + "/state/secrets.manifest"
-	a, b := secret(dir+"/a", "0400"), secret(dir+"/b", "0400")
-	first := &Stream{Manifest: manifest, Keep: []string{a.Path, b.Path},
-		Values: []Value{{a, []byte("1")}, {b, []byte("2")}}}
-	if _, e, err := receive(t, encode(t, first)); err != nil {
-		t.Fatalf("%v: %s", err, e)
-	}
-	// b is no longer configured: reported, kept.
-	second := &Stream{Manifest: manifest, Keep: []string{a.Path}, Values: []Value{{a, []byte("1")}}}
-	out, e, err := receive(t, encode(t, second))
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		manifest := dir + "/state/secrets.manifest"
+		a, b := secret(dir+"/a", "0400"), secret(dir+"/b", "0400")
+		first := &Stream{Manifest: manifest, Keep: []string{a.Path, b.Path},
+			Values: []Value{{a, []byte("1")}, {b, []byte("2")}}}
+		if _, e, err := receive(t, sh, encode(t, first)); err != nil {
+			t.Fatalf("%v: %s", err, e)
+		}
+		// b is no longer configured: reported, kept.
+		second := &Stream{Manifest: manifest, Keep: []string{a.Path}, Values: []Value{{a, []byte("1")}}}
+		out, e, err := receive(t, sh, encode(t, second))
+		if err != nil {
+			t.Fatalf("%v: %s", err, e)
+		}
+		rep, _ := ParseReport([]byte(out))
+		if !slices.Equal(rep.Stale, []string{b.Path}) || len(rep.Removed) != 0 {
+			t.Errorf("report: %+v", rep)
+		}
+		if _, err := os.Stat(b.Path); err != nil {
+			t.Error("stale b removed without remove-stale")
+		}
+		// A kept stale file stays in the manifest: listed again, and removed
+		// once remove-stale is set.
+		out, _, _ = receive(t, sh, encode(t, second))
+		if rep, _ := ParseReport([]byte(out)); !slices.Equal(rep.Stale, []string{b.Path}) {
+			t.Errorf("b not listed again: %+v", rep)
+		}
+		third := &Stream{Manifest: manifest, Keep: []string{a.Path}, RemoveStale: true}
+		out, e, err = receive(t, sh, encode(t, third))
+		if err != nil {
+			t.Fatalf("%v: %s", err, e)
+		}
+		rep, _ = ParseReport([]byte(out))
+		if !slices.Equal(rep.Removed, []string{b.Path}) || len(rep.Stale) != 0 {
+			t.Errorf("report: %+v", rep)
+		}
+		if _, err := os.Stat(b.Path); !os.IsNotExist(err) {
+			t.Error("b not removed")
+		}
+		// Removed files leave the manifest.
+		out, _, _ = receive(t, sh, encode(t, third))
+		if rep, _ := ParseReport([]byte(out)); len(rep.Removed)+len(rep.Stale) != 0 {
+			t.Errorf("b reported again: %+v", rep)
+		}
+		// A file nobody configures any more is removed too.
+		fourth := &Stream{Manifest: manifest, Keep: nil, RemoveStale: true}
+		out, e, err = receive(t, sh, encode(t, fourth))
+		if err != nil {
+			t.Fatalf("%v: %s", err, e)
+		}
+		rep, _ = ParseReport([]byte(out))
+		if !slices.Equal(rep.Removed, []string{a.Path}) {
+			t.Errorf("report: %+v", rep)
+		}
+		if _, err := os.Stat(a.Path); !os.IsNotExist(err) {
+			t.Error("a not removed")
+		}
+		st, _ := os.Stat(manifest)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("manifest mode %o", st.Mode().Perm())
+		}
+	})
+}
+
+// Output of the login shell's start-up files is not the receiver's.
+func TestParseReportKeepsOtherLines(t *testing.T) {
+	out := "Welcome to host1!\nlollypops-secrets: created-dir /run/keys/x\nlollypops-secrets: wrote /run/keys/x/a\n" +
+		"wrote /etc/shadow\nlollypops-secrets: committed\n"
+	rep, err := ParseReport([]byte(out))
 	if err != nil {
-		t.Fatalf("%v: %s", err, e)
+		t.Fatal(err)
 	}
-	rep, _ := ParseReport([]byte(out))
-	if !slices.Equal(rep.Stale, []string{b.Path}) || len(rep.Removed) != 0 {
+	if !rep.Committed || !slices.Equal(rep.Wrote, []string{"/run/keys/x/a"}) ||
+		!slices.Equal(rep.Other, []string{"Welcome to host1!", "wrote /etc/shadow"}) {
 		t.Errorf("report: %+v", rep)
 	}
-	if _, err := os.Stat(b.Path); err != nil {
-		t.Error("stale b removed without remove-stale")
-	}
-	// A kept stale file stays in the manifest: listed again, and removed
-	// once remove-stale is set.
-	out, _, _ = receive(t, encode(t, second))
-	if rep, _ := ParseReport([]byte(out)); !slices.Equal(rep.Stale, []string{b.Path}) {
-		t.Errorf("b not listed again: %+v", rep)
-	}
-	third := &Stream{Manifest: manifest, Keep: []string{a.Path}, RemoveStale: true}
-	out, e, err = receive(t, encode(t, third))
-	if err != nil {
-		t.Fatalf("%v: %s", err, e)
-	}
-	rep, _ = ParseReport([]byte(out))
-	if !slices.Equal(rep.Removed, []string{b.Path}) || len(rep.Stale) != 0 {
-		t.Errorf("report: %+v", rep)
-	}
-	if _, err := os.Stat(b.Path); !os.IsNotExist(err) {
-		t.Error("b not removed")
-	}
-	// Removed files leave the manifest.
-	out, _, _ = receive(t, encode(t, third))
-	if rep, _ := ParseReport([]byte(out)); len(rep.Removed)+len(rep.Stale) != 0 {
-		t.Errorf("b reported again: %+v", rep)
-	}
-	// A file nobody configures any more is removed too.
-	fourth := &Stream{Manifest: manifest, Keep: nil, RemoveStale: true}
-	out, e, err = receive(t, encode(t, fourth))
-	if err != nil {
-		t.Fatalf("%v: %s", err, e)
-	}
-	rep, _ = ParseReport([]byte(out))
-	if !slices.Equal(rep.Removed, []string{a.Path}) {
-		t.Errorf("report: %+v", rep)
-	}
-	if _, err := os.Stat(a.Path); !os.IsNotExist(err) {
-		t.Error("a not removed")
-	}
-	st, _ := os.Stat(manifest)
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("manifest mode %o", st.Mode().Perm())
+	if _, err := ParseReport([]byte("lollypops-secrets: frobnicated /x\n")); err == nil {
+		t.Error("an unknown record of the receiver was accepted")
 	}
 }
 
-func TestAncestors(t *testing.T) {
-	if got := ancestors("/run/keys/a/b"); !slices.Equal(got, []string{"/run", "/run/keys", "/run/keys/a"}) {
-		t.Errorf("ancestors = %q", got)
+func TestFileMode(t *testing.T) {
+	for in, want := range map[string]uint32{"400": 0o400, "0400": 0o400, "755": 0o755, "4755": 0o4755, "1777": 0o1777, "0000": 0} {
+		if got := FileMode(in); got != want {
+			t.Errorf("FileMode(%q) = %04o, want %04o", in, got, want)
+		}
 	}
-	if got := ancestors("/a"); len(got) != 0 {
-		t.Errorf("ancestors(/a) = %q", got)
+	// The stream carries four digits, the umask and whether chmod is needed.
+	var b bytes.Buffer
+	Encode(&b, &Stream{Values: []Value{{secret("/k/a", "755"), []byte("v")}}})
+	if !strings.Contains(b.String(), "\n0755\n0022\n1\n") {
+		t.Errorf("stream: %q", b.String())
 	}
+	b.Reset()
+	Encode(&b, &Stream{Values: []Value{{secret("/k/a", "640"), []byte("v")}}})
+	if !strings.Contains(b.String(), "\n0640\n0137\n0\n") {
+		t.Errorf("stream: %q", b.String())
+	}
+}
+
+func ExampleParseReport() {
+	rep, _ := ParseReport([]byte("lollypops-secrets: wrote /run/keys/db\nlollypops-secrets: committed\n"))
+	fmt.Println(rep.Wrote, rep.Committed)
+	// Output: [/run/keys/db] true
 }

@@ -16,11 +16,15 @@ package secrets
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -95,17 +99,18 @@ func describe(err error) string {
 type Stream struct {
 	Values []Value
 	// Soft lets a file whose owner or group does not exist yet be written
-	// owned by the receiving user (root), to be fixed after activation.
+	// owned by the receiving user (root); it is reported as pending and
+	// written again, with its owner, after the activation.
 	Soft bool
 	// Manifest is the manifest's path on the host; Keep lists every
 	// configured secret path of the host (all upload times).
 	Manifest    string
 	Keep        []string
 	RemoveStale bool
-	// Chown gives files written earlier with a pending owner their owner,
-	// now that activation created it; missing owners are errors.
-	Chown []Pending
 }
+
+// streamVersion is the first line of a stream; the receiver refuses others.
+const streamVersion = "lollypops-secrets-4"
 
 // commitRecord ends a stream: without it the receiver writes nothing.
 const commitRecord = "commit\n"
@@ -144,6 +149,8 @@ func Send(ctx context.Context, w io.Writer, s *Stream) error {
 	return err
 }
 
+// encodeBody writes the records. Files are ordered by directory and owner,
+// so the receiver stages each directory once per owner.
 func encodeBody(bw *bufio.Writer, s *Stream) {
 	line := func(parts ...string) {
 		for _, p := range parts {
@@ -157,58 +164,48 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 		}
 		return "0"
 	}
-	line("lollypops-secrets-3")
+	line(streamVersion)
 	if s.Manifest != "" {
 		line("manifest", s.Manifest, flag(s.RemoveStale))
 		for _, p := range s.Keep {
 			line("keep", p)
 		}
 	}
-	seen := map[string]bool{}
-	for _, v := range s.Values {
-		for _, d := range ancestors(v.Secret.Path) {
-			if !seen[d] {
-				seen[d] = true
-				line("dir", d, v.Secret.Owner, v.Secret.Group, flag(s.Soft))
-			}
-		}
-		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group, v.Secret.Mode, umask(v.Secret.Mode),
-			flag(s.Soft), strconv.Itoa(len(v.Data)))
+	values := slices.Clone(s.Values)
+	slices.SortStableFunc(values, func(a, b Value) int {
+		return cmp.Or(cmp.Compare(path.Dir(a.Secret.Path), path.Dir(b.Secret.Path)),
+			cmp.Compare(a.Secret.Owner, b.Secret.Owner))
+	})
+	for _, v := range values {
+		m := FileMode(v.Secret.Mode)
+		sum := sha256.Sum256(v.Data)
+		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group, fmt.Sprintf("%04o", m),
+			fmt.Sprintf("%04o", ^m&0o777), flag(m&0o7111 != 0), flag(s.Soft),
+			strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:]))
 		bw.Write(v.Data)
 		line("end")
 	}
-	for _, p := range s.Chown {
-		line("chown", p.Path, p.Owner, p.Group)
-	}
 }
 
-// umask is the umask that creates a file with mode's permission bits.
-// Set-id and sticky bits (a fourth digit) are applied by chmod instead.
-func umask(mode string) string {
+// FileMode parses a secret's mode: three or four octal digits, as the
+// inventory's validation accepts them ("400", "0755", "4750").
+func FileMode(mode string) uint32 {
 	m, _ := strconv.ParseUint(mode, 8, 32)
-	return fmt.Sprintf("%04o", ^m&0o777)
-}
-
-// ancestors returns the directories above p, outermost first, without "/".
-func ancestors(p string) []string {
-	var dirs []string
-	for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
-		dirs = append(dirs, d)
-	}
-	for i, j := 0, len(dirs)-1; i < j; i, j = i+1, j-1 {
-		dirs[i], dirs[j] = dirs[j], dirs[i]
-	}
-	return dirs
+	return uint32(m) & 0o7777
 }
 
 // Report is what the receiver did.
 type Report struct {
+	// Committed: every file of the session was renamed into place.
+	Committed   bool
 	Wrote       []string
 	CreatedDirs []string
-	Pending     []Pending // written owned by root: owner or group missing
+	Pending     []Pending // owner or group missing: written owned by root
 	Stale       []string  // no longer configured, kept
 	Removed     []string  // no longer configured, removed
-	OwnerFixed  []string  // pending owners set after activation
+	// Other is what the session printed that is not the receiver's, such
+	// as the output of the login shell's start-up files.
+	Other []string
 }
 
 // Pending is a file whose owner or group did not exist yet.
@@ -216,15 +213,26 @@ type Pending struct {
 	Path, Owner, Group string
 }
 
-// ParseReport reads the receiver's output.
+// reportPrefix starts each line of the receiver's report.
+const reportPrefix = "lollypops-secrets: "
+
+// ParseReport reads the receiver's output. Lines that are not the
+// receiver's go to Other; a line of the receiver's that it does not know
+// is an error.
 func ParseReport(out []byte) (*Report, error) {
 	r := &Report{}
 	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l == "" {
+		rec, ours := strings.CutPrefix(l, reportPrefix)
+		if !ours {
+			if l != "" {
+				r.Other = append(r.Other, l)
+			}
 			continue
 		}
-		kind, rest, _ := strings.Cut(l, " ")
+		kind, rest, _ := strings.Cut(rec, " ")
 		switch kind {
+		case "committed":
+			r.Committed = true
 		case "wrote":
 			r.Wrote = append(r.Wrote, rest)
 		case "created-dir":
@@ -233,14 +241,12 @@ func ParseReport(out []byte) (*Report, error) {
 			r.Stale = append(r.Stale, rest)
 		case "removed":
 			r.Removed = append(r.Removed, rest)
-		case "owner-fixed":
-			r.OwnerFixed = append(r.OwnerFixed, rest)
 		case "pending-owner":
 			og, p, _ := strings.Cut(rest, " ")
 			o, g, _ := strings.Cut(og, ":")
 			r.Pending = append(r.Pending, Pending{Path: p, Owner: o, Group: g})
 		default:
-			return r, fmt.Errorf("unexpected output from the host: %q", l)
+			return r, fmt.Errorf("unexpected output from the receiver: %q", l)
 		}
 	}
 	return r, nil

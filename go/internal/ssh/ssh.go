@@ -81,20 +81,29 @@ func (c *Client) KnownHostsLine() string {
 func (c *Client) options(master string) []string {
 	s := &c.Host.Deployment.SSH
 	args := []string{"-o", "ControlPath=" + c.ControlPath(), "-o", "ControlMaster=" + master}
-	if master == "yes" {
-		args = append(args, "-o", "ControlPersist=yes")
-	}
 	args = append(args, c.policyArgs()...)
 	if s.User != nil {
 		args = append(args, "-l", *s.User)
 	}
 	args = append(args, s.Opts...)
+	if master == "yes" {
+		// The run closes the master when it ends. A runner killed with
+		// SIGKILL cannot: the master then ends by itself once it has been
+		// idle this long, instead of keeping an authenticated (often root)
+		// connection open forever. A step that finds it gone opens a new
+		// one. ssh.opts may set another value.
+		args = append(args, "-o", "ControlPersist="+ControlPersist)
+	}
 	return append(args,
 		"-o", "ConnectTimeout=30",
 		"-o", "ServerAliveInterval=15",
 		"-o", "ServerAliveCountMax=4",
 	)
 }
+
+// ControlPersist is how long the shared connection stays open without a
+// session (ssh's time format).
+const ControlPersist = "60s"
 
 // MasterArgs starts the shared connection: ssh authenticates, then goes to
 // the background and serves the run's sessions until closed.

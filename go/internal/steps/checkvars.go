@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/shellword"
 )
 
 // CheckVars checks, before any host is touched, what the inventory cannot:
@@ -38,7 +38,10 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 	}
 	if h.IsBuiltin(config.TaskDeploySecrets) {
 		for _, f := range h.Secrets.Files {
-			if prog := commandName(f.Cmd); prog != "" {
+			// The same reading of the line as the secret step's: a
+			// line whose programs cannot be told is left to the shell.
+			progs, _ := shellword.Programs(f.Cmd)
+			for _, prog := range progs {
 				need(prog, fmt.Sprintf("secret %q", f.Label()))
 			}
 		}
@@ -69,18 +72,3 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 	return "", nil
 }
 
-var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./+-]+$`)
-
-// shellWords are builtins and keywords: they need no program.
-var shellWords = []string{"!", ".", ":", "[", "case", "cd", "command", "echo", "eval", "exec", "export",
-	"for", "if", "printf", "read", "set", "test", "true", "false", "while", "{", "("}
-
-// commandName returns the program a secret command starts with, when that
-// can be told without a shell: a plain first word that is not a builtin.
-func commandName(cmd string) string {
-	fields := strings.Fields(cmd)
-	if len(fields) == 0 || !plainWord.MatchString(fields[0]) || slices.Contains(shellWords, fields[0]) {
-		return ""
-	}
-	return fields[0]
-}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/config"
@@ -59,13 +60,10 @@ func DeploySecrets(ctx context.Context, e *Env) (Note, error) {
 			return "", err
 		}
 		for _, p := range rep.Pending {
-			e.printf("%s: %s:%s does not exist yet; written owned by root, the owner is set after activation", p.Path, p.Owner, p.Group)
+			e.printf("%s: %s:%s does not exist yet; written owned by root, and written again with its owner after the activation", p.Path, p.Owner, p.Group)
 		}
 	}
-	note := fmt.Sprintf("%d secrets", len(values))
-	if len(values) == 1 {
-		note = "1 secret"
-	}
+	note := plural(len(values), "secret")
 	if deferred > 0 {
 		e.printf("%d post-activation secrets follow the activation", deferred)
 		note += fmt.Sprintf(", %d after activation", deferred)
@@ -73,37 +71,53 @@ func DeploySecrets(ctx context.Context, e *Env) (Note, error) {
 	return Note(note), nil
 }
 
-// postActivation deploys the post-activation secrets and gives pending
-// files their owner, after a successful activation.
+// postActivation deploys the post-activation secrets, and writes again the
+// files that were written before their owner existed, now with their
+// owner, after a successful activation. Their commands run again: values
+// are never kept between steps.
 func postActivation(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
-	var files []*config.Secret
-	for i := range e.Host.Secrets.Files {
-		if f := &e.Host.Secrets.Files[i]; f.UploadAt == config.PostActivation {
-			files = append(files, f)
-		}
-	}
 	var pending []secrets.Pending
 	if data, err := os.ReadFile(e.pendingFile()); err == nil {
 		if err := json.Unmarshal(data, &pending); err != nil {
 			return "", err
 		}
 	}
-	if len(files) == 0 && len(pending) == 0 {
+	var files []*config.Secret
+	again := 0
+	for i := range e.Host.Secrets.Files {
+		f := &e.Host.Secrets.Files[i]
+		switch {
+		case f.UploadAt == config.PostActivation:
+			files = append(files, f)
+		case slices.ContainsFunc(pending, func(p secrets.Pending) bool { return p.Path == f.Path }):
+			files = append(files, f)
+			again++
+		}
+	}
+	if len(files) == 0 {
 		return "", nil
 	}
 	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
 	if err != nil {
 		return "", secretError(err)
 	}
-	if _, err := e.send(ctx, c, &secrets.Stream{Values: values, Chown: pending}); err != nil {
-		return "", err
+	if _, err := e.send(ctx, c, &secrets.Stream{Values: values}); err != nil {
+		return "", fmt.Errorf("after the activation: %w", err)
 	}
 	os.Remove(e.pendingFile())
-	return fmt.Sprintf("%d secrets after activation", len(values)), nil
+	var parts []string
+	if n := len(values) - again; n > 0 {
+		parts = append(parts, plural(n, "secret")+" after activation")
+	}
+	if again > 0 {
+		parts = append(parts, plural(again, "owner")+" set after activation")
+	}
+	return strings.Join(parts, ", "), nil
 }
 
 // send runs the receiver on the host with the stream on its stdin and
-// reports what it did.
+// reports what it did. Its errors say what is on the host: nothing of the
+// session, some files, or every file (when only the manifest failed).
 func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secrets.Report, error) {
 	h := e.Host
 	s.Manifest = manifestPath(h)
@@ -134,22 +148,59 @@ func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secr
 		return nil, err
 	}
 	sendErr := secrets.Send(ctx, pw, s)
+	commitSent := sendErr == nil
 	pw.Close()
 	waitErr := execx.Wait(argv[0], cmd)
 	rep, parseErr := secrets.ParseReport(stdout.Bytes())
-	switch {
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("interrupted before the secrets were committed; nothing was written on %s", h.Name)
-	case waitErr != nil:
-		return nil, &Hinted{Err: fmt.Errorf("writing the secrets on the host: %w", waitErr),
-			Hint: "no file of this session was written; the host's messages are above"}
-	case sendErr != nil:
-		return nil, fmt.Errorf("sending the secrets: %w", sendErr)
-	case parseErr != nil:
+	for _, l := range rep.Other {
+		e.printf("%s", l) // the login shell's own output
+	}
+	if err := sessionError(h.Name, rep, ctx.Err(), waitErr, sendErr, commitSent); err != nil {
+		if rep.Committed || len(rep.Wrote) > 0 {
+			e.reportSecrets(rep)
+		}
+		return nil, err
+	}
+	if parseErr != nil {
 		return nil, parseErr
 	}
 	e.reportSecrets(rep)
 	return rep, nil
+}
+
+// sessionError says what a receiver session left on the host when it did
+// not end well.
+func sessionError(host string, rep *secrets.Report, ctxErr, waitErr, sendErr error, commitSent bool) error {
+	written := func() string {
+		return fmt.Sprintf("%d files were written (%s)", len(rep.Wrote), strings.Join(rep.Wrote, ", "))
+	}
+	var xe *execx.Error
+	dropped := errors.As(waitErr, &xe) && xe.ExitCode == 255 // ssh: the connection failed
+	switch {
+	case rep.Committed && ctxErr != nil:
+		return fmt.Errorf("interrupted after the secrets were committed: every file of the session is written on %s", host)
+	case rep.Committed && waitErr != nil:
+		return &Hinted{Err: fmt.Errorf("the secrets are written on %s, but updating the list of deployed secrets failed: %w", host, waitErr),
+			Hint: "every file of the session is in place; the host's message is above; the next run updates the list again"}
+	case rep.Committed:
+		return nil
+	case len(rep.Wrote) > 0:
+		return &Hinted{Err: fmt.Errorf("the secrets were only partly written on %s: %s; the others of the session were not", host, written()),
+			Hint: "the host's message is above; deploy the secrets again once it is fixed"}
+	case ctxErr != nil && !commitSent:
+		return fmt.Errorf("interrupted before the secrets were committed; nothing was written on %s", host)
+	case commitSent && dropped:
+		return &Hinted{Err: fmt.Errorf("the connection to %s ended after the secrets were sent, before the host confirmed them: %w", host, waitErr),
+			Hint: "the files may or may not be in place; deploy the secrets again"}
+	case waitErr != nil:
+		return &Hinted{Err: fmt.Errorf("writing the secrets on the host: %w", waitErr),
+			Hint: "no file of this session was written; the host's messages are above"}
+	case sendErr != nil:
+		return fmt.Errorf("sending the secrets: %w; nothing was written on %s", sendErr, host)
+	case ctxErr != nil:
+		return fmt.Errorf("interrupted; the host did not confirm the secrets, nothing of the session was written on %s", host)
+	}
+	return nil
 }
 
 // receiverShown is the receiver's command line for --verbose and --dry,
@@ -174,9 +225,6 @@ func (e *Env) reportSecrets(rep *secrets.Report) {
 		}
 		e.printf("wrote %d files: %s%s", n, strings.Join(list, ", "), more)
 	}
-	for _, p := range rep.OwnerFixed {
-		e.printf("%s: owner set after activation", p)
-	}
 	for _, p := range rep.Removed {
 		e.printf("removed stale secret %s (no longer configured)", p)
 	}
@@ -197,4 +245,12 @@ func secretError(err error) error {
 		return &Hinted{Err: err, Hint: hint}
 	}
 	return err
+}
+
+// plural is "1 secret", "2 secrets".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
