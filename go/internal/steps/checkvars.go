@@ -71,4 +71,3 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 	e.printf("%s%s, flake by %s to %s, %s, REBUILD_ACTION=%s", d.SSH.Target(), sudo, d.DeployMethod, d.ConfigDir, eval, e.Action)
 	return "", nil
 }
-
