@@ -172,7 +172,7 @@ func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secr
 // not end well.
 func sessionError(host string, rep *secrets.Report, ctxErr, waitErr, sendErr error, commitSent bool) error {
 	written := func() string {
-		return fmt.Sprintf("%d files were written (%s)", len(rep.Wrote), strings.Join(rep.Wrote, ", "))
+		return fmt.Sprintf("%s written (%s)", plural(len(rep.Wrote), "file"), strings.Join(rep.Wrote, ", "))
 	}
 	var xe *execx.Error
 	dropped := errors.As(waitErr, &xe) && xe.ExitCode == 255 // ssh: the connection failed
