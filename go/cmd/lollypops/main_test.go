@@ -131,7 +131,7 @@ func TestActionFromEnvironment(t *testing.T) {
 	}
 	// A command-line variable wins over the environment.
 	code, _, errOut = runCLI(t, "--inventory", minimal, "--dry", "host1", "REBUILD_ACTION=test")
-	if code != 0 || !strings.Contains(errOut, "nixos-rebuild test --flake '/var/src/lollypops/flake#host1'") {
+	if code != 0 || !strings.Contains(errOut, "nixos-rebuild test --flake path:<the store path /var/src/lollypops/flake points to>#host1>") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }

@@ -45,11 +45,11 @@ func Describe(e *Env, step string) ([]string, error) {
 		lines = append(lines, master, recv+"  # all files are committed together, or none")
 		return lines, nil
 	case config.TaskRebuild:
-		argv, err := rebuildArgs(e, c)
+		shown, err := rebuildShown(e, c)
 		if err != nil {
 			return nil, err
 		}
-		lines := []string{master, execx.Quote(argv)}
+		lines := []string{master, shown}
 		if e.ActivationFollows && plan.Activates(e.Action) {
 			for _, f := range h.Secrets.Files {
 				if f.UploadAt == config.PostActivation {

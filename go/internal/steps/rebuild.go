@@ -34,7 +34,24 @@ func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
 		}
 		return argv, nil
 	}
-	return e.remote(c, "sh", "-c", rebuildScript, "lollypops-rebuild", d.ConfigDir+"/flake", e.Action, h.Name)
+	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, h.Name)...)
+}
+
+func rebuildArgv(script, configDir, action, host string) []string {
+	return []string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host}
+}
+
+// rebuildShown is the rebuild's command line for --verbose and --dry, with
+// the script replaced by what it runs.
+func rebuildShown(e *Env, c *ssh.Client) (string, error) {
+	d := &e.Host.Deployment
+	if d.LocalEvaluation {
+		argv, err := rebuildArgs(e, c)
+		return execx.Quote(argv), err
+	}
+	what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, e.Host.Name)
+	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name)...)
+	return execx.Quote(argv), err
 }
 
 // Rebuild builds and activates the host's configuration. When deploy-secrets
@@ -53,7 +70,11 @@ func Rebuild(ctx context.Context, e *Env) (Note, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
+	show, err := rebuildShown(e, c)
+	if err != nil {
+		return "", err
+	}
+	cmd := execx.Cmd{Argv: argv, Show: show, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
 	where := "on the host"
 	if h.Deployment.LocalEvaluation {
 		if cmd.Path, err = e.wrapper(c); err != nil {
