@@ -191,7 +191,12 @@ func rebuildAction(vars []taskrun.Var) (string, error) {
 		}
 	}
 	if err := plan.CheckAction(action); err != nil {
-		return "", &usageError{msg: err.Error(), hint: "REBUILD_ACTION=boot builds and makes the new system the boot default without activating it; dry-activate shows what switch would do"}
+		hint := "REBUILD_ACTION=boot builds and makes the new system the boot default without activating it; dry-activate shows what switch would do"
+		var ae *plan.ActionError
+		if errors.As(err, &ae) && len(ae.Suggestions) > 0 {
+			hint = plan.DidYouMean(ae.Suggestions) + " " + hint
+		}
+		return "", &usageError{msg: err.Error(), hint: hint}
 	}
 	return action, nil
 }
@@ -215,7 +220,7 @@ func hostsOf(calls []string, doc *config.Document) ([]string, error) {
 				}
 			}
 			candidates = append(candidates, plan.AllTask)
-			return nil, unknownTask(&plan.UnknownTaskError{Name: c, Suggestion: plan.Closest(c, candidates)})
+			return nil, unknownTask(&plan.UnknownTaskError{Name: c, Suggestions: plan.Suggest(c, candidates)})
 		}
 		if !slices.Contains(names, host) {
 			names = append(names, host)
@@ -230,8 +235,8 @@ func unknownTask(err error) error {
 		return err
 	}
 	hint := "lollypops --list-all shows every task"
-	if ut.Suggestion != "" {
-		hint = fmt.Sprintf("did you mean %q? %s", ut.Suggestion, hint)
+	if q := plan.DidYouMean(ut.Suggestions); q != "" {
+		hint = q + " " + hint
 	}
 	return &usageError{msg: ut.Error(), hint: hint}
 }

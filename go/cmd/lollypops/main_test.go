@@ -97,7 +97,11 @@ func TestErrors(t *testing.T) {
 			`lollypops: unknown task "hots1"`,
 			`lollypops: hint: did you mean "host1"? lollypops --list-all shows every task`}},
 		{"bad action", []string{"--inventory", minimal, "host1", "REBUILD_ACTION=swtich"}, exitUsage, []string{
-			`lollypops: REBUILD_ACTION "swtich" is not one of switch, boot, test, dry-activate, build`}},
+			`lollypops: REBUILD_ACTION "swtich" is not one of switch, boot, test, dry-activate, build`,
+			`lollypops: hint: did you mean "switch"? REBUILD_ACTION=boot builds and makes the new system the boot default without activating it; dry-activate shows what switch would do`}},
+		{"step prefix", []string{"--inventory", minimal, "host1:deploy"}, exitUsage, []string{
+			`lollypops: unknown task "host1:deploy"`,
+			`lollypops: hint: did you mean "host1:deploy-flake" or "host1:deploy-secrets"? lollypops --list-all shows every task`}},
 		{"unknown flag", []string{"--inventory", minimal, "--frobnicate"}, exitUsage, []string{
 			"lollypops: unknown flag: --frobnicate", "lollypops: hint: lollypops --help lists the flags"}},
 		{"taskfile flag", []string{"--inventory", minimal, "-t", "Taskfile.yml"}, exitUsage, []string{

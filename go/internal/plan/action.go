@@ -14,12 +14,22 @@ var Actions = []string{"switch", "boot", "test", "dry-activate", "build"}
 // Activates reports whether action activates the new configuration now.
 func Activates(action string) bool { return action == "switch" || action == "test" }
 
-// CheckAction returns an error for an unknown REBUILD_ACTION.
+// ActionError is an unknown REBUILD_ACTION.
+type ActionError struct {
+	Action      string
+	Suggestions []string // what may have been meant
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("REBUILD_ACTION %q is not one of %s", e.Action, strings.Join(Actions, ", "))
+}
+
+// CheckAction returns an *ActionError for an unknown REBUILD_ACTION.
 func CheckAction(action string) error {
 	if slices.Contains(Actions, action) {
 		return nil
 	}
-	return fmt.Errorf("REBUILD_ACTION %q is not one of %s", action, strings.Join(Actions, ", "))
+	return &ActionError{Action: action, Suggestions: Suggest(action, Actions)}
 }
 
 // ActivationFollows reports whether, in the run of graph g, host h is

@@ -11,6 +11,7 @@ package plan
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/config"
@@ -157,8 +158,8 @@ func (g *Graph) Lookup(name string) *Task { return g.byName[name] }
 
 // UnknownTaskError is a task name on the command line that no host offers.
 type UnknownTaskError struct {
-	Name       string
-	Suggestion string // the closest task name, or ""
+	Name        string
+	Suggestions []string // what may have been meant (see Suggest)
 }
 
 func (e *UnknownTaskError) Error() string { return fmt.Sprintf("unknown task %q", e.Name) }
@@ -183,7 +184,7 @@ func (g *Graph) Select(names []string) (*Graph, error) {
 	}
 	for _, name := range names {
 		if g.byName[name] == nil {
-			return nil, &UnknownTaskError{Name: name, Suggestion: g.suggest(name)}
+			return nil, &UnknownTaskError{Name: name, Suggestions: g.suggest(name)}
 		}
 		visit(name)
 	}
@@ -208,18 +209,20 @@ func (g *Graph) HostSteps() map[string][]string {
 	return steps
 }
 
-// suggest returns the task name closest to name, or "" when none is close.
-func (g *Graph) suggest(name string) string {
+// suggest returns the task names that may have been meant by name.
+func (g *Graph) suggest(name string) []string {
 	names := make([]string, len(g.Tasks))
 	for i, t := range g.Tasks {
 		names[i] = t.Name
 	}
-	return Closest(name, names)
+	return Suggest(name, names)
 }
 
-// Closest returns the candidate closest to name (edit distance, ignoring
-// case), or "" when none is close enough to be what was meant.
-func Closest(name string, candidates []string) string {
+// Suggest returns what may have been meant by name: the candidate closest
+// to it (edit distance, ignoring case) when it is close enough, else the
+// candidates it is the start of ("host1:deploy" for host1:deploy-flake and
+// host1:deploy-secrets), at most three; nil when nothing fits.
+func Suggest(name string, candidates []string) []string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := levenshtein(strings.ToLower(name), strings.ToLower(c))
@@ -227,10 +230,28 @@ func Closest(name string, candidates []string) string {
 			best, bestDist = c, d
 		}
 	}
-	if bestDist < 0 || bestDist > max(2, len(name)/3) {
+	if bestDist >= 0 && bestDist <= max(2, len(name)/3) {
+		return []string{best}
+	}
+	var starts []string
+	for _, c := range candidates {
+		if len(name) >= 2 && strings.HasPrefix(strings.ToLower(c), strings.ToLower(name)) && len(starts) < 3 {
+			starts = append(starts, c)
+		}
+	}
+	return starts
+}
+
+// DidYouMean renders suggestions as a question, or "" for none.
+func DidYouMean(suggestions []string) string {
+	if len(suggestions) == 0 {
 		return ""
 	}
-	return best
+	q := make([]string, len(suggestions))
+	for i, s := range suggestions {
+		q[i] = strconv.Quote(s)
+	}
+	return "did you mean " + strings.Join(q, " or ") + "?"
 }
 
 func levenshtein(a, b string) int {

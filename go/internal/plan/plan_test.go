@@ -99,16 +99,37 @@ func TestSelect(t *testing.T) {
 
 func TestSelectUnknown(t *testing.T) {
 	g := Build(load(t, "minimal.json"))
-	for _, c := range []struct{ name, suggestion string }{
-		{"hots1", "host1"},
-		{"host1:rebuidl", "host1:rebuild"},
-		{"host1:deploy", ""},
-		{"nonsense-that-matches-nothing", ""},
+	for _, c := range []struct {
+		name string
+		want []string
+	}{
+		{"hots1", []string{"host1"}},
+		{"host1:rebuidl", []string{"host1:rebuild"}},
+		{"host1:deploy", []string{"host1:deploy-flake", "host1:deploy-secrets"}},
+		{"nonsense-that-matches-nothing", nil},
 	} {
 		_, err := g.Select([]string{"host1", c.name})
 		var ut *UnknownTaskError
-		if !errors.As(err, &ut) || ut.Name != c.name || ut.Suggestion != c.suggestion {
-			t.Errorf("Select(%q): %#v, want suggestion %q", c.name, err, c.suggestion)
+		if !errors.As(err, &ut) || ut.Name != c.name || !slices.Equal(ut.Suggestions, c.want) {
+			t.Errorf("Select(%q): %#v, want suggestions %q", c.name, err, c.want)
+		}
+	}
+	if got := DidYouMean([]string{"a", "b"}); got != `did you mean "a" or "b"?` {
+		t.Errorf("DidYouMean = %q", got)
+	}
+}
+
+func TestCheckActionSuggests(t *testing.T) {
+	var ae *ActionError
+	if err := CheckAction("swich"); !errors.As(err, &ae) || !slices.Equal(ae.Suggestions, []string{"switch"}) {
+		t.Errorf("CheckAction(swich) = %#v", err)
+	}
+	if err := CheckAction("frobnicate"); !errors.As(err, &ae) || len(ae.Suggestions) != 0 {
+		t.Errorf("CheckAction(frobnicate) = %#v", err)
+	}
+	for _, a := range Actions {
+		if err := CheckAction(a); err != nil {
+			t.Error(err)
 		}
 	}
 }
