@@ -98,6 +98,12 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, dir string) {
 	fs.StringVar(&f.CACert, "cacert", get(c.Remote.CACert, "REMOTE_CACERT", ""), "Path to a custom CA certificate for HTTPS connections.")
 	fs.StringVar(&f.Cert, "cert", get(c.Remote.Cert, "REMOTE_CERT", ""), "Path to a client certificate for HTTPS connections.")
 	fs.StringVar(&f.CertKey, "cert-key", get(c.Remote.CertKey, "REMOTE_CERT_KEY", ""), "Path to a client certificate key for HTTPS connections.")
+	// Flags that only concern Taskfiles lollypops never reads stay declared
+	// (TASK_* variables and .taskrc files may set them, as for go-task) but
+	// out of --help; given on the command line, they are refused.
+	for _, name := range append(RemoteFlags, "init", "global", "taskfile", "watch", "interval") {
+		fs.MarkHidden(name)
+	}
 	if experiments.GentleForce.Enabled() {
 		fs.BoolVarP(&f.Force, "force", "f", false, "Forces execution of the directly called task.")
 		fs.BoolVar(&f.ForceAll, "force-all", false, "Forces execution of the called task and all its dependant tasks.")
@@ -105,6 +111,12 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, dir string) {
 		fs.BoolVarP(&f.ForceAll, "force", "f", false, "Forces execution even when the task is up-to-date.")
 	}
 }
+
+// RemoteFlags are go-task's flags for remote Taskfiles (downloads, caches,
+// certificates). lollypops hands go-task the Taskfile it generates, so they
+// mean nothing here.
+var RemoteFlags = []string{"insecure", "download", "offline", "trusted-hosts", "timeout", "clear-cache",
+	"expiry", "remote-cache-dir", "cacert", "cert", "cert-key"}
 
 // resolveColor applies go-task's colour rules once the flags are parsed:
 // an explicit setting wins, then NO_COLOR, then FORCE_COLOR or CI.

@@ -126,8 +126,11 @@ func TestValidate(t *testing.T) {
 		{[]string{"--output-group-begin", "x"}, "need --output=group"},
 		{[]string{"--sort", "random"}, `--sort "random"`},
 		{[]string{"--sort", "alphanumeric"}, ""},
-		{[]string{"--download", "--offline"}, "cannot be used together"},
-		{[]string{"--cert", "c"}, "--cert and --cert-key"},
+		{[]string{"--download"}, "--download concerns remote Taskfiles"},
+		{[]string{"--offline"}, "--offline concerns remote Taskfiles"},
+		{[]string{"--trusted-hosts", "x"}, "--trusted-hosts concerns remote Taskfiles"},
+		{[]string{"--timeout", "3s"}, "--timeout concerns remote Taskfiles"},
+		{[]string{"--cert", "c"}, "--cert concerns remote Taskfiles"},
 	} {
 		var f Flags
 		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
@@ -141,6 +144,25 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%q: %v", c.args, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%q: error %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// --help lists what works here: not the flags of remote Taskfiles, nor
+// those lollypops refuses.
+func TestHelpListsWhatWorks(t *testing.T) {
+	var f Flags
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	f.AddFlags(fs, t.TempDir())
+	help := fs.FlagUsages()
+	for _, name := range append(RemoteFlags, "init", "global", "taskfile", "watch", "interval") {
+		if strings.Contains(help, "--"+name+" ") || strings.Contains(help, "--"+name+"\n") {
+			t.Errorf("--help lists --%s", name)
+		}
+	}
+	for _, name := range []string{"--list-all", "--parallel", "--dry", "--verbose", "--concurrency", "--output", "--failfast"} {
+		if !strings.Contains(help, name) {
+			t.Errorf("--help lacks %s", name)
 		}
 	}
 }

@@ -47,10 +47,14 @@ func (f *Flags) Validate() error {
 		return &UsageError{Msg: "--watch cannot be used with lollypops: its tasks have no sources to watch"}
 	case f.Completion != "":
 		return &UsageError{Msg: "--completion is not available in lollypops yet"}
-	case f.Download && f.Offline:
-		return &UsageError{Msg: "--download and --offline cannot be used together"}
-	case f.Download && f.ClearCache:
-		return &UsageError{Msg: "--download and --clear-cache cannot be used together"}
+	}
+	for _, name := range RemoteFlags {
+		if f.fs != nil && f.fs.Changed(name) {
+			return &UsageError{Msg: "--" + name + " concerns remote Taskfiles, which lollypops never reads: it generates its Taskfile from the inventory",
+				Hint: "lollypops --help lists the flags that apply"}
+		}
+	}
+	switch {
 	case f.Output != "group" && (f.OutputGroupBegin != "" || f.OutputGroupEnd != "" || f.OutputGroupErrorOnly):
 		return &UsageError{Msg: "--output-group-begin, --output-group-end and --output-group-error-only need --output=group"}
 	case f.List && f.ListAll:
@@ -63,8 +67,6 @@ func (f *Flags) Validate() error {
 		return &UsageError{Msg: "--nested only applies to --json with --list or --list-all"}
 	case f.Sort != "" && f.Sort != "none" && f.Sort != "default" && f.Sort != "alphanumeric":
 		return &UsageError{Msg: fmt.Sprintf("--sort %q is not one of default, alphanumeric, none", f.Sort)}
-	case (f.Cert != "") != (f.CertKey != ""):
-		return &UsageError{Msg: "--cert and --cert-key must be provided together"}
 	}
 	f.resolveColor()
 	return experiments.Validate()
