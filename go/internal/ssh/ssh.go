@@ -140,7 +140,9 @@ func (c *Client) WrapperArgs(sshPath string) []string {
 // WrapperScript is the POSIX sh script for WrapperArgs.
 func (c *Client) WrapperScript(sshPath string) (string, error) {
 	var b strings.Builder
-	b.WriteString("#!/bin/sh\n# Written by lollypops for one run: ssh through the run's shared connection.\nexec")
+	b.WriteString("#!/bin/sh\n# Written by lollypops for one run: ssh through the run's shared connection.\n")
+	b.WriteString(wrapperGuard)
+	b.WriteString("exec")
 	for _, a := range c.WrapperArgs(sshPath) {
 		q, err := syntax.Quote(a, syntax.LangPOSIX)
 		if err != nil {
@@ -151,6 +153,25 @@ func (c *Client) WrapperScript(sshPath string) (string, error) {
 	b.WriteString(" \"$@\"\n")
 	return b.String(), nil
 }
+
+// wrapperGuard drops master control commands (-O exit, -O stop): with the
+// wrapper's ControlPath first, they would reach the run's own master, which
+// the run closes itself. nixos-rebuild --target-host ends with one for the
+// master it believes it started. Options are scanned up to the destination;
+// the arguments of options that take one are skipped.
+const wrapperGuard = `skip=0 ctl=
+for a do
+	if [ "$skip" = 1 ]; then skip=0; [ "$opt" != -O ] || ctl=$a; continue; fi
+	case $a in
+	-Oexit | -Ostop) ctl=${a#-O} ;;
+	-[BbcDEeFIiJLlmOopQRSWw]) skip=1 opt=$a ;;
+	--) break ;;
+	-*) ;;
+	*) break ;;
+	esac
+done
+case $ctl in exit | stop) exit 0 ;; esac
+`
 
 // StoreURL is the nix store URL of the host for nix copy and flake archive.
 func (c *Client) StoreURL() string {

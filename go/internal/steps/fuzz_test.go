@@ -108,7 +108,8 @@ func FuzzInventoryValues(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line := strings.TrimSuffix(strings.SplitN(script, "\n", 3)[2], " \"$@\"\n")
+		line := script[strings.Index(script, "\nexec ")+1:]
+		line = strings.TrimSuffix(line, " \"$@\"\n")
 		if got := splitPOSIX(t, line); !containsSeq(got, []string{"-o", opt}) {
 			t.Fatalf("wrapper %q splits into %q", line, got)
 		}
