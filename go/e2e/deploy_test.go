@@ -90,8 +90,18 @@ func TestDeployAll(t *testing.T) {
 			if !slices.Equal(c.Args, wantArgs) || c.User != "root" || c.Hostname != h.Name {
 				t.Errorf("nixos-rebuild %q as %s on %s, want %q", c.Args, c.User, c.Hostname, wantArgs)
 			}
-			if c.FlakeTarget != flake || !c.FlakeValid {
-				t.Errorf("the rebuild's flake resolved to %q (valid %v)", c.FlakeTarget, c.FlakeValid)
+			if c.FlakeTarget != flake || !c.FlakeValid || c.Exit != 0 {
+				t.Errorf("the rebuild's flake resolved to %q (valid %v), exit %d", c.FlakeTarget, c.FlakeValid, c.Exit)
+			}
+			// The flake's system is a new generation, the boot default and
+			// the running system.
+			s := systemOf(t, h)
+			if len(s.gens) != 2 || !s.gens[1].Current || s.current != s.gens[1].Path || s.bootDefault != s.current ||
+				s.kernel != deployedKernel {
+				t.Errorf("after switch: %+v", s)
+			}
+			if acts := activations(t, h); !slices.Equal(acts, []string{"switch"}) {
+				t.Errorf("activations: %q", acts)
 			}
 			if n := authCount(t, h); n != 1 {
 				t.Errorf("%d ssh authentications, want 1", n)
@@ -197,11 +207,19 @@ func TestLocalEvaluation(t *testing.T) {
 	c.Deployment.LocalEvaluation = true
 	c.Deployment.SSH.User = ptr("deploy")
 	c.Deployment.Sudo.Enable = true
+	// A secret after the activation: the run's connection must survive
+	// nixos-rebuild, which ends with "ssh -O exit" for its own master.
+	post := secret("post", "echo after", "/run/keys/post")
+	post.UploadAt = config.PostActivation
+	c.Secrets.Files = []config.Secret{post}
 	r := newRunner(t, map[string]*config.Host{"host1": c})
 	r.env = []string{"PATH=" + filepath.Join(fake, "bin") + ":" + os.Getenv("PATH")}
 	res := r.run("host1", "REBUILD_ACTION=test")
 	if res.code != 0 {
 		t.Fatalf("%s", res)
+	}
+	if got := sh(t, f.Host("host1"), "cat /run/keys/post"); got != "after\n" {
+		t.Errorf("post-activation secret: %q", got)
 	}
 	calls, err := fakehost.ReadLocalRebuildCalls(filepath.Join(fake, "log"))
 	if err != nil || len(calls) != 1 {
@@ -216,8 +234,13 @@ func TestLocalEvaluation(t *testing.T) {
 	}
 	h := f.Host("host1")
 	acts, err := h.Activations()
-	if err != nil || len(acts) != 1 || acts[0].User != "root" || !slices.Equal(acts[0].Args, []string{"test"}) {
+	if err != nil || len(acts) != 1 || acts[0].User != "root" || !slices.Equal(acts[0].Args, []string{"test"}) || acts[0].Exit != 0 {
 		t.Errorf("activation on the host: %v %+v", err, acts)
+	}
+	// Built here, copied, activated there; test leaves the profile alone.
+	if s := systemOf(t, h); calls[0].Toplevel == "" || s.current != calls[0].Toplevel || s.kernel != deployedKernel ||
+		len(s.gens) != 1 || s.bootDefault != s.gens[0].Path {
+		t.Errorf("host runs %+v, the local nixos-rebuild built %q", s, calls[0].Toplevel)
 	}
 	if calls, _ := h.RebuildCalls(); len(calls) != 0 {
 		t.Errorf("nixos-rebuild also ran on the host: %+v", calls)
@@ -260,9 +283,19 @@ func TestSudoUser(t *testing.T) {
 // environment.
 func TestRebuildActions(t *testing.T) {
 	f := newFleet(t, hosts("host1")...)
+	h := f.Host("host1")
+	first := systemOf(t, h)
 	r := newRunner(t, map[string]*config.Host{"host1": host(f, "host1")})
+	if res := r.run("host1:deploy-flake"); res.code != 0 {
+		t.Fatalf("%s", res)
+	}
 	if res := r.run("host1:rebuild", "REBUILD_ACTION=boot"); res.code != 0 {
 		t.Fatalf("%s", res)
+	}
+	// boot: a new generation that boots next; the running system stays.
+	booted := systemOf(t, h)
+	if len(booted.gens) != 2 || booted.current != first.current || booted.bootDefault != booted.gens[1].Path {
+		t.Errorf("after boot: %+v", booted)
 	}
 	r.env = []string{"REBUILD_ACTION=dry-activate"}
 	r.run("host1") // deploys the flake, then dry-activates
@@ -277,6 +310,13 @@ func TestRebuildActions(t *testing.T) {
 	}
 	if !slices.Equal(actions, []string{"boot", "dry-activate", "test"}) {
 		t.Errorf("actions %q", actions)
+	}
+	if acts := activations(t, h); !slices.Equal(acts, []string{"boot", "dry-activate", "test"}) {
+		t.Errorf("switch-to-configuration %q", acts)
+	}
+	// test runs the deployed system, without a generation or boot entry.
+	if s := systemOf(t, h); len(s.gens) != 2 || s.kernel != deployedKernel || s.bootDefault != booted.bootDefault {
+		t.Errorf("after test: %+v", s)
 	}
 	r.env = nil
 	res := r.run("host1", "REBUILD_ACTION=reboot")
@@ -303,6 +343,7 @@ func TestParallelAndPartialFailure(t *testing.T) {
 	if res := r.run("-p", "host1", "host2"); res.code != 0 {
 		t.Fatalf("%s", res)
 	}
+	gens2 := len(systemOf(t, f.Host("host2")).gens)
 	c1, _ := f.Host("host1").RebuildCalls()
 	c2, _ := f.Host("host2").RebuildCalls()
 	if len(c1) != 1 || len(c2) != 1 {
@@ -336,6 +377,13 @@ func TestParallelAndPartialFailure(t *testing.T) {
 	}
 	if got := summaryLine(res, "host2"); !strings.HasPrefix(got, "host2 failed") || !strings.Contains(got, "rebuild: nixos-rebuild switch") {
 		t.Errorf("summary: %q\n%s", got, res)
+	}
+	// The failed rebuild added no generation; the others switched again.
+	if n := len(systemOf(t, f.Host("host2")).gens); n != gens2 {
+		t.Errorf("host2 has %d generations after a failed rebuild, had %d", n, gens2)
+	}
+	if s := systemOf(t, f.Host("host3")); len(s.gens) != 2 || !s.gens[1].Current || s.kernel != deployedKernel {
+		t.Errorf("host3: %+v", s)
 	}
 	if !strings.Contains(res.output(), "[host2:rebuild] lollypops: nixos-rebuild switch: ssh: exit status 1") {
 		t.Errorf("no prefixed error for host2:\n%s", res)

@@ -1,7 +1,8 @@
 // Package e2e runs the real lollypops binaries against real fake hosts:
 // sshd processes in their own namespaces, each with its own Nix store (see
 // internal/fakehost), reached with the real ssh, nix copy and secret
-// commands. Only nixos-rebuild is a recording stand-in.
+// commands. The hosts' nixos-rebuild builds the deployed flake's fake NixOS
+// system with the host's own Nix and activates it (docs/fakehosts.md).
 //
 // The tests need root, sshd, nix and unshare; without them they skip with
 // one line saying what is missing.
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,14 +29,41 @@ import (
 var (
 	// bin holds lollypops and lollypops-step, built once for all tests.
 	bin string
-	// flake is a small flake's source in the deployer's store.
+	// flake is the test flake's source in the deployer's store: a fake
+	// NixOS system for each of flakeHosts.
 	flake string
 	// skip says why the tests cannot run here; "" when they can.
 	skip string
 )
 
+// flakeHosts are the host names the tests deploy the flake to; each has a
+// nixosConfigurations entry, as on a real fleet. newFleet refuses others.
+var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other"}
+
+// deployedKernel is the kernel of the flake's systems, unlike the one the
+// hosts boot first: a host runs the deployed system when its
+// /run/current-system/kernel says so.
+const deployedKernel = "deployed-by-e2e"
+
 func TestMain(m *testing.M) {
 	os.Exit(setup(m))
+}
+
+// nixConf gives the deployer's Nix a configuration of the tests' own
+// unless NIX_CONF_DIR is set (the Makefile sets it): this machine's
+// nix.conf may be missing or name a build-users-group that does not exist.
+func nixConf(dir string) error {
+	if os.Getenv("NIX_CONF_DIR") != "" {
+		return nil
+	}
+	conf := filepath.Join(dir, "nix-conf")
+	if err := os.Mkdir(conf, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(conf, "nix.conf"), []byte(fakehost.TestNixConf), 0o644); err != nil {
+		return err
+	}
+	return os.Setenv("NIX_CONF_DIR", conf)
 }
 
 func setup(m *testing.M) int {
@@ -52,6 +81,10 @@ func setup(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if err := nixConf(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	bin = filepath.Join(dir, "bin")
 	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/lollypops", "../cmd/lollypops-step")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -59,15 +92,38 @@ func setup(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building the binaries:", err)
 		return 1
 	}
-	if flake, err = addFlake(filepath.Join(dir, "flake", "source"), "_: { }", nil); err != nil {
+	systems := map[string]fakehost.System{}
+	for _, n := range flakeHosts {
+		systems[n] = fakehost.System{Kernel: deployedKernel}
+	}
+	src := filepath.Join(dir, "flake", "source")
+	if err := fakehost.WriteFlake(src, systems); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if flake, err = storeAdd(src); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()
 }
 
+// storeAdd adds a directory to the deployer's store; the path is read from
+// stdout only, as Nix may warn on stderr.
+func storeAdd(dir string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("nix-store", "--add", dir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("nix-store --add: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // addFlake writes a flake with a lock file and adds it to the deployer's
-// store. inputs maps input names to store paths (path: inputs).
+// store. inputs maps input names to store paths (path: inputs). It defines
+// no system: deploy-flake only.
 func addFlake(dir, outputs string, inputs map[string]string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -85,11 +141,7 @@ func addFlake(dir, outputs string, inputs map[string]string) (string, error) {
 	if out, err := lock.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("nix flake lock: %v: %s", err, out)
 	}
-	out, err := exec.Command("nix-store", "--add", dir).Output()
-	if err != nil {
-		return "", fmt.Errorf("nix-store --add: %v", err)
-	}
-	return strings.TrimSpace(string(out)), nil
+	return storeAdd(dir)
 }
 
 func requireHosts(t *testing.T) {
@@ -103,6 +155,11 @@ func requireHosts(t *testing.T) {
 func newFleet(t *testing.T, specs ...fakehost.HostSpec) *fakehost.Fleet {
 	t.Helper()
 	requireHosts(t)
+	for _, s := range specs {
+		if !slices.Contains(flakeHosts, s.Name) {
+			t.Fatalf("e2e: host %q has no system in the test flake; add it to flakeHosts", s.Name)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	f, err := fakehost.New(ctx, t.TempDir(), specs)
@@ -250,4 +307,44 @@ func authCount(t *testing.T, h *fakehost.Host) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// system is what a fake host runs and will boot, and its system profile.
+type system struct {
+	current, bootDefault, kernel string
+	gens                         []fakehost.Generation
+}
+
+func systemOf(t *testing.T, h *fakehost.Host) system {
+	t.Helper()
+	var s system
+	var err error
+	if s.current, err = h.CurrentSystem(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.bootDefault, err = h.BootDefault(); err != nil {
+		t.Fatal(err)
+	}
+	if s.gens, err = h.Generations(); err != nil {
+		t.Fatal(err)
+	}
+	s.kernel = strings.TrimSpace(sh(t, h, "cat /run/current-system/kernel"))
+	return s
+}
+
+// activations are the actions of the host's switch-to-configuration calls
+// that exited 0.
+func activations(t *testing.T, h *fakehost.Host) []string {
+	t.Helper()
+	acts, err := h.Activations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range acts {
+		if a.Exit == 0 {
+			out = append(out, strings.Join(a.Args, " "))
+		}
+	}
+	return out
 }

@@ -52,19 +52,21 @@ func (h *Host) Exec(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// KillSessions kills every process of the host except the sshd listener
-// and the nix-daemon listener: live ssh connections (and whatever runs in
-// them, such as nix-store --serve) drop, new ones are accepted. It returns
-// once the killed processes are gone.
+// KillSessions kills every process of the host except init, the sshd
+// listener and the nix-daemon listener: live ssh connections (and whatever
+// runs in them, such as nix-store --serve) drop, new ones are accepted. It
+// returns once the killed processes are gone.
 func (h *Host) KillSessions() error {
 	r, err := h.running()
 	if err != nil {
 		return err
 	}
+	port := h.port()
 	return h.killUntilGone("sessions", func() []proc {
 		var victims []proc
+		sshd := r.listener(port)
 		for _, p := range nsProcs(r.ns) {
-			if p.pid == r.pid || (p.ppid == r.pid && p.comm == "nix-daemon") {
+			if p.pid == r.pid || p.pid == sshd || (p.ppid == r.pid && p.comm == "nix-daemon") {
 				continue
 			}
 			victims = append(victims, p)
@@ -101,8 +103,9 @@ func (h *Host) DropConnections() error {
 	if err != nil {
 		return err
 	}
+	sshd := r.listener(h.port())
 	for _, p := range nsProcs(r.ns) {
-		if p.pid != r.pid && p.comm == "sshd" {
+		if p.pid != sshd && p.comm == "sshd" {
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}
 	}
@@ -133,7 +136,11 @@ func (h *Host) RotateHostKey() error {
 		return fmt.Errorf("fakehost: %s: %w", h.Name, err)
 	}
 	want := h.HostKey()
-	if err := syscall.Kill(r.pid, syscall.SIGHUP); err != nil {
+	sshd := r.listener(h.port())
+	if sshd == 0 {
+		return fmt.Errorf("fakehost: %s: reload sshd: sshd is not running", h.Name)
+	}
+	if err := syscall.Kill(sshd, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("fakehost: %s: reload sshd: %w", h.Name, err)
 	}
 	for {
@@ -153,22 +160,29 @@ func (h *Host) RotateHostKey() error {
 	}
 }
 
-// SetRebuildExit sets the exit code of the host's fake nixos-rebuild and
-// switch-to-configuration (default 0). The call is still recorded.
+// SetRebuildExit makes the host's nixos-rebuild fail with code, as a failed
+// build would: right after its start is recorded (and after the sleep of
+// SetRebuildSleep), before it resolves the flake, builds, touches the
+// profile or activates anything. 0 (the default) turns that off; the real
+// outcome then depends on the flake and the system. Only the nixos-rebuild
+// of systems built from this package's system.nix reads it; it is ignored
+// by switch-to-configuration and by WriteLocalRebuild's fake.
 func (h *Host) SetRebuildExit(code int) error {
 	return h.setKnob("rebuild-exit", strconv.Itoa(code))
 }
 
-// SetRebuildSleep makes the host's fake nixos-rebuild and
-// switch-to-configuration sleep d after recording their start (0: none).
+// SetRebuildSleep makes the host's nixos-rebuild sleep d right after its
+// start is recorded, before anything else (0: none), as a slow build
+// would.
 func (h *Host) SetRebuildSleep(d time.Duration) error {
 	return h.setKnob("rebuild-sleep", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
 }
 
-// SetActivationHook makes the host's fake nixos-rebuild and
-// switch-to-configuration run script with sh, as the invoking user, for the
-// actions that activate (switch, test) — the way NixOS activation creates
-// users and groups. An empty script removes the hook.
+// SetActivationHook makes the activation script of the host's systems run
+// script with sh (bash) as root — the way NixOS activation creates users
+// and groups. Activation happens on switch and test, and at every boot
+// (Start); a hook that fails fails the activation (switch-to-configuration
+// exits 2). An empty script removes the hook.
 func (h *Host) SetActivationHook(script string) error {
 	if script == "" {
 		err := os.Remove(filepath.Join(h.Dir, "ctl", "activate-hook"))
@@ -178,6 +192,13 @@ func (h *Host) SetActivationHook(script string) error {
 		return nil
 	}
 	return h.setKnob("activate-hook", script)
+}
+
+// port returns the host's sshd port.
+func (h *Host) port() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.Port
 }
 
 func (h *Host) setKnob(name, value string) error {

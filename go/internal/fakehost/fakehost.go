@@ -1,34 +1,46 @@
-// Package fakehost runs fake NixOS-like hosts on 127.0.0.1 for end-to-end
-// tests, demos and benchmarks of the lollypops runner.
+// Package fakehost runs fake NixOS hosts on 127.0.0.1 for end-to-end
+// tests, demos and benchmarks of the lollypops runner. They behave like
+// NixOS wherever a deploy can tell the difference; docs/fakehosts.md lists
+// every way they still differ, and how the pieces work.
 //
-// Each host is a real sshd on its own loopback port, started by
-// `unshare --mount --uts --pid --fork` so that it has its own hostname and its
-// own /run (tmpfs, with /run/keys root:keys 0750), /etc and /var (overlays on
-// the real ones), /root, /home and /nix (bind mounts of per-host directories:
-// every host has its own, initially empty, Nix store). The runner reaches the
-// hosts with plain ssh via the generated ssh_config, and `nix copy --to
-// ssh://<host>` writes into that host's store. The only stand-ins are a fake
-// nixos-rebuild and switch-to-configuration in /run/current-system/sw/bin that
-// record every call (see RebuildCall), and WriteLocalRebuild, a fake
-// nixos-rebuild for the deployer's PATH. Root and every UserSpec user
-// accept the fleet's key through /etc/ssh/authorized_keys.d/<user>, as on
-// NixOS. /tmp and everything else outside those directories is shared with
-// the real machine; its own PID namespace means ps in a host shows only it.
+// Each host is started by `unshare --mount --uts --pid --fork`: its PID 1 is
+// an init stand-in, a bash script (Host.Pid; nsenter --target it) that sets
+// the host up in its own namespaces — its hostname, its own /run (tmpfs,
+// /run/keys root:keys 0750, /run/wrappers/bin/sudo), /etc and /var (overlays
+// on the real ones), /root, /home, /boot and /nix (bind mounts of per-host
+// directories: every host has its own Nix store), /bin/sh and dash replaced
+// by bash — then boots: at the first start the host's own Nix builds a first
+// system generation from system.nix (embedded; see System), later it boots
+// the fake boot loader's default (/boot/default). Booting activates the
+// system (/run/current-system) and starts sshd as a service; init then
+// serves start/stop/restart of sshd (Host.StopSSHD, the systems' systemctl
+// and switch-to-configuration).
 //
-// It needs root (namespaces, mounts, sshd), util-linux (unshare, nsenter),
-// openssh-server and openssh-client, passwd (useradd) and nix-store; sudo only
-// for users with Sudo set. Available reports what is missing, so tests can
-// skip. Everything a fleet starts dies with it: Close kills the hosts, and if
-// the test process dies, the kernel kills them (parent-death signal plus the
-// host's PID namespace).
+// The systems are tiny derivations without nixpkgs, shaped like a NixOS
+// toplevel, written into test flakes by WriteFlake. Their sw/bin holds a
+// nixos-rebuild that does what NixOS's does on the host with the host's real
+// Nix (resolve the flake, build the toplevel, profile generation,
+// switch-to-configuration with NixOS's semantics) and records every call
+// (RebuildCall); WriteLocalRebuild is its counterpart for the deployer
+// (--target-host). Root and every UserSpec user accept the fleet's key
+// through /etc/ssh/authorized_keys.d/<user>, as on NixOS. /tmp and
+// everything else outside those directories is shared with the real
+// machine; its own PID namespace means ps in a host shows only it.
+//
+// It needs root (namespaces, mounts, sshd), util-linux (unshare, nsenter,
+// flock), bash, openssh-server and openssh-client, passwd (useradd) and
+// nix-bin; sudo only for users with Sudo set. Available reports what is
+// missing, so tests can skip. Everything a fleet starts dies with it: Close
+// kills the hosts, and if the test process dies, the kernel kills them
+// (parent-death signal plus the host's PID namespace).
 //
 // Layout of a fleet directory:
 //
 //	<dir>/id_ed25519, known_hosts, ssh_config, authorized_keys
-//	<dir>/<host>/host_key(.pub), sshd_config, sshd.log, daemon.log
-//	<dir>/<host>/bin   -> /run/current-system/sw/bin (fake nixos-rebuild)
-//	<dir>/<host>/ctl   -> /run/fakehost (knobs, calls/ = call records)
-//	<dir>/<host>/etc, var (overlay upper dirs), root, home, nix (bind mounts)
+//	<dir>/<host>/host_key(.pub), sshd_config, init, sshd.log (init's and sshd's), daemon.log
+//	<dir>/<host>/system   system.nix and its scripts, for the first generation
+//	<dir>/<host>/ctl   -> /run/fakehost (knobs, calls/ = call records, init.fifo)
+//	<dir>/<host>/etc, var (overlay upper dirs), root, home, nix, boot (bind mounts)
 package fakehost
 
 import (
@@ -56,18 +68,21 @@ type HostSpec struct {
 }
 
 // UserSpec describes a user created on a fake host. The user logs in with
-// the fleet's key, has /home/<name> and the shell /bin/sh.
+// the fleet's key, owns /home/<name> (mode 0700) and has the login shell
+// /run/current-system/sw/bin/bash, as NixOS's defaults.
 type UserSpec struct {
 	Name   string
 	Groups []string // supplementary groups, created when missing
-	Sudo   bool     // passwordless sudo (needs sudo installed)
+	Sudo   bool     // passwordless sudo rule in /etc/sudoers (needs sudo installed)
 	// Trusted puts the user in nix.conf trusted-users, which the nix-daemon
 	// requires to import unsigned paths (nix copy as that user).
 	Trusted bool
 }
 
-// The PATH a NixOS session gets; sshd sets it for every session.
-const sessionPath = "/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// The PATH of a session: NixOS's setuid wrappers and system profile first,
+// then Debian's directories, where everything a fake system lacks comes
+// from. sshd sets it for every session.
+const sessionPath = "/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 var (
 	hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -78,13 +93,17 @@ var (
 
 // tools holds the absolute paths of the programs a fleet runs.
 type tools struct {
-	unshare, nsenter, sshd, keygen, keyscan, nixStore, nixDaemon, sh, sudo string
+	unshare, nsenter, sshd, keygen, keyscan, nixStore, nixBuild, nixEnv, nixDaemon, bash, sudo string
+	// shTarget is the file /bin/sh resolves to (dash on Debian), which each
+	// host replaces with bash.
+	shTarget string
 }
 
 var toolPackages = map[string]string{
 	"unshare": "util-linux", "nsenter": "util-linux", "sshd": "openssh-server",
 	"ssh-keygen": "openssh-client", "ssh-keyscan": "openssh-client", "ssh": "openssh-client",
-	"nix-store": "nix-bin", "useradd": "passwd", "groupadd": "passwd", "sh": "dash",
+	"nix-store": "nix-bin", "nix-build": "nix-bin", "nix-env": "nix-bin", "nix": "nix-bin",
+	"useradd": "passwd", "groupadd": "passwd", "bash": "bash", "flock": "util-linux",
 }
 
 // lookTool finds a program on PATH or in the sbin directories, which a
@@ -121,7 +140,8 @@ func findTools() (tools, error) {
 	}{
 		{"unshare", &t.unshare}, {"nsenter", &t.nsenter}, {"sshd", &t.sshd},
 		{"ssh-keygen", &t.keygen}, {"ssh-keyscan", &t.keyscan}, {"ssh", nil},
-		{"nix-store", &t.nixStore}, {"useradd", nil}, {"groupadd", nil}, {"sh", &t.sh},
+		{"nix-store", &t.nixStore}, {"nix-build", &t.nixBuild}, {"nix-env", &t.nixEnv}, {"nix", nil},
+		{"useradd", nil}, {"groupadd", nil}, {"bash", &t.bash}, {"flock", nil},
 	}
 	for _, n := range need {
 		p, err := lookTool(n.name)
@@ -144,6 +164,16 @@ func findTools() (tools, error) {
 	}
 	t.nixDaemon, _ = lookTool("nix-daemon") // checked when a spec asks for it
 	t.sudo, _ = lookTool("sudo")
+	var err error
+	if t.bash, err = filepath.EvalSymlinks(t.bash); err != nil {
+		return t, err
+	}
+	if t.shTarget, err = filepath.EvalSymlinks("/bin/sh"); err != nil {
+		return t, fmt.Errorf("/bin/sh: %w", err)
+	}
+	if !pathRE.MatchString(t.bash) || !pathRE.MatchString(t.shTarget) {
+		return t, fmt.Errorf("unusual path of bash (%s) or /bin/sh (%s)", t.bash, t.shTarget)
+	}
 	return t, nil
 }
 
@@ -204,7 +234,7 @@ func checkDir(dir string) (string, error) {
 	if !pathRE.MatchString(abs) {
 		return "", fmt.Errorf("dir %q: only [A-Za-z0-9._/+@=-] allowed in its path", abs)
 	}
-	for _, p := range []string{"/run", "/etc", "/var", "/root", "/home", "/nix"} {
+	for _, p := range []string{"/run", "/etc", "/var", "/root", "/home", "/nix", "/boot"} {
 		if abs == p || strings.HasPrefix(abs, p+"/") {
 			return "", fmt.Errorf("dir %q: must not be under %s, which each host replaces", abs, p)
 		}

@@ -1,7 +1,6 @@
 package fakehost
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -169,54 +168,51 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("rebuild records", func(t *testing.T) {
-		if err := h1.SetRebuildExit(3); err != nil {
-			t.Fatal(err)
-		}
+		// Options are checked first: odd arguments fail, recorded byte for byte.
 		args := []string{"switch", "--flake", storePath + "#host1", "with space", `it's "q" $x *`, ""}
 		out, err := ssh(t, f, "host1", "nixos-rebuild "+quoteAll(t, args...))
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "unknown option `with space'") {
 			t.Fatalf("exit: %v: %s", err, out)
 		}
-		if !strings.HasPrefix(string(out), "fake nixos-rebuild on host1: switch --flake ") {
-			t.Fatalf("output %q", out)
-		}
-		if err := h1.SetRebuildExit(0); err != nil {
+		// The knobs: a slow build that fails.
+		if err := h1.SetRebuildExit(3); err != nil {
 			t.Fatal(err)
 		}
 		if err := h1.SetRebuildSleep(300 * time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := ssh(t, f, "host1", "nixos-rebuild", "boot", "--flake", "/nonexistent#host1"); err != nil {
+		out, err = ssh(t, f, "host1", "nixos-rebuild", "boot", "--flake", "/nonexistent#host1")
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "SetRebuildExit") {
 			t.Fatalf("second call: %v: %s", err, out)
 		}
 		if err := h1.SetRebuildSleep(0); err != nil {
 			t.Fatal(err)
 		}
+		if err := h1.SetRebuildExit(0); err != nil {
+			t.Fatal(err)
+		}
 		// Exec passes argv as is: newlines and tabs survive too.
 		odd := []string{"test", "line1\nline2\n", "\ttab", "\x01\xff"}
-		if out, err := h1.Exec(ctx, append([]string{"nixos-rebuild"}, odd...)...); err != nil {
-			t.Fatalf("third call: %v: %s", err, out)
+		if out, err := h1.Exec(ctx, append([]string{"nixos-rebuild"}, odd...)...); err == nil {
+			t.Fatalf("third call succeeded: %s", out)
 		}
 		calls, err := h1.RebuildCalls()
 		if err != nil || len(calls) != 3 {
 			t.Fatalf("calls: %+v, %v", calls, err)
 		}
 		c := calls[0]
-		if !slices.Equal(c.Args, args) || c.User != "root" || c.Hostname != "host1" || c.Exit != 3 {
+		if !slices.Equal(c.Args, args) || c.User != "root" || c.Hostname != "host1" || c.Exit != 1 || c.Flake != "" {
 			t.Errorf("call: %+v", c)
-		}
-		if c.FlakeTarget != storePath || !c.FlakeValid || c.Flake != storePath+"#host1" {
-			t.Errorf("flake: %q %q %v", c.Flake, c.FlakeTarget, c.FlakeValid)
 		}
 		if c.Start.IsZero() || c.End.Before(c.Start) || time.Since(c.Start) > time.Minute {
 			t.Errorf("times: %v %v", c.Start, c.End)
 		}
-		if c := calls[1]; c.FlakeValid || c.Exit != 0 || !slices.Equal(c.Args, []string{"boot", "--flake", "/nonexistent#host1"}) ||
+		if c := calls[1]; c.FlakeValid || c.Exit != 3 || !slices.Equal(c.Args, []string{"boot", "--flake", "/nonexistent#host1"}) ||
 			c.End.Sub(c.Start) < 300*time.Millisecond {
 			t.Errorf("second call: %+v", c)
 		}
-		if c := calls[2]; !slices.Equal(c.Args, odd) {
-			t.Errorf("third call args %q", c.Args)
+		if c := calls[2]; !slices.Equal(c.Args, odd) || c.Exit != 1 {
+			t.Errorf("third call: %+v", c)
 		}
 		if calls, err := h2.RebuildCalls(); err != nil || len(calls) != 0 {
 			t.Errorf("host2 calls: %+v, %v", calls, err)
@@ -236,35 +232,6 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
-	t.Run("local rebuild", func(t *testing.T) {
-		if sudoErr != nil {
-			t.Skip("sudo not installed")
-		}
-		bin, logs := t.TempDir(), t.TempDir()
-		if err := WriteLocalRebuild(bin, logs); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"switch", "--flake", "/src#host1", "--target-host", "deploy@host1", "--use-remote-sudo"}
-		cmd := exec.Command(filepath.Join(bin, "nixos-rebuild"), args...)
-		cmd.Env = append(os.Environ(), "NIX_SSHOPTS=-F "+f.SSHConfig)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("local nixos-rebuild: %v: %s", err, out)
-		}
-		calls, err := ReadLocalRebuildCalls(logs)
-		if err != nil || len(calls) != 1 {
-			t.Fatalf("local calls: %+v, %v", calls, err)
-		}
-		c := calls[0]
-		if !slices.Equal(c.Args, args) || c.TargetHost != "deploy@host1" || !c.RemoteSudo || c.Action != "switch" ||
-			c.NixSSHOpts != "-F "+f.SSHConfig || !strings.HasSuffix(c.SSH, "/ssh") || c.Exit != 0 {
-			t.Errorf("local call: %+v", c)
-		}
-		acts, err := h1.Activations()
-		if err != nil || len(acts) != 1 || acts[0].User != "root" || !slices.Equal(acts[0].Args, []string{"switch"}) {
-			t.Errorf("activations: %+v, %v", acts, err)
-		}
-	})
-
 	t.Run("kill sessions", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -272,16 +239,18 @@ func TestFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer h2.SetRebuildSleep(0)
-		cmd := exec.CommandContext(ctx, "ssh", "-F", f.SSHConfig, "host2", "nixos-rebuild", "switch")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
+		cmd := exec.CommandContext(ctx, "ssh", "-F", f.SSHConfig, "host2", "nixos-rebuild", "switch", "--flake", "/x#host2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "fake nixos-rebuild on host2: switch\n" {
-			t.Fatalf("rebuild did not start: %q, %v", line, err)
+		for {
+			if calls, _ := h2.RebuildCalls(); len(calls) == 1 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("nixos-rebuild did not start")
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		begin := time.Now()
 		if err := h2.KillSessions(); err != nil {
@@ -364,4 +333,18 @@ func TestFleet(t *testing.T) {
 			t.Errorf("host dir left: %v", err)
 		}
 	})
+}
+
+func TestSystemArgs(t *testing.T) {
+	got, err := System{Kernel: `k "2" ${x}`, FailActivation: true, StopSSHD: true, Packages: []string{"hello-2.12"}}.args("h1")
+	want := `{ hostName = "h1"; system = "` + nixSystem() + `"; kernel = "k \"2\" \${x}"; failActivation = true; stopSshd = true; packages = [ "hello-2.12" ]; }`
+	if err != nil || got != want {
+		t.Errorf("args:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	if _, err := (System{Packages: []string{"a b"}}).args("h1"); err == nil {
+		t.Error("a package name with a blank was accepted")
+	}
+	if err := WriteFlake(t.TempDir(), map[string]System{"Bad_Name": {}}); err == nil {
+		t.Error("an invalid host name was accepted")
+	}
 }

@@ -22,6 +22,10 @@ import (
 // and how long stopping may take.
 const upTimeout = 10 * time.Second
 
+// firstBootTimeout bounds a host's first start, which builds its first
+// system generation.
+const firstBootTimeout = 2 * time.Minute
+
 // Host is one fake host. Its methods are safe for concurrent use.
 type Host struct {
 	Name string // host name and ssh_config alias
@@ -36,12 +40,12 @@ type Host struct {
 	run     *run   // nil while stopped
 }
 
-// run is one life of a host: unshare, whose forked child is PID 1 of the
-// host's PID namespace and becomes the sshd listener.
+// run is one life of a host (from boot to Stop): unshare, whose forked
+// child is the host's init, PID 1 of the host's PID namespace.
 type run struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when unshare was reaped
-	pid     int           // sshd listener, in our PID namespace
+	pid     int           // the host's init, in our PID namespace
 	nsFile  *os.File      // pins the host's PID namespace
 	ns      nsID
 	logFrom int64 // sshd.log size when this run started
@@ -66,8 +70,8 @@ func (h *Host) prepare(ctx context.Context, authorizedKeys []byte) error {
 		name string
 		mode os.FileMode
 	}{
-		{"bin", 0o755}, {"ctl", 0o755}, {"ctl/calls", 0o1777}, {"etc", 0o755}, {"etc.w", 0o755},
-		{"var", 0o755}, {"var.w", 0o755}, {"root", 0o700}, {"home", 0o755}, {"nix", 0o755},
+		{"ctl", 0o755}, {"ctl/calls", 0o1777}, {"etc", 0o755}, {"etc.w", 0o755},
+		{"var", 0o755}, {"var.w", 0o755}, {"root", 0o700}, {"home", 0o755}, {"nix", 0o755}, {"boot", 0o755},
 	}
 	for _, d := range dirs {
 		p := filepath.Join(h.Dir, d.name)
@@ -84,7 +88,7 @@ func (h *Host) prepare(ctx context.Context, authorizedKeys []byte) error {
 	if err := h.loadHostKey(); err != nil {
 		return err
 	}
-	if err := writeHostFakes(filepath.Join(h.Dir, "bin")); err != nil {
+	if err := writeSystemFiles(filepath.Join(h.Dir, "system")); err != nil {
 		return err
 	}
 	return h.writeEtc(authorizedKeys)
@@ -112,8 +116,9 @@ func (h *Host) HostKey() string {
 	return h.hostKey
 }
 
-// Pid returns the sshd listener's PID (0 while stopped). It is PID 1 of
-// the host's PID namespace; nsenter --target it to enter the host.
+// Pid returns the PID of the host's init (0 while stopped): PID 1 of the
+// host's PID namespace, which lives from boot to Stop, whether sshd runs
+// or not. nsenter --target it to enter the host.
 func (h *Host) Pid() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -123,7 +128,7 @@ func (h *Host) Pid() int {
 	return h.run.pid
 }
 
-// LogFile is the sshd log (all runs, appended).
+// LogFile is the log of init and sshd (all runs, appended).
 func (h *Host) LogFile() string { return filepath.Join(h.Dir, "sshd.log") }
 
 // start brings sshd up and waits for its banner. With newPort it picks a
@@ -159,8 +164,17 @@ var errPortInUse = errors.New("port in use")
 
 func (h *Host) startOnce(ctx context.Context, port int) (*run, error) {
 	t := h.fleet.tools
-	script, err := h.setupScript()
+	script, err := h.initScript(port)
 	if err != nil {
+		return nil, err
+	}
+	// Whatever the previous run's init reported.
+	if err := os.Remove(filepath.Join(h.Dir, "ctl", "boot-failed")); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	// A file, so that ps in the host shows PID 1 as "bash <dir>/init".
+	initFile := filepath.Join(h.Dir, "init")
+	if err := os.WriteFile(initFile, []byte(script), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.OpenFile(h.LogFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -173,7 +187,7 @@ func (h *Host) startOnce(ctx context.Context, port int) (*run, error) {
 		return nil, err
 	}
 	cmd := exec.Command(t.unshare, "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
-		"--propagation", "private", t.sh, "-c", script)
+		"--propagation", "private", t.bash, initFile)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own session; killed with us. Its child, the host's PID 1, is killed
@@ -200,10 +214,17 @@ func (h *Host) startOnce(ctx context.Context, port int) (*run, error) {
 	return r, nil
 }
 
-// waitUp finds the host's PID 1 and waits until it is sshd, holds the
-// listening socket and answers with an SSH banner. It never authenticates.
+// waitUp finds the host's init (PID 1 of its namespace) and waits until
+// init's sshd holds the listening socket and answers with an SSH banner.
+// It never authenticates.
 func (h *Host) waitUp(ctx context.Context, r *run, port int) error {
-	deadline := time.Now().Add(upTimeout)
+	timeout := upTimeout
+	if _, err := os.Lstat(filepath.Join(h.Dir, "nix", "var", "nix", "profiles", "system")); err != nil {
+		// The first start builds the first generation, while the other
+		// hosts do so too: ctx bounds it.
+		timeout = firstBootTimeout
+	}
+	deadline := time.Now().Add(timeout)
 	for {
 		if r.exited() {
 			return fmt.Errorf("exited (%v)", r.cmd.ProcessState)
@@ -212,7 +233,7 @@ func (h *Host) waitUp(ctx context.Context, r *run, port int) error {
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no SSH banner after %s", upTimeout)
+			return fmt.Errorf("no SSH banner after %s", timeout)
 		}
 		if r.pid == 0 {
 			if pid := childOf(r.cmd.Process.Pid); pid != 0 {
@@ -222,12 +243,27 @@ func (h *Host) waitUp(ctx context.Context, r *run, port int) error {
 				}
 				r.pid, r.nsFile, r.ns = pid, f, id
 			}
-		} else if p, err := readProc(r.pid); err == nil && p.comm == "sshd" &&
-			listensOn(r.pid, port) && banner(port) {
+		} else if r.listener(port) != 0 && banner(port) {
 			return nil
+		} else if b, err := os.ReadFile(filepath.Join(h.Dir, "ctl", "boot-failed")); err == nil {
+			return fmt.Errorf("booted, but: %s", strings.TrimSpace(string(b)))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// listener returns the PID of the host's sshd listener: the child of init
+// named sshd that holds the socket listening on port; 0 if there is none.
+func (r *run) listener(port int) int {
+	if r.pid == 0 {
+		return 0
+	}
+	for _, p := range nsProcs(r.ns) {
+		if p.ppid == r.pid && p.comm == "sshd" && listensOn(p.pid, port) {
+			return p.pid
+		}
+	}
+	return 0
 }
 
 func banner(port int) bool {
@@ -280,8 +316,9 @@ func (h *Host) stopRun(r *run) error {
 	return h.killUntilGone("processes", func() []proc { return nsProcs(r.ns) })
 }
 
-// Stop kills the host: sshd and every process in it. The host becomes
-// unreachable (connection refused); /run is lost, the rest stays.
+// Stop kills the host: init, sshd and every process in it, as a power cut
+// would. The host becomes unreachable (connection refused); /run is lost,
+// the rest (the store, the profile, /boot) stays.
 func (h *Host) Stop() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -293,9 +330,11 @@ func (h *Host) Stop() error {
 	return err
 }
 
-// Start starts a stopped host again on the same port with the same keys,
-// like a reboot: a fresh /run (so /run/keys is empty), the same /etc, /var,
-// /root, /home and /nix.
+// Start starts a stopped host again on the same port with the same keys:
+// a reboot. /run is fresh (so /run/keys is empty); the boot loader's default
+// (BootDefault) becomes /run/booted-system, is activated and becomes
+// /run/current-system; /etc, /var, /root, /home and /nix stay. If that
+// system has no sshd, Start fails: the host is up but unreachable.
 func (h *Host) Start() error {
 	h.mu.Lock()
 	running := h.run != nil

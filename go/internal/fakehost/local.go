@@ -9,65 +9,135 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 )
 
-// localFake is the deployer-side fake nixos-rebuild (local evaluation:
-// `nixos-rebuild <action> --flake <src>#<attr> --target-host <[user@]host>
-// [--use-remote-sudo]`). It records the call, then, like the real one, it
-// reaches the target for activating actions:
-// ssh $NIX_SSHOPTS <target> [sudo] .../switch-to-configuration <action>,
-// which the target's fake records (Host.Activations). It exits with ssh's
-// exit code when that fails. Without --target-host nothing is activated.
-const localFake = `{
-	echo "start $start"
-	echo "argc $#"
-	for a in "$@"; do echo "arg $(hex "$a")"; done
-	echo "sshopts $(hex "${NIX_SSHOPTS-}")"
-	echo "ssh $(hex "$(command -v ssh)")"
-	action= target= sudo=0 skip=0 want=
-	for a in "$@"; do
-		if [ "$skip" -gt 0 ]; then
-			[ "$want" = target ] && target=$a
-			want= skip=$((skip - 1))
-			continue
-		fi
-		case $a in
-		--target-host) skip=1 want=target ;;
-		--target-host=*) target=${a#--target-host=} ;;
-		--use-remote-sudo) sudo=1 ;;
-		--option) skip=2 ;;
-		--build-host | --flake | -I | --include | --profile-name | -p | --specialisation | -c | \
-			--max-jobs | -j | --cores | --builders) skip=1 ;;
-		-*) ;;
-		*) [ -n "$action" ] || action=$a ;;
-		esac
+// localRebuild is the deployer-side nixos-rebuild (local evaluation):
+//
+//	nixos-rebuild <action> --flake <src>#<attr> --target-host <[user@]host> [--use-remote-sudo]
+//
+// It does what NixOS 24.05's does with --target-host, with the deployer's
+// Nix: build the toplevel here, nix-copy-closure it to the target (ssh is
+// whatever `ssh` comes first on PATH, with $NIX_SSHOPTS and the real one's
+// ControlMaster options), then over ssh [sudo] nix-env --set the profile
+// (switch, boot) and [sudo] <toplevel>/bin/switch-to-configuration <action>.
+// Like the real one, it ends by sending `-O exit` to the control sockets
+// it expected in its temporary directory. It records each call.
+const localRebuild = `
+calls=$LOG_DIR
+set -e
+set -o pipefail
+record_start nixos-rebuild "$@"
+record_field sshopts "${NIX_SSHOPTS-}"
+record_field ssh "$(command -v ssh || true)"
+log() { echo "$@" >&2; }
+flakeFlags=(--extra-experimental-features 'nix-command flakes')
+action= flake= flakeAttr= targetHost= useSudo= rollback= extraBuildFlags=()
+profile=/nix/var/nix/profiles/system
+while [ $# -gt 0 ]; do
+	i=$1
+	shift
+	case $i in
+	switch | boot | test | build | dry-activate) action=$i ;;
+	--flake)
+		flake=$1
+		shift
+		;;
+	--target-host)
+		targetHost=$1
+		shift
+		;;
+	--use-remote-sudo) useSudo=1 ;;
+	--rollback) rollback=1 ;;
+	--option)
+		extraBuildFlags+=("$i" "$1" "$2")
+		shift 2
+		;;
+	--show-trace | -L | --print-build-logs | -v* | --verbose | --fast | --use-substitutes | -s) ;;
+	*)
+		log "$0: unknown option \` + "`" + `$i' (deployer-side fake: see fakehost.WriteLocalRebuild)"
+		exit 1
+		;;
+	esac
+done
+record_field action "$action"
+record_field target "$targetHost"
+record_field sudo "${useSudo:-0}"
+if [ -z "$action" ] || [ -z "$flake" ] || [ -n "$rollback" ]; then
+	log "deployer-side fake nixos-rebuild: needs an action and --flake (and no --rollback)"
+	exit 1
+fi
+
+tmpDir=$(mktemp -t -d nixos-rebuild.XXXXXX)
+SSHOPTS="${NIX_SSHOPTS-} -o ControlMaster=auto -o ControlPath=$tmpDir/ssh-%n -o ControlPersist=60"
+cleanup() {
+	for ctrl in "$tmpDir"/ssh-*; do
+		ssh -o ControlPath="$ctrl" -O exit dummyhost 2>/dev/null || true
 	done
-	echo "action $(hex "$action")"
-	echo "target $(hex "$target")"
-	echo "sudo $sudo"
-} >"$rec.tmp" && mv "$rec.tmp" "$rec.run"
-echo "fake local nixos-rebuild: $*"
-e=0
+	rm -rf "$tmpDir"
+}
+trap 'e=$?; cleanup; record_end $e' EXIT
+
+targetHostCmd() {
+	local c=()
+	[ -z "$useSudo" ] || c=(sudo)
+	if [ -z "$targetHost" ]; then
+		"${c[@]}" "$@"
+	else
+		# shellcheck disable=SC2086 # SSHOPTS is split on blanks, as the real one does
+		ssh $SSHOPTS "$targetHost" "${c[@]}" "$@"
+	fi
+}
+
+if [[ $flake =~ ^(.*)\#([^\#\"]*)$ ]]; then
+	flake=${BASH_REMATCH[1]}
+	flakeAttr=${BASH_REMATCH[2]}
+fi
+if [ -z "$flakeAttr" ]; then
+	read -r hostname </proc/sys/kernel/hostname
+	flakeAttr=${hostname:-default}
+fi
+flakeAttr="nixosConfigurations.\"$flakeAttr\""
+meta=$(nix "${flakeFlags[@]}" flake metadata --json "${extraBuildFlags[@]}" -- "$flake")
+[[ $meta =~ \"url\":\"([^\"]*)\"\}$ ]] || {
+	log "no url in nix flake metadata: $meta"
+	exit 1
+}
+flake=${BASH_REMATCH[1]}
+
+log "building the system configuration..."
+if [ "$action" = build ]; then
+	nix "${flakeFlags[@]}" build "$flake#$flakeAttr.config.system.build.toplevel" "${extraBuildFlags[@]}"
+	pathToConfig=$(readlink -f ./result)
+else
+	nix "${flakeFlags[@]}" build "$flake#$flakeAttr.config.system.build.toplevel" "${extraBuildFlags[@]}" \
+		--out-link "$tmpDir/result"
+	pathToConfig=$(readlink -f "$tmpDir/result")
+fi
+record_field toplevel "$pathToConfig"
+if [ -n "$targetHost" ] && [ "$action" != build ]; then
+	NIX_SSHOPTS=$SSHOPTS nix-copy-closure --to "$targetHost" "$pathToConfig"
+fi
+case $action in
+switch | boot)
+	targetHostCmd nix-env -p "$profile" --set "$pathToConfig"
+	;;
+esac
 case $action in
 switch | boot | test | dry-activate)
-	if [ -n "$target" ]; then
-		set -f
-		stc=/run/current-system/sw/bin/switch-to-configuration
-		if [ "$sudo" = 1 ]; then
-			ssh ${NIX_SSHOPTS-} "$target" sudo "$stc" "$action" || e=$?
-		else
-			ssh ${NIX_SSHOPTS-} "$target" "$stc" "$action" || e=$?
-		fi
-		set +f
+	if ! targetHostCmd "$pathToConfig/bin/switch-to-configuration" "$action"; then
+		log "warning: error(s) occurred while switching to the new configuration"
+		exit 1
 	fi
 	;;
 esac
-` + recordEnd + `exit "$e"
 `
 
-// WriteLocalRebuild writes a fake nixos-rebuild into binDir (created if
-// needed) for the deployer's PATH. Each call is recorded in logDir; read
-// them with ReadLocalRebuildCalls. The ssh it runs is whatever `ssh` is
-// first on its PATH, with $NIX_SSHOPTS split on blanks (no globbing), as
-// the real nixos-rebuild does.
+// WriteLocalRebuild writes a nixos-rebuild for the deployer's PATH into
+// binDir (created if needed), standing in for nixpkgs' with --target-host:
+// it builds the flake's toplevel with the deployer's Nix, copies its closure
+// to the target over ssh (the `ssh` first on its PATH, with $NIX_SSHOPTS
+// split on blanks), then sets the target's system profile (switch, boot)
+// and runs the new system's switch-to-configuration there, with sudo for
+// --use-remote-sudo. Each call is recorded in logDir; read them with
+// ReadLocalRebuildCalls. The flake must be one of WriteFlake's.
 func WriteLocalRebuild(binDir, logDir string) error {
 	logDir, err := filepath.Abs(logDir)
 	if err != nil {
@@ -78,12 +148,16 @@ func WriteLocalRebuild(binDir, logDir string) error {
 			return fmt.Errorf("fakehost: %w", err)
 		}
 	}
-	qdir, err := syntax.Quote(logDir, syntax.LangPOSIX)
+	qdir, err := syntax.Quote(logDir, syntax.LangBash)
 	if err != nil {
 		return fmt.Errorf("fakehost: log dir: %w", err)
 	}
-	script := "#!/bin/sh\n# Fake nixos-rebuild for the deployer, written by fakehost.\ncalls=" + qdir + "\n" +
-		recordLib + localFake
+	lib, err := systemFiles.ReadFile("system/lib.sh")
+	if err != nil {
+		return fmt.Errorf("fakehost: %w", err)
+	}
+	script := "#!/bin/bash\n# nixos-rebuild for the deployer, written by fakehost.WriteLocalRebuild.\n" +
+		"LOG_DIR=" + qdir + "\n" + string(lib) + localRebuild
 	p := filepath.Join(binDir, "nixos-rebuild")
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		return fmt.Errorf("fakehost: %w", err)
@@ -94,7 +168,7 @@ func WriteLocalRebuild(binDir, logDir string) error {
 	return nil
 }
 
-// LocalRebuildCall is one recorded call of the deployer-side fake.
+// LocalRebuildCall is one recorded call of WriteLocalRebuild's nixos-rebuild.
 type LocalRebuildCall struct {
 	Args       []string // byte-exact argv[1:]
 	NixSSHOpts string   // $NIX_SSHOPTS as seen by the fake ("" if unset)
@@ -102,6 +176,7 @@ type LocalRebuildCall struct {
 	Action     string   // first non-option argument
 	TargetHost string   // value of --target-host
 	RemoteSudo bool     // --use-remote-sudo was given
+	Toplevel   string   // the system it built ("" if it failed before)
 	Start      time.Time
 	End        time.Time // zero if killed
 	Exit       int       // -1 if not finished
@@ -117,7 +192,7 @@ func ReadLocalRebuildCalls(logDir string) ([]LocalRebuildCall, error) {
 	for _, r := range recs {
 		c := LocalRebuildCall{
 			Args: r.args, NixSSHOpts: r.str("sshopts"), SSH: r.str("ssh"), Action: r.str("action"),
-			TargetHost: r.str("target"), RemoteSudo: r.fields["sudo"] == "1",
+			TargetHost: r.str("target"), RemoteSudo: r.str("sudo") == "1", Toplevel: r.str("toplevel"),
 			Start: r.start, End: r.end, Exit: r.exit,
 		}
 		if r.bad != nil {

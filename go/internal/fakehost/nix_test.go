@@ -20,9 +20,19 @@ func addStorePath(t *testing.T, content string) string {
 	if err := os.WriteFile(filepath.Join(src, "hello"), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("nix-store", "--add", src).CombinedOutput()
+	return nixStoreAdd(t, src)
+}
+
+// nixStoreAdd adds path to the deployer's store. The store path is read
+// from stdout only: Nix may warn on stderr.
+func nixStoreAdd(t *testing.T, path string) string {
+	t.Helper()
+	var stderr strings.Builder
+	cmd := exec.Command("nix-store", "--add", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("nix-store --add: %v: %s", err, out)
+		t.Fatalf("nix-store --add: %v: %s", err, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }

@@ -11,85 +11,10 @@ import (
 	"time"
 )
 
-// recordLib is the sh part shared by the fake programs: hex-encode values
-// (any byte but NUL survives), write records atomically. A record is first
-// "<id>.run" (everything but the end) and then "<id>.done"; a call that was
-// killed keeps its ".run".
-const recordLib = `hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
-start=$(date +%s.%N)
-rec=$calls/$start.$$
-`
-
-const recordEnd = `{ cat "$rec.run"; echo "end $(date +%s.%N)"; echo "exit $e"; } >"$rec.tmp" &&
-	mv "$rec.tmp" "$rec.done" && rm -f "$rec.run"
-`
-
-// hostFake is the fake nixos-rebuild (and, under that name, the fake
-// switch-to-configuration) in every host's /run/current-system/sw/bin.
-const hostFake = `#!/bin/sh
-# Fake nixos-rebuild / switch-to-configuration installed by fakehost: records
-# the call in /run/fakehost/calls, prints one line, then obeys the knobs
-# /run/fakehost/rebuild-sleep (seconds), /run/fakehost/activate-hook (run
-# for the actions that activate, as NixOS activation would create users) and
-# /run/fakehost/rebuild-exit.
-prog=${0##*/}
-ctl=/run/fakehost
-calls=$ctl/calls
-` + recordLib + `{
-	echo "prog $(hex "$prog")"
-	echo "start $start"
-	echo "host $(hex "$(hostname)")"
-	echo "user $(hex "$(id -un)")"
-	echo "argc $#"
-	for a in "$@"; do echo "arg $(hex "$a")"; done
-	flake= prev=
-	for a in "$@"; do
-		case $prev in --flake) flake=$a ;; esac
-		case $a in --flake=*) flake=${a#--flake=} ;; esac
-		prev=$a
-	done
-	if [ -n "$flake" ]; then
-		ref=${flake%%#*}
-		ref=${ref#path:}
-		ref=${ref%%\?*}
-		target=$(readlink -f -- "$ref" 2>/dev/null) || target=
-		valid=0
-		case $target in
-		/nix/store/?*)
-			rest=${target#/nix/store/}
-			nix-store --check-validity "/nix/store/${rest%%/*}" >/dev/null 2>&1 && valid=1 ;;
-		esac
-		echo "flake $(hex "$flake")"
-		echo "target $(hex "$target")"
-		echo "valid $valid"
-	fi
-} >"$rec.tmp" && mv "$rec.tmp" "$rec.run"
-echo "fake $prog on $(hostname): $*"
-s=$(cat "$ctl/rebuild-sleep" 2>/dev/null) || s=
-case $s in '' | 0 | 0.000) ;; *) sleep "$s" ;; esac
-if [ -f "$ctl/activate-hook" ]; then
-	case $1 in switch | test) sh "$ctl/activate-hook" ;; esac
-fi
-e=$(cat "$ctl/rebuild-exit" 2>/dev/null) || e=
-: "${e:=0}"
-` + recordEnd + `exit "$e"
-`
-
-func writeHostFakes(bin string) error {
-	for _, name := range []string{"nixos-rebuild", "switch-to-configuration"} {
-		p := filepath.Join(bin, name)
-		if err := os.WriteFile(p, []byte(hostFake), 0o755); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// RebuildCall is one recorded call of a host's fake nixos-rebuild or
-// switch-to-configuration.
+// RebuildCall is one recorded call of a host's nixos-rebuild or
+// switch-to-configuration stand-in (system/nixos-rebuild.sh,
+// system/switch-to-configuration.sh), which record every call in
+// /run/fakehost/calls before doing anything else.
 type RebuildCall struct {
 	Program  string   // "nixos-rebuild" or "switch-to-configuration"
 	Args     []string // byte-exact argv[1:]
@@ -98,19 +23,24 @@ type RebuildCall struct {
 	Start    time.Time
 	End      time.Time // zero if the call is running or was killed
 	Exit     int       // exit code it returned; -1 if not finished
-	// For --flake <ref>#<attr>: the value as given, readlink -f of <ref>
-	// (after stripping path: and ?query), and whether the store path it
-	// lies in is valid in the host's own store.
+	// Flake is the value of --flake as given ("" without, or when the call
+	// failed before reading it: SetRebuildExit, a bad option).
+	// FlakeTarget is the store path the reference resolved to (the "path"
+	// of `nix flake metadata`; "" when Nix rejected the reference), and
+	// FlakeValid whether that path is valid in the host's own store.
 	Flake       string
 	FlakeTarget string
 	FlakeValid  bool
 }
 
-// RebuildCalls returns the host's nixos-rebuild calls, oldest first.
+// RebuildCalls returns the host's nixos-rebuild calls, oldest first. They
+// survive reboots (Stop, Start).
 func (h *Host) RebuildCalls() ([]RebuildCall, error) { return h.calls("nixos-rebuild") }
 
-// Activations returns the host's switch-to-configuration calls (what the
-// deployer-side fake of WriteLocalRebuild triggers), oldest first.
+// Activations returns the host's switch-to-configuration calls, oldest
+// first: those of its nixos-rebuild, and those that a deployer's
+// nixos-rebuild --target-host (WriteLocalRebuild) runs over ssh. The
+// first generation, made at the host's first boot, has none.
 func (h *Host) Activations() ([]RebuildCall, error) { return h.calls("switch-to-configuration") }
 
 func (h *Host) calls(prog string) ([]RebuildCall, error) {
@@ -126,7 +56,7 @@ func (h *Host) calls(prog string) ([]RebuildCall, error) {
 		c := RebuildCall{
 			Program: prog, Args: r.args, User: r.str("user"), Hostname: r.str("host"),
 			Start: r.start, End: r.end, Exit: r.exit,
-			Flake: r.str("flake"), FlakeTarget: r.str("target"), FlakeValid: r.fields["valid"] == "1",
+			Flake: r.str("flake"), FlakeTarget: r.str("target"), FlakeValid: r.str("valid") == "1",
 		}
 		if r.bad != nil {
 			return nil, fmt.Errorf("fakehost: %s: %w", h.Name, r.bad)

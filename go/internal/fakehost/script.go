@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -42,57 +41,6 @@ type quoted string
 
 func q(s string) quoted { return quoted(s) }
 
-// setupScript is what runs inside the new namespaces before sshd: mounts,
-// hostname, groups, users, nix-daemon, then exec sshd.
-func (h *Host) setupScript() (string, error) {
-	var s shScript
-	d := h.Dir
-	s.line("set -eu")
-	s.line("hostname", q(h.Name))
-	s.line("mount -t tmpfs -o mode=0755 tmpfs /run")
-	s.line("mkdir -m 0755 /run/sshd /run/fakehost /run/current-system /run/current-system/sw /run/current-system/sw/bin")
-	s.line("mount --bind", q(filepath.Join(d, "bin")), "/run/current-system/sw/bin")
-	s.line("mount --bind", q(filepath.Join(d, "ctl")), "/run/fakehost")
-	for _, m := range []string{"etc", "var"} {
-		opts := fmt.Sprintf("lowerdir=/%s,upperdir=%s,workdir=%s", m, filepath.Join(d, m), filepath.Join(d, m+".w"))
-		s.line("mount -t overlay overlay -o", q(opts), "/"+m)
-	}
-	for _, m := range []string{"root", "home", "nix"} {
-		s.line("mount --bind", q(filepath.Join(d, m)), "/"+m)
-	}
-	// Users and groups go to the /etc overlay; idempotent for restarts.
-	groups := []string{"keys"}
-	groups = append(groups, h.spec.Groups...)
-	for _, u := range h.spec.Users {
-		groups = append(groups, u.Groups...)
-	}
-	slices.Sort(groups)
-	for _, g := range slices.Compact(groups) {
-		s.line("getent group", q(g), ">/dev/null || groupadd -r", q(g))
-	}
-	s.line("install -d -m 0750 -o root -g keys /run/keys")
-	for _, u := range h.spec.Users {
-		args := []any{"getent passwd", q(u.Name), ">/dev/null || useradd -m -s /bin/sh -p '*'"}
-		if len(u.Groups) > 0 {
-			args = append(args, "-G", q(strings.Join(u.Groups, ",")))
-		}
-		s.line(append(args, q(u.Name))...)
-	}
-	// With UsePAM no, sshd refuses accounts whose password starts with '!'.
-	s.line(`case $(getent shadow root | cut -d: -f2) in '!'*) usermod -p '*' root;; esac`)
-	if h.spec.NixDaemon {
-		s.line("rm -f /nix/var/nix/daemon-socket/socket")
-		s.line("mkdir -p /nix/var/nix/daemon-socket")
-		s.line(q(h.fleet.tools.nixDaemon), "</dev/null >>", q(filepath.Join(d, "daemon.log")), "2>&1 &")
-		s.line("i=0; until [ -S /nix/var/nix/daemon-socket/socket ]; do")
-		s.line(`  i=$((i+1)); [ $i -lt 200 ] || { echo "fakehost: nix-daemon did not create its socket" >&2; exit 1; }`)
-		s.line("  sleep 0.05")
-		s.line("done")
-	}
-	s.line("exec", q(h.fleet.tools.sshd), "-D -e -f", q(filepath.Join(d, "sshd_config")))
-	return s.b.String(), s.err
-}
-
 // sshdConfig is the host's sshd_config. Paths were checked by checkDir.
 func (h *Host) sshdConfig(port int) string {
 	return fmt.Sprintf(`ListenAddress 127.0.0.1:%d
@@ -119,17 +67,14 @@ Subsystem sftp internal-sftp
 
 // writeEtc pre-writes files into the /etc overlay's upper dir (allowed
 // while the overlay is not mounted): nix.conf, hostname, hosts, the
-// authorized keys of every user, sudoers.
+// authorized keys of every user, NixOS's sudoers and /etc/NIXOS (which
+// switch-to-configuration checks).
 func (h *Host) writeEtc(authorizedKeys []byte) error {
 	up := filepath.Join(h.Dir, "etc")
 	trusted := []string{"root"}
-	var sudoers strings.Builder
 	for _, u := range h.spec.Users {
 		if u.Trusted {
 			trusted = append(trusted, u.Name)
-		}
-		if u.Sudo {
-			fmt.Fprintf(&sudoers, "%s ALL=(ALL:ALL) NOPASSWD: ALL\n", u.Name)
 		}
 	}
 	hosts, err := os.ReadFile("/etc/hosts")
@@ -137,32 +82,25 @@ func (h *Host) writeEtc(authorizedKeys []byte) error {
 		return err
 	}
 	hosts = fmt.Appendf(hosts, "127.0.1.1 %s\n", h.Name)
-	files := []struct {
+	type file struct {
 		path string
 		mode os.FileMode
 		data []byte
-	}{
+	}
+	files := []file{
+		// fsync-metadata = false: a fake host's store need not survive a
+		// power cut, and SQLite's fsyncs cost seconds per fleet.
 		{"nix/nix.conf", 0o644, fmt.Appendf(nil, "substituters =\nbuild-users-group =\nsandbox = false\n"+
-			"experimental-features = nix-command flakes\ntrusted-users = %s\n", strings.Join(trusted, " "))},
+			"experimental-features = nix-command flakes\nfsync-metadata = false\ntrusted-users = %s\n",
+			strings.Join(trusted, " "))},
 		{"hostname", 0o644, []byte(h.Name + "\n")},
 		{"hosts", 0o644, hosts},
+		{"NIXOS", 0o644, nil},
 		{"ssh/authorized_keys.d/root", 0o644, authorizedKeys},
+		{"sudoers", 0o440, []byte(h.sudoers())},
 	}
 	for _, u := range h.spec.Users {
-		files = append(files, struct {
-			path string
-			mode os.FileMode
-			data []byte
-		}{"ssh/authorized_keys.d/" + u.Name, 0o644, authorizedKeys})
-	}
-	if sudoers.Len() > 0 {
-		// Like NixOS: the system profile is on sudo's PATH.
-		data := fmt.Sprintf("Defaults secure_path=\"%s\"\n%s", sessionPath, sudoers.String())
-		files = append(files, struct {
-			path string
-			mode os.FileMode
-			data []byte
-		}{"sudoers.d/fakehost", 0o440, []byte(data)})
+		files = append(files, file{"ssh/authorized_keys.d/" + u.Name, 0o644, authorizedKeys})
 	}
 	for _, f := range files {
 		p := filepath.Join(up, f.path)
@@ -177,6 +115,26 @@ func (h *Host) writeEtc(authorizedKeys []byte) error {
 		}
 	}
 	return nil
+}
+
+// sudoers is NixOS's /etc/sudoers (security.sudo): no secure_path, so the
+// caller's PATH with /run/current-system/sw/bin stays; users with Sudo get
+// a passwordless rule, as security.sudo.extraRules would give them.
+func (h *Host) sudoers() string {
+	var b strings.Builder
+	b.WriteString(`# NixOS's sudoers, written by fakehost.
+Defaults env_keep+=SSH_AUTH_SOCK
+Defaults:root,%wheel env_keep+=TERMINFO_DIRS
+Defaults:root,%wheel env_keep+=TERMINFO
+root ALL=(ALL:ALL) SETENV: ALL
+%wheel ALL=(ALL:ALL) SETENV: ALL
+`)
+	for _, u := range h.spec.Users {
+		if u.Sudo {
+			fmt.Fprintf(&b, "%s ALL=(ALL:ALL) NOPASSWD:SETENV: ALL\n", u.Name)
+		}
+	}
+	return b.String()
 }
 
 // mkdirs creates rel under base with mode 0755 for every level (umask

@@ -35,7 +35,8 @@ deploy() {
     printf '%s %s\n' "$path" "${#data}"
     printf '%s' "$data"
   done < "$list" | "${S[@]}" "mkdir -p $dirs; umask 0377; while read -r p n; do head -c \"\$n\" > \"\$p\"; done"
-  "${S[@]}" "nixos-rebuild switch --flake /var/src/lollypops/flake#$host"
+  # Nix before 2.19 refuses a symlink as a flake: resolve it on the host.
+  "${S[@]}" "nixos-rebuild switch --flake \"path:\$(readlink -f /var/src/lollypops/flake)#$host\""
   ssh -F "$cfg" -o ControlPath="$ctl" -O exit "$host" 2>/dev/null
 }
 

@@ -1,6 +1,7 @@
 // Command demo shows lollypops deploying to three throwaway local hosts:
 // it brings up fake hosts (see package fakehost), makes a password store
-// with a throwaway GPG key, puts a small flake in the local Nix store,
+// with a throwaway GPG key, puts a small flake (a tiny fake NixOS system per
+// host, fakehost.WriteFlake) in the local Nix store,
 // writes the inventory the lollypops Nix app would write for three hosts,
 // runs lollypops (listing, then "all"), shows what landed on each host, and
 // tears everything down. `make demo` builds the binaries and runs it as root.
@@ -50,7 +51,8 @@ func run(bin string) error {
 	defer os.RemoveAll(dir)
 
 	step("bringing up three throwaway hosts (sshd in their own namespaces, each with its own /nix store)")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Bounds the setup and the looks at the hosts afterwards.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	names := []string{"ahorn", "birne", "kirsche"}
 	var specs []fakehost.HostSpec
@@ -82,11 +84,15 @@ func run(bin string) error {
 		}
 	}
 
-	step("a flake in the local Nix store")
+	step("a flake in the local Nix store: a tiny fake NixOS system for each host, no nixpkgs")
 	src := filepath.Join(dir, "flake", "source")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "flake.nix"), []byte("{ outputs = _: { }; }\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "flake.lock"), []byte(`{"nodes":{"root":{}},"root":"root","version":7}`+"\n"), 0o644)
+	systems := map[string]fakehost.System{}
+	for _, n := range names {
+		systems[n] = fakehost.System{Kernel: "demo-kernel", Packages: []string{"hello-2.12"}}
+	}
+	if err := fakehost.WriteFlake(src, systems); err != nil {
+		return err
+	}
 	out, err := exec.Command("nix-store", "--add", src).Output()
 	if err != nil {
 		return fmt.Errorf("nix-store --add: %w", err)
@@ -128,7 +134,18 @@ func run(bin string) error {
 		fmt.Printf("  /run/keys/db (%d bytes) %s pass show nixos-secrets/%s/db\n", len(got), same, h.Name)
 		calls, _ := h.RebuildCalls()
 		for _, c := range calls {
-			fmt.Printf("  nixos-rebuild %s (as %s; the flake resolved to %s)\n", strings.Join(c.Args, " "), c.User, c.FlakeTarget)
+			fmt.Printf("  nixos-rebuild %s (as %s; the flake resolved to %s; exit %d)\n", strings.Join(c.Args, " "), c.User, c.FlakeTarget, c.Exit)
+		}
+		gens, _ := h.Generations()
+		for _, g := range gens {
+			mark := ""
+			if g.Current {
+				mark = " (current)"
+			}
+			fmt.Printf("  system generation %d: %s%s\n", g.Number, g.Path, mark)
+		}
+		if cur, err := h.CurrentSystem(ctx); err == nil {
+			fmt.Printf("  /run/current-system -> %s\n", cur)
 		}
 		n, _ := h.AuthCount()
 		fmt.Printf("  ssh authentications during the run: %d\n", n)

@@ -6,6 +6,9 @@
 //
 // up writes D/fleet.json once every host answers, then runs until SIGINT or
 // SIGTERM and tears the hosts down. down signals the running up and waits.
+// fleet.json names a flake in the local store (written by
+// fakehost.WriteFlake) with a fake NixOS system for every host, ready to
+// deploy: the hosts' nixos-rebuild builds and activates it.
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -31,13 +35,14 @@ type fleetFile struct {
 	SSHConfig  string      `json:"ssh_config"`
 	KnownHosts string      `json:"known_hosts"`
 	Identity   string      `json:"identity"`
+	Flake      string      `json:"flake"` // store path of a flake for every host
 	Hosts      []fleetHost `json:"hosts"`
 }
 
 type fleetHost struct {
 	Name    string `json:"name"`
 	Port    int    `json:"port"`
-	Pid     int    `json:"pid"` // sshd listener, PID 1 of the host
+	Pid     int    `json:"pid"` // the host's init, PID 1 of its namespace
 	Dir     string `json:"dir"`
 	HostKey string `json:"host_key"`
 }
@@ -90,7 +95,12 @@ func up(dir, user string, daemon bool, names []string) error {
 	if err != nil {
 		return err
 	}
-	ff := fleetFile{Pid: os.Getpid(), Dir: f.Dir, SSHConfig: f.SSHConfig, KnownHosts: f.KnownHosts, Identity: f.IdentityFile}
+	flake, err := writeFlake(filepath.Join(f.Dir, "flake", "source"), names)
+	if err != nil {
+		return errors.Join(err, f.Close())
+	}
+	ff := fleetFile{Pid: os.Getpid(), Dir: f.Dir, SSHConfig: f.SSHConfig, KnownHosts: f.KnownHosts, Identity: f.IdentityFile,
+		Flake: flake}
 	for _, h := range f.Hosts() {
 		ff.Hosts = append(ff.Hosts, fleetHost{Name: h.Name, Port: h.Port, Pid: h.Pid(), Dir: h.Dir, HostKey: h.HostKey()})
 	}
@@ -101,11 +111,31 @@ func up(dir, user string, daemon bool, names []string) error {
 	fmt.Printf("fakehosts: %d hosts up in %s; try: ssh -F %s %s true\n",
 		len(names), time.Since(begin).Round(time.Millisecond), f.SSHConfig, names[0])
 	<-ctx.Done()
-	err = f.Close()
+	err = errors.Join(f.Close(), os.RemoveAll(filepath.Join(f.Dir, "flake")))
 	if rerr := os.Remove(path); rerr != nil && !os.IsNotExist(rerr) {
 		err = errors.Join(err, rerr)
 	}
 	return err
+}
+
+// writeFlake writes a flake with a fake NixOS system per host and adds it
+// to the local store.
+func writeFlake(dir string, names []string) (string, error) {
+	systems := map[string]fakehost.System{}
+	for _, n := range names {
+		systems[n] = fakehost.System{}
+	}
+	if err := fakehost.WriteFlake(dir, systems); err != nil {
+		return "", err
+	}
+	var stderr strings.Builder
+	cmd := exec.Command("nix-store", "--add", dir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("nix-store --add: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 func writeJSON(path string, v any) error {

@@ -1,0 +1,161 @@
+package fakehost
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// systemFiles is the fake NixOS system (system/system.nix and the scripts
+// it installs). WriteFlake copies it into every test flake, and every host
+// builds its first generation from a copy in its directory.
+//
+//go:embed system/*.nix system/*.sh
+var systemFiles embed.FS
+
+// System is one fake NixOS configuration: the parameters of system.nix.
+// The zero value is a system with sshd that activates fine; it is also
+// what every host boots at its first start.
+type System struct {
+	// Kernel and Initrd are the contents of the toplevel's kernel and
+	// initrd files ("" = system.nix's defaults), so that a closure diff
+	// can see a kernel change.
+	Kernel, Initrd string
+	// FailActivation makes the activation script fail:
+	// /run/current-system still switches, switch-to-configuration exits 2.
+	FailActivation bool
+	// StopSSHD is a configuration without sshd: switch and test stop the
+	// host's sshd (sessions stay, new connections are refused); a later
+	// switch to a system with sshd starts it again.
+	StopSSHD bool
+	// Packages are names such as "hello-2.12": each is a small store path
+	// in the system's closure.
+	Packages []string
+}
+
+var pkgRE = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
+
+// nixSystem is the Nix system type of this machine, which hosts share.
+func nixSystem() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686"}[runtime.GOARCH]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return arch + "-linux"
+}
+
+// nixString quotes s as a Nix string literal.
+func nixString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// args is the attribute set system.nix is called with.
+func (s System) args(hostName string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{ hostName = %s; system = %s;", nixString(hostName), nixString(nixSystem()))
+	if s.Kernel != "" {
+		fmt.Fprintf(&b, " kernel = %s;", nixString(s.Kernel))
+	}
+	if s.Initrd != "" {
+		fmt.Fprintf(&b, " initrd = %s;", nixString(s.Initrd))
+	}
+	if s.FailActivation {
+		b.WriteString(" failActivation = true;")
+	}
+	if s.StopSSHD {
+		b.WriteString(" stopSshd = true;")
+	}
+	if len(s.Packages) > 0 {
+		b.WriteString(" packages = [")
+		for _, p := range s.Packages {
+			if !pkgRE.MatchString(p) {
+				return "", fmt.Errorf("package name %q: want a store path name such as hello-2.12", p)
+			}
+			b.WriteString(" " + nixString(p))
+		}
+		b.WriteString(" ];")
+	}
+	b.WriteString(" }")
+	return b.String(), nil
+}
+
+// writeSystemFiles copies system.nix and its scripts into dir.
+func writeSystemFiles(dir string) error {
+	ents, err := systemFiles.ReadDir("system")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := systemFiles.ReadFile("system/" + e.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFlake writes a test flake into dir (created if needed): flake.nix
+// with nixosConfigurations.<name>.config.system.build.toplevel for each
+// entry of systems (name = host name), system.nix and its scripts, and a
+// flake.lock from `nix flake lock --offline`. Add dir to the store (for
+// example with nix-store --add, naming the directory "source") to deploy
+// it. Every host a flake is deployed to needs an entry.
+func WriteFlake(dir string, systems map[string]System) error {
+	if err := writeFlake(dir, systems); err != nil {
+		return fmt.Errorf("fakehost: flake %s: %w", dir, err)
+	}
+	return nil
+}
+
+func writeFlake(dir string, systems map[string]System) error {
+	names := make([]string, 0, len(systems))
+	for n := range systems {
+		if !hostRE.MatchString(n) {
+			return fmt.Errorf("invalid host name %q (want %s)", n, hostRE)
+		}
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("# A test flake written by fakehost.WriteFlake: fake NixOS systems, no nixpkgs.\n{\n")
+	b.WriteString("  outputs = _: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
+	for _, n := range names {
+		args, err := systems[n].args(n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		fmt.Fprintf(&b, "      %s.config.system.build.toplevel = system %s;\n", nixString(n), args)
+	}
+	b.WriteString("    };\n  };\n}\n")
+	if err := writeSystemFiles(dir); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	lock := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "--offline", "flake", "lock")
+	lock.Dir = dir
+	if out, err := lock.CombinedOutput(); err != nil {
+		return fmt.Errorf("nix flake lock: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// TestNixConf is a nix.conf for the deployer's side of tests, demos and
+// benchmarks, which must not depend on the machine's: no build users, no
+// sandbox, no substituters (offline), flakes on. Write it into a directory
+// and point NIX_CONF_DIR there.
+const TestNixConf = "build-users-group =\nsandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n"

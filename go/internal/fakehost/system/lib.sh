@@ -1,0 +1,72 @@
+
+# lib.sh (system.nix): shared by the fake system's scripts, which build.sh
+# writes as "#!/bin/bash", "systemConfig=<toplevel>", this file, the script.
+ctl=/run/fakehost
+calls=$ctl/calls
+
+# Call records in $calls, read by package fakehost: "<id>.run" while the
+# call runs, "<id>.done" once it ended; a killed call keeps its ".run".
+# Values are hex, so that any byte but NUL survives. Plain bash, without
+# forks: a record costs no time a deploy could notice.
+hex=
+tohex() {
+	local LC_ALL=C s=$1 i h
+	hex=
+	for ((i = 0; i < ${#s}; i++)); do
+		printf -v h '%02x' "'${s:i:1}"
+		hex+=${h: -2}
+	done
+}
+rec= recText= recExtra=
+record_line() {
+	tohex "$2"
+	recText+="$1 $hex"$'\n'
+}
+record_start() {
+	local prog=$1 a user
+	shift
+	[ -d "$calls" ] || return 0
+	rec=$calls/${EPOCHREALTIME/,/.}.$$
+	read -r user _ < <(id -un)
+	recText=
+	record_line prog "$prog"
+	recText+="start ${EPOCHREALTIME/,/.}"$'\n'
+	record_line host "$HOSTNAME"
+	record_line user "$user"
+	recText+="argc $#"$'\n'
+	for a in "$@"; do record_line arg "$a"; done
+	printf '%s' "$recText" >"$rec.tmp" && mv "$rec.tmp" "$rec.run"
+	trap 'record_end $?' EXIT
+}
+# record_field <key> <value>: a hex field of the finished record.
+record_field() {
+	tohex "$2"
+	recExtra+="$1 $hex"$'\n'
+}
+record_end() {
+	[ -n "$rec" ] || return 0
+	printf '%s%send %s\nexit %s\n' "$recText" "$recExtra" "${EPOCHREALTIME/,/.}" "$1" >"$rec.tmp" &&
+		mv "$rec.tmp" "$rec.done" && rm -f "$rec.run"
+}
+
+# service <start|stop|restart> sshd: asks the host's init, which stands in
+# for systemd (see fakehost's init.go), and waits for its answer.
+service() {
+	local id=$$.$RANDOM i r
+	echo "$1 $2 $id" >"$ctl/init.fifo" || return 1
+	for ((i = 0; i < 1000; i++)); do
+		if [ -e "$ctl/replies/$id" ]; then
+			r=$(<"$ctl/replies/$id")
+			rm -f "$ctl/replies/$id"
+			[ "$r" = ok ] && return 0
+			echo "$r" >&2
+			return 1
+		fi
+		sleep 0.01
+	done
+	echo "init did not answer \"$1 $2\"" >&2
+	return 1
+}
+sshd_active() { [ -e "$ctl/sshd.active" ]; }
+wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
+

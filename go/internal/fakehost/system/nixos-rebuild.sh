@@ -1,0 +1,182 @@
+# nixos-rebuild stand-in for a fake host: what NixOS 24.05's nixos-rebuild
+# does when run on the host itself, with the host's own Nix, plus a call
+# record (Host.RebuildCalls) and two test knobs in /run/fakehost:
+#   rebuild-sleep  seconds to sleep first, as a slow build would
+#   rebuild-exit   a non-zero code makes it fail right after that sleep,
+#                  as a failed build would: nothing built, nothing changed
+# Not here: --target-host/--build-host (nixos-rebuild runs on the host),
+# the re-exec of the flake's own nixos-rebuild, channels and <nixpkgs/nixos>,
+# and systemd-run (NixOS falls back to running switch-to-configuration
+# directly where systemd-run does not work, as here).
+set -e
+set -o pipefail
+record_start nixos-rebuild "$@"
+
+log() { echo "$@" >&2; }
+showSyntax() {
+	log "usage: nixos-rebuild [switch|boot|test|build|dry-build|dry-activate] --flake <ref>#<name> [--rollback] [-p name] [options]"
+	exit 1
+}
+flakeFlags=(--extra-experimental-features 'nix-command flakes')
+action= flake= flakeAttr= rollback= profile=/nix/var/nix/profiles/system
+extraBuildFlags=() lockFlags=() maybeSudo=()
+while [ $# -gt 0 ]; do
+	i=$1
+	shift
+	case $i in
+	--help) showSyntax ;;
+	switch | boot | test | build | dry-build | dry-run | dry-activate) action=$i ;;
+	edit | repl | build-vm | build-vm-with-bootloader | list-generations)
+		log "nixos-rebuild (fake host): $i is not supported"
+		exit 1
+		;;
+	--flake)
+		flake=$1
+		shift
+		;;
+	--no-flake) flake= ;;
+	--rollback) rollback=1 ;;
+	--profile-name | -p)
+		if [ -z "${1-}" ]; then
+			log "$0: ‘--profile-name’ requires an argument"
+			exit 1
+		fi
+		if [ "$1" != system ]; then
+			profile=/nix/var/nix/profiles/system-profiles/$1
+			mkdir -p -m 0755 "$(dirname "$profile")"
+		fi
+		shift
+		;;
+	--option)
+		extraBuildFlags+=("$i" "$1" "$2")
+		shift 2
+		;;
+	--show-trace | --keep-failed | -K | --keep-going | -k | --quiet | -L | --print-build-logs | --impure | \
+		--offline | --no-build-output | -Q | --refresh | --verbose | -v*)
+		extraBuildFlags+=("$i")
+		;;
+	--max-jobs | -j | --cores | --builders | -I | --include)
+		extraBuildFlags+=("$i" "$1")
+		shift
+		;;
+	--recreate-lock-file | --no-update-lock-file | --no-write-lock-file | --no-registries | --commit-lock-file)
+		lockFlags+=("$i")
+		;;
+	--update-input)
+		lockFlags+=("$i" "$1")
+		shift
+		;;
+	--override-input)
+		lockFlags+=("$i" "$1" "$2")
+		shift 2
+		;;
+	--use-remote-sudo) maybeSudo=(sudo --) ;;
+	--fast | --no-build-nix | --upgrade | --upgrade-all | --install-bootloader | --use-substitutes | -s) ;;
+	--target-host | --build-host)
+		log "nixos-rebuild (fake host): $i is for the deployer's nixos-rebuild, not the host's"
+		exit 1
+		;;
+	*)
+		log "$0: unknown option \`$i'"
+		exit 1
+		;;
+	esac
+done
+[ "$action" != dry-run ] || action=dry-build
+[ -n "$action" ] || showSyntax
+
+s=$(cat "$ctl/rebuild-sleep" 2>/dev/null) || s=
+case $s in '' | 0 | 0.000) ;; *) sleep "$s" ;; esac
+e=$(cat "$ctl/rebuild-exit" 2>/dev/null) || e=
+if [ -n "$e" ] && [ "$e" != 0 ]; then
+	log "nixos-rebuild (fake host): failing with exit code $e (Host.SetRebuildExit)"
+	exit "$e"
+fi
+
+if [ -z "$flake" ] && [ -e /etc/nixos/flake.nix ]; then
+	flake=$(dirname "$(readlink -f /etc/nixos/flake.nix)")
+fi
+if [ -z "$flake" ] && [ -z "$rollback" ]; then
+	log "nixos-rebuild (fake host): only --flake is supported; there is no <nixpkgs/nixos> here"
+	exit 1
+fi
+
+tmpDir=$(mktemp -t -d nixos-rebuild.XXXXXX)
+trap 'e=$?; rm -rf "$tmpDir"; record_end $e' EXIT
+
+if [ -n "$flake" ]; then
+	record_field flake "$flake"
+	if [[ $flake =~ ^(.*)\#([^\#\"]*)$ ]]; then
+		flake=${BASH_REMATCH[1]}
+		flakeAttr=${BASH_REMATCH[2]}
+	fi
+	if [ -z "$flakeAttr" ]; then
+		read -r hostname </proc/sys/kernel/hostname
+		flakeAttr="nixosConfigurations.\"${hostname:-default}\""
+	else
+		flakeAttr="nixosConfigurations.\"$flakeAttr\""
+	fi
+	# Resolve the flake as the real one does: its locked URL. Nix rejects
+	# what it rejects on NixOS (before Nix 2.19, a symlink to the flake).
+	# The real one reads the JSON with jq, which is not a dependency here.
+	meta=$(nix "${flakeFlags[@]}" flake metadata --json "${extraBuildFlags[@]}" "${lockFlags[@]}" -- "$flake")
+	[[ $meta =~ \"url\":\"([^\"]*)\"\}$ ]] || {
+		log "nixos-rebuild (fake host): no url in nix flake metadata: $meta"
+		exit 1
+	}
+	flake=${BASH_REMATCH[1]}
+	if [[ $meta =~ \"originalUrl\":\"[^\"]*\",\"path\":\"([^\"]*)\" ]]; then
+		record_field target "${BASH_REMATCH[1]}"
+		if nix-store --check-validity "${BASH_REMATCH[1]}" 2>/dev/null; then record_field valid 1; fi
+	fi
+fi
+
+nixFlakeBuild() {
+	if [ "$action" = build ] || [ "$action" = dry-build ]; then
+		nix "${flakeFlags[@]}" build "$@"
+		[ "$action" = dry-build ] || readlink -f ./result
+	else
+		nix "${flakeFlags[@]}" build "$@" --out-link "$tmpDir/result"
+		readlink -f "$tmpDir/result"
+	fi
+}
+toplevel="$flake#$flakeAttr.config.system.build.toplevel"
+
+if [ -z "$rollback" ]; then
+	log "building the system configuration..."
+	case $action in
+	switch | boot)
+		pathToConfig=$(nixFlakeBuild "$toplevel" "${extraBuildFlags[@]}" "${lockFlags[@]}")
+		"${maybeSudo[@]}" nix-env -p "$profile" --set "$pathToConfig"
+		;;
+	dry-build)
+		nixFlakeBuild "$toplevel" "${extraBuildFlags[@]}" "${lockFlags[@]}" --dry-run
+		;;
+	*)
+		pathToConfig=$(nixFlakeBuild "$toplevel" "${extraBuildFlags[@]}" "${lockFlags[@]}")
+		;;
+	esac
+else
+	case $action in
+	switch | boot)
+		"${maybeSudo[@]}" nix-env --rollback -p "$profile"
+		pathToConfig=$profile
+		;;
+	test | build)
+		systemNumber=$(nix-env -p "$profile" --list-generations |
+			sed -n '/current/ {g; p;}; s/ *\([0-9]*\).*/\1/; h')
+		pathToConfig=$profile-$systemNumber-link
+		ln -sT "$pathToConfig" ./result || true
+		;;
+	*) showSyntax ;;
+	esac
+fi
+
+case $action in
+switch | boot | test | dry-activate)
+	if ! "${maybeSudo[@]}" "$pathToConfig/bin/switch-to-configuration" "$action"; then
+		log "warning: error(s) occurred while switching to the new configuration"
+		exit 1
+	fi
+	;;
+esac

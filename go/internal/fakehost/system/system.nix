@@ -1,0 +1,62 @@
+# A tiny stand-in for a NixOS system, built by a fake host's own Nix (see
+# docs/fakehosts.md). It needs no nixpkgs: each derivation is built by
+# /bin/sh with the build machine's own tools (sandbox off), and its output
+# has the shape of a NixOS toplevel (config.system.build.toplevel):
+#
+#   bin/switch-to-configuration  activate  dry-activate  nixos-version
+#   kernel  initrd  sw/bin/{nixos-rebuild,systemctl,sh,bash}
+#
+# The knobs are parameters, so that each setting is its own store path.
+{
+  hostName,
+  # Flakes evaluate purely: builtins.currentSystem is not available there.
+  system,
+  # The contents of the files kernel and initrd, so that a closure diff
+  # sees a kernel change.
+  kernel ? "fake-linux-6.6",
+  initrd ? "fake-initrd-1",
+  version ? "24.05.fake",
+  # The activation script fails; as on NixOS, /run/current-system still
+  # points to the new system afterwards, and switch-to-configuration
+  # exits 2.
+  failActivation ? false,
+  # The system has no sshd: switch and test stop the running one.
+  stopSshd ? false,
+  # Names such as "hello-2.12": each becomes a small store path that the
+  # system references, so that its closure has package-like paths.
+  packages ? [ ],
+}:
+let
+  package =
+    name:
+    derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        ''mkdir -p "$out/share" && echo "$name" >"$out/share/name"''
+      ];
+      PATH = "/usr/bin:/bin";
+    };
+in
+derivation {
+  name = "nixos-system-${hostName}-${version}";
+  inherit
+    system
+    hostName
+    kernel
+    initrd
+    version
+    ;
+  builder = "/bin/sh";
+  args = [ ./build.sh ];
+  PATH = "/usr/bin:/bin";
+  failActivation = if failActivation then "1" else "";
+  sshd = if stopSshd then "" else "1";
+  packages = map package packages;
+  lib = ./lib.sh;
+  switchToConfiguration = ./switch-to-configuration.sh;
+  activateScript = ./activate.sh;
+  nixosRebuild = ./nixos-rebuild.sh;
+  systemctl = ./systemctl.sh;
+}
