@@ -89,7 +89,12 @@ let
     checked name config {
       inherit flake;
       deployment = {
-        inherit (d) config-dir deploy-method local-evaluation;
+        inherit (d)
+          config-dir
+          deploy-method
+          local-evaluation
+          tags
+          ;
         ssh = {
           inherit (d.ssh)
             host

@@ -82,6 +82,19 @@ in
         '';
       };
 
+      tags = mkOption {
+        type = types.listOf types'.tag;
+        default = [ ];
+        example = [
+          "web"
+          "eu-west"
+        ];
+        description = ''
+          Tags of the host. `lollypops --list-all` lists each tag with its
+          hosts.
+        '';
+      };
+
       ssh = {
         host = mkOption {
           type = types'.sshHost;

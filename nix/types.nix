@@ -80,6 +80,11 @@ in
     s: s != "" && isText s && !lib.hasInfix "{{" s
   );
 
+  # A host's tag: selected on the command line as `@<tag>`.
+  tag = strWith "lollypopsTag" "tag (letters, digits, `_`, `.` and `-`, not starting with `.` or `-`)" (
+    s: matches "[A-Za-z0-9_][A-Za-z0-9_.-]*" s && builtins.stringLength s <= 64
+  );
+
   # What a host task may be called: its listing shows `<host>:<task>`.
   isTaskName = matches "[A-Za-z0-9_][A-Za-z0-9_.-]*";
 }

@@ -188,6 +188,7 @@ func host(f *fakehost.Fleet, name string) *config.Host {
 		Deployment: config.Deployment{
 			ConfigDir:    "/var/src/lollypops",
 			DeployMethod: config.MethodCopy,
+			Tags:         []string{},
 			SSH: config.SSH{Host: name, User: ptr("root"), Command: "ssh",
 				Opts: []string{"-F", f.SSHConfig}, HostKeyPolicy: config.HostKeyStrict},
 			Sudo: config.Sudo{Command: "sudo", Opts: []string{}},

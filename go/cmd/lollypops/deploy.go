@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
@@ -44,6 +45,12 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	action, err := rebuildAction(vars)
 	if err != nil {
 		return exitUsage, err
+	}
+	if o.On != "" || o.Exclude != "" {
+		if calls, err = selectedCalls(doc, o.On, o.Exclude, calls); err != nil {
+			return exitUsage, err
+		}
+		f.Parallel = true
 	}
 	bare := len(calls) == 0 && !f.Listing() && !f.Experiments && !f.ClearCache && !f.Summary
 	if bare {
@@ -145,6 +152,9 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitError, nil
 		case runErr != nil:
 			return exitError, runErr
+		}
+		if f.Listing() && !f.ListJSON && !f.Silent {
+			printTags(stdout, inv)
 		}
 		return exitOK, nil
 	}
@@ -308,4 +318,84 @@ func firstHost(g *plan.Graph) string {
 		}
 	}
 	return "HOST"
+}
+
+// printTags lists, after the tasks, each tag with the hosts that carry it
+// (lollypops.deployment.tags); nothing when no host has a tag.
+func printTags(w io.Writer, inv *config.Inventory) {
+	byTag := map[string][]string{}
+	for name, h := range inv.Hosts {
+		for _, tag := range h.Deployment.Tags {
+			if !slices.Contains(byTag[tag], name) {
+				byTag[tag] = append(byTag[tag], name)
+			}
+		}
+	}
+	if len(byTag) == 0 {
+		return
+	}
+	tags := make([]string, 0, len(byTag))
+	for tag := range byTag {
+		tags = append(tags, tag)
+	}
+	plan.SortNatural(tags)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Tags:")
+	for _, tag := range tags {
+		plan.SortNatural(byTag[tag])
+		fmt.Fprintf(tw, "* @%s:\t%s\n", tag, strings.Join(byTag[tag], ", "))
+	}
+	tw.Flush()
+}
+
+// selectedCalls turns --on and --exclude into task names: each selected
+// host's deployment, or, when steps are named, those steps of each host.
+func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]string, error) {
+	flag := "--on"
+	var onSel, exSel plan.Selector
+	var err error
+	if on != "" {
+		if onSel, err = plan.ParseSelector("--on", on); err != nil {
+			return nil, &usageError{msg: err.Error(), hint: "--on takes host names, globs and @tags, comma-separated: --on web-1,'db-*',@eu"}
+		}
+	} else {
+		flag = "--exclude"
+	}
+	if exclude != "" {
+		if exSel, err = plan.ParseSelector("--exclude", exclude); err != nil {
+			return nil, &usageError{msg: err.Error(), hint: "--exclude takes host names, globs and @tags, comma-separated"}
+		}
+	}
+	inv, err := doc.Inventory(nil)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]plan.HostTags, 0, len(inv.Hosts))
+	for name, h := range inv.Hosts {
+		hosts = append(hosts, plan.HostTags{Name: name, Tags: h.Deployment.Tags})
+	}
+	names, err := plan.SelectHosts(hosts, onSel, exSel, flag)
+	if err != nil {
+		var nm *plan.NoMatchError
+		if errors.As(err, &nm) {
+			return nil, &usageError{msg: err.Error(), hint: nm.Hint()}
+		}
+		return nil, err
+	}
+	var calls []string
+	for _, s := range steps {
+		if s == plan.AllTask || strings.Contains(s, ":") || doc.Has(s) {
+			return nil, &usageError{msg: fmt.Sprintf("%q with %s: name steps (deploy-secrets, rebuild, an extra task), not tasks", s, flag),
+				hint: "lollypops --on @web deploy-secrets runs that step on each selected host"}
+		}
+	}
+	for _, h := range names {
+		if len(steps) == 0 {
+			calls = append(calls, h)
+		}
+		for _, s := range steps {
+			calls = append(calls, plan.TaskName(h, s))
+		}
+	}
+	return calls, nil
 }

@@ -19,6 +19,8 @@ import (
 type options struct {
 	taskrun.Flags
 	Inventory string
+	// On and Exclude select hosts by name, glob and @tag (plan.Selector).
+	On, Exclude string
 	// Args are the positional arguments before "--" (tasks, VAR=value),
 	// PostDash those after it.
 	Args, PostDash []string
@@ -41,6 +43,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Flags.AddFlags(fs, wd)
 	fs.StringVar(&o.Inventory, "inventory", os.Getenv("LOLLYPOPS_INVENTORY"),
 		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
+	fs.StringVar(&o.On, "on", "", "Run on the hosts selected by names, globs ('web-*') and tags ('@web'), comma-separated, in parallel: their whole deployment, or the steps named as arguments (lollypops --on @web deploy-secrets).")
+	fs.StringVar(&o.Exclude, "exclude", "", "Leave out the hosts selected by names, globs and tags (with --on, or alone: every other host).")
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {

@@ -34,6 +34,58 @@ func listed(out string) []string {
 	return names
 }
 
+// --on and --exclude pick hosts by name, glob and tag, before go-task runs.
+func TestOnAndExclude(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string // lines of stderr (prefix) or tasks in --dry's output
+	}{
+		{[]string{"--on", "@web", "--dry"}, 0, []string{"[ahorn:rebuild]"}},
+		{[]string{"--on", "b*", "deploy-secrets", "--dry"}, 0, []string{"[birne:deploy-secrets]"}},
+		{[]string{"--exclude", "@web", "--dry"}, 0, []string{"[birne:rebuild]"}},
+		{[]string{"--on", "@wbe"}, exitUsage, []string{"lollypops: --on @wbe matches no host",
+			`lollypops: hint: did you mean "@web"? hosts: ahorn, birne; tags: @eu-west, @web`}},
+		{[]string{"--on", "ahorn", "--exclude", "a*"}, exitUsage, []string{"lollypops: --on ahorn without the excluded hosts matches no host"}},
+		{[]string{"--on", "ahorn", "birne:rebuild"}, exitUsage, []string{`lollypops: "birne:rebuild" with --on: name steps (deploy-secrets, rebuild, an extra task), not tasks`}},
+		{[]string{"--on", "a,,b"}, exitUsage, []string{`lollypops: --on "a,,b": an empty host, glob or @tag`}},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"--inventory", full}, c.args...)...)
+		if code != c.code {
+			t.Errorf("%q: exit %d, want %d: %s", c.args, code, c.code, errOut)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("%q: output lacks %q:\n%s%s", c.args, w, out, errOut)
+			}
+		}
+		if c.code == 0 {
+			other := map[bool]string{true: "birne", false: "ahorn"}[strings.Contains(c.want[0], "ahorn")]
+			if strings.Contains(out+errOut, "["+other+":") {
+				t.Errorf("%q: %s was not excluded:\n%s", c.args, other, errOut)
+			}
+		}
+	}
+}
+
+// --list-all ends with each tag and its hosts; without tags, nothing.
+func TestListAllShowsTags(t *testing.T) {
+	code, out, errOut := runCLI(t, "--inventory", full, "--list-all")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasSuffix(out, "Tags:\n* @eu-west:  ahorn\n* @web:      ahorn\n") {
+		t.Errorf("listing:\n%s", out)
+	}
+	if _, out, _ := runCLI(t, "--inventory", minimal, "--list-all"); strings.Contains(out, "Tags:") {
+		t.Errorf("tags listed for a fleet without tags:\n%s", out)
+	}
+	if _, out, _ := runCLI(t, "--inventory", full, "--list-all", "--json"); strings.Contains(out, "Tags:") {
+		t.Errorf("tags in the JSON listing:\n%s", out)
+	}
+}
+
 func TestListAllIsTheSeedListing(t *testing.T) {
 	code, out, errOut := runCLI(t, "--inventory", minimal, "--list-all")
 	if code != 0 {

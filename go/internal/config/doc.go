@@ -21,6 +21,7 @@
 //	    "config-dir": "/var/src/lollypops",      // absolute path on the host
 //	    "deploy-method": "copy" | "archive",
 //	    "local-evaluation": false,
+//	    "tags": ["web"],                         // selected as @web
 //	    "ssh": {
 //	      "host": "host1.example.org",           // ssh destination (name, alias or address)
 //	      "user": "root" | null,                 // null: ssh's own default (ssh_config, $USER)

@@ -54,11 +54,12 @@ type Host struct {
 
 // Deployment says how to reach the host and how to ship the flake.
 type Deployment struct {
-	ConfigDir       string `json:"config-dir"`
-	DeployMethod    string `json:"deploy-method"`
-	LocalEvaluation bool   `json:"local-evaluation"`
-	SSH             SSH    `json:"ssh"`
-	Sudo            Sudo   `json:"sudo"`
+	ConfigDir       string   `json:"config-dir"`
+	DeployMethod    string   `json:"deploy-method"`
+	LocalEvaluation bool     `json:"local-evaluation"`
+	Tags            []string `json:"tags"`
+	SSH             SSH      `json:"ssh"`
+	Sudo            Sudo     `json:"sudo"`
 }
 
 // SSH holds the ssh connection settings. A nil User leaves the choice to ssh.

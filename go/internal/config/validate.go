@@ -24,6 +24,8 @@ var (
 	// userRe matches POSIX-ish user and group names (shadow-utils' rule,
 	// upper case allowed), or numeric ids.
 	userRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_.-]*\$?|[0-9]+)$`)
+	// tagRe matches a host's tag (selected as "@<tag>").
+	tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	// modeRe matches an octal mode with three or four digits.
 	modeRe = regexp.MustCompile(`^[0-7]{3,4}$`)
 	// hostKeyRe matches an OpenSSH public key line: type, base64, comment.
@@ -64,6 +66,11 @@ func validateHost(name string, h *Host) error {
 	d := &h.Deployment
 	if err := checkAbsPath(d.ConfigDir); err != nil {
 		return fail("deployment.config-dir", "%v", err)
+	}
+	for _, tag := range d.Tags {
+		if !tagRe.MatchString(tag) || len(tag) > 64 {
+			return fail("deployment.tags", "%q is not a tag: letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
+		}
 	}
 	if d.DeployMethod != MethodCopy && d.DeployMethod != MethodArchive {
 		return fail("deployment.deploy-method", "%q is not one of %q, %q", d.DeployMethod, MethodCopy, MethodArchive)

@@ -106,7 +106,7 @@ func (b *bench) inventory(hosts []string, cmds []string, flake, sshConfig string
 			Name:  n,
 			Flake: flake,
 			Deployment: config.Deployment{
-				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy,
+				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
 				SSH: config.SSH{Host: n, User: &root, Command: "ssh", Opts: []string{"-F", sshConfig},
 					HostKeyPolicy: config.HostKeyStrict},
 				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},

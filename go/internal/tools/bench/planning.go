@@ -33,7 +33,7 @@ func planInventory(n int) *config.Inventory {
 			Name:  name,
 			Flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source",
 			Deployment: config.Deployment{
-				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy,
+				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
 				SSH: config.SSH{Host: name + ".example.org", User: &root, Command: "ssh", Opts: []string{},
 					HostKeyPolicy: config.HostKeyStrict},
 				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},

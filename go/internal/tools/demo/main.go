@@ -163,7 +163,7 @@ func inventory(f *fakehost.Fleet, flake string, names []string) *config.Inventor
 		inv.Hosts[n] = &config.Host{
 			Flake: flake,
 			Deployment: config.Deployment{
-				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy,
+				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
 				SSH: config.SSH{Host: n, User: &root, Command: "ssh", Opts: []string{"-F", f.SSHConfig},
 					HostKeyPolicy: config.HostKeyStrict},
 				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},
