@@ -5,33 +5,50 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BUILD := $(CURDIR)/build
 
-.PHONY: build deps demo test lint test-go test-nix bench clean
+# The Nix configuration the tests, the demo and the benchmarks bring
+# themselves (tests/nix/nix-conf.sh writes it), instead of the machine's
+# /etc/nix/nix.conf and root's ~/.config/nix/nix.conf, which may be missing,
+# name a build users group that does not exist, or enable a binary cache.
+# Exported, so it reaches go test, the demo, and every nix they start.
+NIX_CONF := $(BUILD)/nix-conf
+export NIX_CONF_DIR := $(NIX_CONF)
+export NIX_USER_CONF_FILES := $(NIX_CONF)/nix.conf
+unexport NIX_CONFIG
+
+.PHONY: build deps nix-conf demo test lint test-go test-nix bench clean
+
+# The release in nix/package.nix, and the commit, for --version.
+VERSION := $(shell sed -n 's/^  version = "\(.*\)";/\1/p' nix/package.nix)+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 build:
-	cd go && $(GO) build -trimpath -o $(BUILD)/ ./cmd/lollypops ./cmd/lollypops-step
+	cd go && $(GO) build -trimpath -ldflags "-X github.com/lollypops/lollypops/go/internal/version.Version=$(VERSION)" \
+		-o $(BUILD)/ ./cmd/lollypops ./cmd/lollypops-step
 
 deps:
 	@tests/deps.sh
 
+nix-conf:
+	@tests/nix/nix-conf.sh $(NIX_CONF) >/dev/null
+
 # Three throwaway local hosts, one deploy with secrets, a summary, teardown.
-demo: deps build
+demo: deps nix-conf build
 	cd go && $(GO) run ./internal/tools/demo --bin $(BUILD)
 
 # Every test: formatting, vet, unit and golden tests (with the race
 # detector), end-to-end tests on fake hosts (as root), the Nix checks.
-test: deps lint test-go test-nix
+test: deps nix-conf lint test-go test-nix
 
 lint:
 	@out=$$(cd go && gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	cd go && $(GO) vet ./...
 
-test-go:
+test-go: nix-conf
 	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...
 	cd go && $(GO) test -count=1 ./e2e/...
 
 # The evaluation tests need LOLLYPOPS_NIXPKGS_LIB (a nixpkgs.lib checkout);
 # without it they skip with one line.
-test-nix:
+test-nix: nix-conf
 	tests/nix/parse.sh
 	tests/nix/check-vendor-hash.sh
 	tests/nix/eval.sh
@@ -40,7 +57,7 @@ test-nix:
 # Benchmarks: lollypops against a lower bound and the original's command
 # shape on 20 fake hosts, and planning cost up to 5000 hosts; writes
 # docs/benchmarks.md (about an hour; BENCH_FLAGS=--quick: a few minutes).
-bench: deps build
+bench: deps nix-conf build
 	@command -v strace >/dev/null || { apt-get -o DPkg::Lock::Timeout=300 -qq update && apt-get -o DPkg::Lock::Timeout=300 -qq install -y strace >/dev/null; }
 	cd go && $(GO) run ./internal/tools/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
 

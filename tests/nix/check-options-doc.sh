@@ -5,6 +5,14 @@
 set -eu
 cd "$(dirname "$0")/../.."
 
+# The tests' own Nix configuration: exported by the Makefile; run alone,
+# this script writes it (tests/nix/nix-conf.sh).
+if [ -z "${NIX_CONF_DIR:-}" ]; then
+	NIX_CONF_DIR=$(tests/nix/nix-conf.sh)
+	NIX_USER_CONF_FILES=$NIX_CONF_DIR/nix.conf
+	export NIX_CONF_DIR NIX_USER_CONF_FILES
+fi
+
 if [ -z "${LOLLYPOPS_NIXPKGS_LIB:-}" ]; then
 	echo "check-options-doc.sh: skipped: set LOLLYPOPS_NIXPKGS_LIB to a nix-community/nixpkgs.lib checkout"
 	exit 0

@@ -4,6 +4,14 @@
 set -eu
 cd "$(dirname "$0")/../.."
 
+# The tests' own Nix configuration: exported by the Makefile; run alone,
+# this script writes it (tests/nix/nix-conf.sh).
+if [ -z "${NIX_CONF_DIR:-}" ]; then
+	NIX_CONF_DIR=$(tests/nix/nix-conf.sh)
+	NIX_USER_CONF_FILES=$NIX_CONF_DIR/nix.conf
+	export NIX_CONF_DIR NIX_USER_CONF_FILES
+fi
+
 want=$(nix/update-vendor-hash.sh --print)
 have=$(sed -n 's|.*vendorHash = "\(sha256-[^"]*\)";.*|\1|p' nix/package.nix)
 if [ "$want" != "$have" ]; then

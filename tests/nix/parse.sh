@@ -5,6 +5,14 @@
 set -eu
 cd "$(dirname "$0")/../.."
 
+# The tests' own Nix configuration: exported by the Makefile; run alone,
+# this script writes it (tests/nix/nix-conf.sh).
+if [ -z "${NIX_CONF_DIR:-}" ]; then
+	NIX_CONF_DIR=$(tests/nix/nix-conf.sh)
+	NIX_USER_CONF_FILES=$NIX_CONF_DIR/nix.conf
+	export NIX_CONF_DIR NIX_USER_CONF_FILES
+fi
+
 if ! command -v nix-instantiate >/dev/null 2>&1; then
 	echo "parse.sh: nix-instantiate is not on PATH (apt-get install nix-bin)" >&2
 	exit 1
