@@ -110,16 +110,7 @@ func setup(m *testing.M) int {
 
 // storeAdd adds a directory to the deployer's store; the path is read from
 // stdout only, as Nix may warn on stderr.
-func storeAdd(dir string) (string, error) {
-	var stderr bytes.Buffer
-	cmd := exec.Command("nix-store", "--add", dir)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("nix-store --add: %v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+func storeAdd(dir string) (string, error) { return fakehost.StoreAdd(dir) }
 
 // addFlake writes a flake with a lock file and adds it to the deployer's
 // store. inputs maps input names to store paths (path: inputs). It defines

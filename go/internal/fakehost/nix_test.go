@@ -27,14 +27,11 @@ func addStorePath(t *testing.T, content string) string {
 // from stdout only: Nix may warn on stderr.
 func nixStoreAdd(t *testing.T, path string) string {
 	t.Helper()
-	var stderr strings.Builder
-	cmd := exec.Command("nix-store", "--add", path)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	p, err := StoreAdd(path)
 	if err != nil {
-		t.Fatalf("nix-store --add: %v: %s", err, stderr.String())
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return p
 }
 
 // buildStorePath builds a trivial input-addressed path on the deployer.

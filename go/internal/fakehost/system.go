@@ -159,3 +159,17 @@ func writeFlake(dir string, systems map[string]System) error {
 // sandbox, no substituters (offline), flakes on. Write it into a directory
 // and point NIX_CONF_DIR there.
 const TestNixConf = "build-users-group =\nsandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n"
+
+// StoreAdd adds dir to this machine's Nix store (nix-store --add) and
+// returns its store path, read from stdout only: Nix may warn on stderr,
+// which goes into the error.
+func StoreAdd(dir string) (string, error) {
+	var stderr strings.Builder
+	cmd := exec.Command("nix-store", "--add", dir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("nix-store --add %s: %v: %s", dir, err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
+}

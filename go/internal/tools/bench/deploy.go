@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,11 +65,7 @@ func (b *bench) newFlake() (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "run"), fmt.Appendf(nil, "%d\n", b.flakes), 0o644); err != nil {
 		return "", err
 	}
-	out, err := exec.Command("nix-store", "--add", dir).Output()
-	if err != nil {
-		return "", fmt.Errorf("nix-store --add: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
+	return fakehost.StoreAdd(dir)
 }
 
 // secretFiles writes n small secret values and returns their commands.

@@ -93,11 +93,10 @@ func run(bin string) error {
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		return err
 	}
-	out, err := exec.Command("nix-store", "--add", src).Output()
+	flake, err := fakehost.StoreAdd(src)
 	if err != nil {
-		return fmt.Errorf("nix-store --add: %w", err)
+		return err
 	}
-	flake := strings.TrimSpace(string(out))
 	fmt.Println(" ", flake)
 
 	inv := inventory(fleet, flake, names)

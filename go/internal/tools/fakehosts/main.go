@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -128,14 +127,7 @@ func writeFlake(dir string, names []string) (string, error) {
 	if err := fakehost.WriteFlake(dir, systems); err != nil {
 		return "", err
 	}
-	var stderr strings.Builder
-	cmd := exec.Command("nix-store", "--add", dir)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("nix-store --add: %v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(string(out)), nil
+	return fakehost.StoreAdd(dir)
 }
 
 func writeJSON(path string, v any) error {
