@@ -71,6 +71,14 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitError, err
 	}
+	if !listing {
+		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
+			return exitUsage, err
+		}
+		if err := o.Overrides.apply(inv); err != nil {
+			return exitUsage, err
+		}
+	}
 	g := plan.Build(inv)
 	sel := g
 	if !listing {
@@ -102,14 +110,15 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if f.Verbose {
 		gen.Env[rundir.EnvVerbose] = "1"
 	}
+	hosts := sel.HostSteps()
 	if f.Dry {
 		gen.DryRun = func(t *plan.Task) ([]string, error) {
 			h := inv.Hosts[t.Host]
 			return steps.Describe(&steps.Env{Host: h, Run: run, Action: action,
-				ActivationFollows: plan.ActivationFollows(sel, h, action)}, t.Step)
+				ActivationFollows: plan.ActivationFollows(sel, h, action),
+				ShowConnection:    t.Step == firstConnecting(h, hosts[t.Host])}, t.Step)
 		}
 	}
-	hosts := sel.HostSteps()
 	if real {
 		gen.Guard = &taskgen.Precondition{
 			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
@@ -309,6 +318,17 @@ func templatedDesc(g *plan.Graph) bool {
 		}
 	}
 	return false
+}
+
+// firstConnecting is the first of a host's planned steps that uses its
+// shared connection: --dry shows the connection there.
+func firstConnecting(h *config.Host, planned []string) string {
+	for _, s := range planned {
+		if h.IsBuiltin(s) && steps.Connects(s) {
+			return s
+		}
+	}
+	return ""
 }
 
 func firstHost(g *plan.Graph) string {
