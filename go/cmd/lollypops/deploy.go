@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -408,6 +409,9 @@ func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]
 			return nil, &usageError{msg: fmt.Sprintf("%q with %s: name steps (deploy-secrets, rebuild, an extra task), not tasks", s, flag),
 				hint: "lollypops --on @web deploy-secrets runs that step on each selected host"}
 		}
+		if err := knownStep(inv, names, s); err != nil {
+			return nil, err
+		}
 	}
 	for _, h := range names {
 		if len(steps) == 0 {
@@ -418,4 +422,25 @@ func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]
 		}
 	}
 	return calls, nil
+}
+
+// knownStep checks that at least one selected host has the step, and
+// suggests the step that may have been meant.
+func knownStep(inv *config.Inventory, hosts []string, step string) error {
+	var all []string
+	for _, h := range hosts {
+		if inv.Hosts[h].HasTask(step) {
+			return nil
+		}
+		for _, t := range append(slices.Clone(config.BuiltinTasks), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
+			if !slices.Contains(all, t) {
+				all = append(all, t)
+			}
+		}
+	}
+	hint := "the steps of the selected hosts: " + strings.Join(all, ", ")
+	if q := plan.DidYouMean(plan.Suggest(step, all)); q != "" {
+		hint = q + " " + hint
+	}
+	return &usageError{msg: fmt.Sprintf("no selected host has a step %q", step), hint: hint}
 }

@@ -48,6 +48,8 @@ func TestOnAndExclude(t *testing.T) {
 			`lollypops: hint: did you mean "@web"? hosts: ahorn, birne; tags: @eu-west, @web`}},
 		{[]string{"--on", "ahorn", "--exclude", "a*"}, exitUsage, []string{"lollypops: --on ahorn without the excluded hosts matches no host"}},
 		{[]string{"--on", "ahorn", "birne:rebuild"}, exitUsage, []string{`lollypops: "birne:rebuild" with --on: name steps (deploy-secrets, rebuild, an extra task), not tasks`}},
+		{[]string{"--on", "@web", "deploy-secrest"}, exitUsage, []string{`lollypops: no selected host has a step "deploy-secrest"`,
+			`lollypops: hint: did you mean "deploy-secrets"? the steps of the selected hosts: check-vars, deploy-flake, deploy-secrets, rebuild, example`}},
 		{[]string{"--on", "a,,b"}, exitUsage, []string{`lollypops: --on "a,,b": an empty host, glob or @tag`}},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"--inventory", full}, c.args...)...)
