@@ -34,7 +34,8 @@ type entry struct {
 //     by the absolute path, {"/nix/store/…": {"narSize": N, …}}; an invalid
 //     path maps to null. A top-level "storeDir" or "version" key is skipped.
 //   - --json-format 2 (Nix 2.33 and later): {"version": 2, "storeDir":
-//     "/nix/store", "info": {"<hash>-<name>": {"narSize": N, …}}}.
+//     "/nix/store", "info": {"<hash>-<name>": {"narSize": N, …}}}; the
+//     same wrapper with version 1 and full paths is read too.
 //
 // An invalid path, a missing narSize, or a path outside /nix/store is an
 // error naming the path. The result is in no particular order.
@@ -71,11 +72,12 @@ func DecodePathInfo(data []byte) ([]PathInfo, error) {
 	return nil, fmt.Errorf("nix path-info --json: want a JSON array or object, got %q", abbrev(data))
 }
 
-// decodeV2 reads --json-format 2: base names under "info".
+// decodeV2 reads --json-format 2: base names under "info" (full paths
+// are taken as they are, in case a format 1 is ever wrapped the same way).
 func decodeV2(obj map[string]json.RawMessage, info json.RawMessage) ([]PathInfo, error) {
 	var version int
-	if err := json.Unmarshal(obj["version"], &version); err != nil || version != 2 {
-		return nil, fmt.Errorf("nix path-info --json: an \"info\" object with version %s, want 2", abbrev(obj["version"]))
+	if err := json.Unmarshal(obj["version"], &version); err != nil || (version != 1 && version != 2) {
+		return nil, fmt.Errorf("nix path-info --json: an \"info\" object with version %s, want 1 or 2", abbrev(obj["version"]))
 	}
 	storeDir := storepath.StoreDir
 	if raw, ok := obj["storeDir"]; ok {
@@ -100,7 +102,10 @@ func decodeKeyed(obj map[string]json.RawMessage, prefix string) ([]PathInfo, err
 		if prefix == "" && !strings.HasPrefix(k, "/") && (k == "storeDir" || k == "version") {
 			continue
 		}
-		path := prefix + k
+		path := k
+		if !strings.HasPrefix(k, "/") {
+			path = prefix + k
+		}
 		if string(bytes.TrimSpace(raw)) == "null" {
 			return nil, fmt.Errorf("%s: not valid in the store (nix path-info)", path)
 		}

@@ -34,6 +34,7 @@ func TestDecodePathInfo(t *testing.T) {
 			`"` + pHello + `":{"version":1,"storeDir":"/nix/store","narSize":1048576}}`},
 		{"format-1-top-level-store-dir", `{"storeDir":"/nix/store","version":1,"` + pLinux + `":{"narSize":288},"` + pHello + `":{"narSize":1048576}}`},
 		// --json-format 2: base names under "info".
+		{"wrapped-format-1", `{"version":1,"storeDir":"/nix/store","info":{"` + pLinux + `":{"narSize":288},"` + pHello + `":{"narSize":1048576}}}`},
 		{"format-2", `{"version":2,"storeDir":"/nix/store","info":{"` + strings.TrimPrefix(pLinux, "/nix/store/") +
 			`":{"version":2,"narSize":288,"narHash":{"algorithm":"sha256","format":"base16","hash":"15e3"},"references":[],"ca":null},"` +
 			strings.TrimPrefix(pHello, "/nix/store/") + `":{"version":2,"narSize":1048576,"references":["` +
@@ -62,7 +63,8 @@ func TestDecodePathInfoErrors(t *testing.T) {
 		{"not a store path", `[{"path":"/tmp/x","narSize":1}]`, `"/tmp/x" is not a store path`},
 		{"not a store path key", `{"hello":{"narSize":1}}`, `"hello" is not a store path`},
 		{"other store dir", `{"version":2,"storeDir":"/gnu/store","info":{}}`, `store directory "/gnu/store"`},
-		{"format 3", `{"version":3,"storeDir":"/nix/store","info":{}}`, "want 2"},
+		{"format 3", `{"version":3,"storeDir":"/nix/store","info":{}}`, "want 1 or 2"},
+		{"base name without info", `{"bd68cm2jxnd5c4hbz7hvwpraswa20zy7-hello-2.12.1":{"narSize":1}}`, "is not a store path"},
 		{"negative size", `[{"path":"` + pHello + `","narSize":-1}]`, "nix path-info --json"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
