@@ -71,6 +71,11 @@ new=$(build --argstr version 24.05.20240608.123456 --argstr kernel 6.6.31 --args
 	--arg packages '[ "htop-3.3.0" ]')
 ln -s "$old" "$T/current-system"
 sh -c "$SCRIPT" lollypops-closure "$new" "$T/current-system" >"$T/out"
+# The fake hosts' and NixOS's /bin/sh is bash: the same output there.
+if command -v bash >/dev/null; then
+	bash -c "$SCRIPT" lollypops-closure "$new" "$T/current-system" >"$T/out-bash"
+	cmp "$T/out" "$T/out-bash"
+fi
 sh -c "$SCRIPT" lollypops-closure "$new" "$T/no-such-system" >"$T/out-first"
 # Nix's own closure sizes, to check the sums against.
 nix --extra-experimental-features nix-command path-info --closure-size "$old" "$new" >"$T/sizes"
