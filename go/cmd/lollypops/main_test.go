@@ -189,7 +189,7 @@ func TestActionFromEnvironment(t *testing.T) {
 	}
 	// A command-line variable wins over the environment.
 	code, _, errOut = runCLI(t, "--inventory", minimal, "--dry", "host1", "REBUILD_ACTION=test")
-	if code != 0 || !strings.Contains(errOut, "nixos-rebuild test --flake path:<the store path /var/src/lollypops/flake points to>#host1>") {
+	if code != 0 || !strings.Contains(errOut, "runs switch-to-configuration test, rolls back unless confirmed within 30s") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
@@ -209,7 +209,8 @@ func TestDryShowsCommands(t *testing.T) {
 		"\n[ahorn:rebuild] nix build -L /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.ahorn.config.system.build.toplevel",
 		"\n[birne:deploy-flake] ssh 10.0.0.2  # the run's one connection to birne",
 		"\n[birne:deploy-flake] nix copy --to ssh://10.0.0.2 --substitute-on-destination /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source",
-		"\n[birne:rebuild] nixos-rebuild switch --flake '/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#birne' --target-host 10.0.0.2 --use-remote-sudo",
+		"\n[birne:rebuild] nix build 'path:/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.\"birne\".config.system.build.toplevel'  # builds the system here",
+		"\n[birne:rebuild] on birne: sudo systemd-run '--unit=lollypops-activation-<id>' --collect -- /bin/sh -c '<lollypops activation guard>'  # detached from the connection",
 	} {
 		if !strings.Contains("\n"+errOut, want) {
 			t.Errorf("--dry output lacks %q:\n%s", want[1:], errOut)
@@ -242,7 +243,7 @@ func TestOverrides(t *testing.T) {
 		{[]string{"--dry", "birne", "--ssh-user", "bob", "--ssh-opts", "-p 2200 -o 'ProxyJump=j 1'", "--ssh-host", "127.0.0.9"},
 			"", 0, "[birne:deploy-flake] ssh -l bob -p 2200 -o 'ProxyJump=j 1' 127.0.0.9  # the run's one connection"},
 		{[]string{"--dry", "birne", "--sudo=false", "--local-evaluation=false"}, "", 0,
-			"[birne:rebuild] on birne: sh -c '<lollypops rebuild: nixos-rebuild switch"},
+			"[birne:rebuild] on birne: sh -c '<lollypops build: nix build path:<the store path /var/src/lollypops/flake points to>"},
 		{[]string{"--dry", "ahorn", "--sudo-command", "doas", "--sudo-opts", "-u root"}, "", 0,
 			"on ahorn: doas -u root sh -c '<lollypops secret receiver"},
 		{[]string{"--dry", "birne", "LP_REMOTE_USER=carol"}, "", 0,

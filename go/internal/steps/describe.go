@@ -50,7 +50,13 @@ func Describe(e *Env, step string) ([]string, error) {
 		return append(lines, onHost(h, recv)+"  # all files are committed together, or none"), nil
 	case config.TaskRebuild:
 		d := &h.Deployment
-		if d.LocalEvaluation {
+		if ownActivation(e) {
+			own, err := ownShown(e, c)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, own...)
+		} else if d.LocalEvaluation {
 			argv, err := rebuildArgs(e, c)
 			if err != nil {
 				return nil, err
@@ -123,4 +129,53 @@ func receiverCommand(h *config.Host, files int) (string, error) {
 	argv := secrets.ReceiverArgv()
 	argv[2] = fmt.Sprintf("<lollypops secret receiver: %d files on stdin>", files)
 	return ssh.Command(&h.Deployment.Sudo, argv...)
+}
+
+// ownShown is what the rebuild does when it builds and activates itself.
+func ownShown(e *Env, c *ssh.Client) ([]string, error) {
+	h := e.Host
+	d := &h.Deployment
+	var lines []string
+	on := func(comment string, argv ...string) error {
+		cmd, err := ssh.Command(&d.Sudo, argv...)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, onHost(h, cmd)+"  # "+comment)
+		return nil
+	}
+	attr := fmt.Sprintf("nixosConfigurations.%q.config.system.build.toplevel", h.Name)
+	if d.LocalEvaluation {
+		lines = append(lines, execx.Quote([]string{"nix", "build", "path:" + h.Flake + "#" + attr})+"  # builds the system here")
+		if e.Action == "build" {
+			return lines, nil
+		}
+		lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
+		if err := on("a GC root for it in a new directory only root can use", "sh", "-c", "<lollypops register the system>", "lollypops-pin", "/run/lollypops/activation/<id>", "<the system>"); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := on("builds the system on the host", "sh", "-c", "<lollypops build: nix build path:<the store path "+d.ConfigDir+"/flake points to>#"+attr+">"); err != nil {
+			return nil, err
+		}
+		if e.Action == "build" {
+			return lines, nil
+		}
+	}
+	if guarded(e) {
+		comment := fmt.Sprintf("detached from the connection: sets the profile, runs switch-to-configuration %s, rolls back unless confirmed within %ds", e.Action, d.Rollback.ConfirmTimeout)
+		if err := on(comment, "systemd-run", "--unit=lollypops-activation-<id>", "--collect", "--", "/bin/sh", "-c", "<lollypops activation guard>"); err != nil {
+			return nil, err
+		}
+		lines = append(lines, fmt.Sprintf("# then: a new connection to %s, %d health checks, and the confirmation", h.Name, len(d.HealthChecks)))
+		return lines, nil
+	}
+	what := "switch-to-configuration " + e.Action
+	if e.Action == "switch" || e.Action == "boot" {
+		what = "nix-env -p /nix/var/nix/profiles/system --set <the system>; " + what
+	}
+	if err := on("no rollback", "sh", "-c", "<lollypops activation: "+what+">"); err != nil {
+		return nil, err
+	}
+	return lines, nil
 }
