@@ -1,7 +1,7 @@
 // Command lollypops-step runs one built-in step of one host. lollypops'
 // generated Taskfile calls it; it is not meant to be run by hand:
 //
-//	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild> HOST [--action A] [--activation-follows]
+//	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]
 //	lollypops-step record HOST TASK [EXIT-CODE]
 //
 // It reads the host's settings and the run's shared state from the run
@@ -39,6 +39,7 @@ var stepFuncs = map[string]stepFunc{
 	config.TaskDeployFlake:   steps.DeployFlake,
 	config.TaskDeploySecrets: steps.DeploySecrets,
 	config.TaskRebuild:       steps.Rebuild,
+	config.TaskDiff:          steps.Diff,
 }
 
 func main() {
@@ -66,7 +67,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(record(run, rest[1], rest[2], rest[3:]))
 	}
 	if len(rest) != 2 || stepFuncs[rest[0]] == nil {
-		fmt.Fprintln(stderr, "usage: lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild> HOST [--action A] [--activation-follows]")
+		fmt.Fprintln(stderr, "usage: lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]")
 		return 2
 	}
 	step, hostName := rest[0], rest[1]

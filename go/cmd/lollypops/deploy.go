@@ -53,6 +53,15 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		}
 		f.Parallel = true
 	}
+	jsonDiff := f.ListJSON && !f.Listing()
+	if jsonDiff {
+		for _, c := range calls {
+			if _, step, _ := strings.Cut(c, ":"); step != config.TaskDiff {
+				return exitUsage, &usageError{msg: fmt.Sprintf("--json applies to --list, --list-all and diff tasks, not to %q", c),
+					hint: "lollypops --json host1:diff prints what deploying host1 would change, as JSON"}
+			}
+		}
+	}
 	bare := len(calls) == 0 && !f.Listing() && !f.Experiments && !f.ClearCache && !f.Summary
 	if bare {
 		// No task named "default" exists: a bare run lists instead of deploying.
@@ -143,10 +152,15 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitError, err
 	}
+	// With --json, stdout holds the diffs' JSON document alone.
+	taskOut := stdout
+	if jsonDiff {
+		taskOut = stderr
+	}
 	req := &taskrun.Request{
 		Flags: f, Taskfile: run.Taskfile(), Dir: wd, TempDir: filepath.Join(run.Path, "task"),
 		Calls: calls, Vars: vars, PostDash: o.PostDash,
-		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Stdin: stdin, Stdout: taskOut, Stderr: stderr,
 		ListWithoutEnv: f.Listing() && !templatedDesc(sel),
 	}
 	start := time.Now()
@@ -168,7 +182,34 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		}
 		return exitOK, nil
 	}
-	return summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out)
+	code, err := summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out)
+	if jsonDiff {
+		if werr := writeDiffs(stdout, run, hosts); werr != nil && err == nil {
+			return exitError, werr
+		}
+	}
+	return code, err
+}
+
+// writeDiffs prints the diffs the run's diff steps left, as one JSON
+// document: {"version": 1, "hosts": {"<host>": <diff> | null}}, null for a
+// host whose diff failed (the summary says why).
+func writeDiffs(w io.Writer, run *rundir.Dir, hosts map[string][]string) error {
+	doc := struct {
+		Version int                        `json:"version"`
+		Hosts   map[string]json.RawMessage `json:"hosts"`
+	}{Version: 1, Hosts: map[string]json.RawMessage{}}
+	for h := range hosts {
+		data, err := os.ReadFile(steps.DiffFile(run.Path, h))
+		if err != nil {
+			doc.Hosts[h] = json.RawMessage("null")
+			continue
+		}
+		doc.Hosts[h] = json.RawMessage(data)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }
 
 // summarize prints the per-host summary of a run that touched hosts and

@@ -49,7 +49,7 @@ func TestOnAndExclude(t *testing.T) {
 		{[]string{"--on", "ahorn", "--exclude", "a*"}, exitUsage, []string{"lollypops: --on ahorn without the excluded hosts matches no host"}},
 		{[]string{"--on", "ahorn", "birne:rebuild"}, exitUsage, []string{`lollypops: "birne:rebuild" with --on: name steps (deploy-secrets, rebuild, an extra task), not tasks`}},
 		{[]string{"--on", "@web", "deploy-secrest"}, exitUsage, []string{`lollypops: no selected host has a step "deploy-secrest"`,
-			`lollypops: hint: did you mean "deploy-secrets"? the steps of the selected hosts: check-vars, deploy-flake, deploy-secrets, rebuild, example`}},
+			`lollypops: hint: did you mean "deploy-secrets"? the steps of the selected hosts: check-vars, deploy-flake, deploy-secrets, rebuild, diff, example`}},
 		{[]string{"--on", "a,,b"}, exitUsage, []string{`lollypops: --on "a,,b": an empty host, glob or @tag`}},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"--inventory", full}, c.args...)...)
@@ -96,10 +96,11 @@ func TestListAllIsTheSeedListing(t *testing.T) {
 	if !strings.HasPrefix(out, "task: Available tasks for this project:\n") {
 		t.Errorf("listing header: %q", out)
 	}
-	// The seed README's listing for its minimal example, plus "all".
+	// The seed README's listing for its minimal example, plus each host's
+	// diff and "all".
 	want := []string{
-		"host1", "host1:check-vars", "host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild",
-		"host2", "host2:check-vars", "host2:deploy-flake", "host2:deploy-secrets", "host2:rebuild",
+		"host1", "host1:check-vars", "host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild", "host1:diff",
+		"host2", "host2:check-vars", "host2:deploy-flake", "host2:deploy-secrets", "host2:rebuild", "host2:diff",
 		"all",
 	}
 	if got := listed(out); !slices.Equal(got, want) {

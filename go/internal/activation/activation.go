@@ -161,3 +161,9 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// CleanupArgv removes an activation's state directory (and with it the
+// GC root of its system).
+func CleanupArgv(id string) []string {
+	return []string{"rm", "-rf", "--", Dir(id)}
+}

@@ -9,10 +9,12 @@ const (
 	TaskDeployFlake   = "deploy-flake"
 	TaskDeploySecrets = "deploy-secrets"
 	TaskRebuild       = "rebuild"
+	// TaskDiff shows what deploying would change; it activates nothing.
+	TaskDiff = "diff"
 )
 
 // BuiltinTasks lists the built-in per-host tasks in their natural order.
-var BuiltinTasks = []string{TaskCheckVars, TaskDeployFlake, TaskDeploySecrets, TaskRebuild}
+var BuiltinTasks = []string{TaskCheckVars, TaskDeployFlake, TaskDeploySecrets, TaskRebuild, TaskDiff}
 
 // Deploy methods.
 const (

@@ -89,6 +89,10 @@ func addHost(g *Graph, h *config.Host) {
 			if step != config.TaskCheckVars {
 				t.Deps = []string{TaskName(h.Name, config.TaskCheckVars)}
 			}
+			// The diff builds the system from the deployed flake.
+			if step == config.TaskDiff && !h.Deployment.LocalEvaluation && h.HasTask(config.TaskDeployFlake) {
+				t.Deps = append(t.Deps, TaskName(h.Name, config.TaskDeployFlake))
+			}
 			g.add(t)
 		} else {
 			g.add(extraTask(h, step))
@@ -139,6 +143,8 @@ func builtinDesc(h *config.Host, step string) string {
 		default:
 			return fmt.Sprintf("Deploy %d secrets to %s", n, h.Name)
 		}
+	case config.TaskDiff:
+		return fmt.Sprintf("Show what deploying %s would change (packages, closure size, kernel); activates nothing", h.Name)
 	case config.TaskRebuild:
 		if d.LocalEvaluation {
 			return fmt.Sprintf("Build %s here, copy it and activate it over ssh", h.Name)

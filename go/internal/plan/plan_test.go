@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lollypops/lollypops/go/internal/config"
@@ -27,10 +28,10 @@ func names(g *Graph) []string {
 
 func TestBuildMinimalMatchesSeedListing(t *testing.T) {
 	g := Build(load(t, "minimal.json"))
-	// The seed README's listing, in its order, plus "all".
+	// The seed README's listing, in its order, plus each host's diff and "all".
 	want := []string{
-		"host1", "host1:check-vars", "host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild",
-		"host2", "host2:check-vars", "host2:deploy-flake", "host2:deploy-secrets", "host2:rebuild",
+		"host1", "host1:check-vars", "host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild", "host1:diff",
+		"host2", "host2:check-vars", "host2:deploy-flake", "host2:deploy-secrets", "host2:rebuild", "host2:diff",
 		"all",
 	}
 	if got := names(g); !slices.Equal(got, want) {
@@ -38,6 +39,10 @@ func TestBuildMinimalMatchesSeedListing(t *testing.T) {
 	}
 	if d := g.Lookup("host1:rebuild").Deps; !slices.Equal(d, []string{"host1:check-vars"}) {
 		t.Errorf("rebuild deps = %q", d)
+	}
+	// The diff builds from the deployed flake.
+	if d := g.Lookup("host1:diff").Deps; !slices.Equal(d, []string{"host1:check-vars", "host1:deploy-flake"}) {
+		t.Errorf("diff deps = %q", d)
 	}
 	if c := g.Lookup("host1").Calls; !slices.Equal(c, []string{"host1:deploy-flake", "host1:deploy-secrets", "host1:rebuild"}) {
 		t.Errorf("host1 calls = %q", c)
@@ -53,8 +58,8 @@ func TestBuildMinimalMatchesSeedListing(t *testing.T) {
 func TestBuildExtraTasks(t *testing.T) {
 	g := Build(load(t, "full.json"))
 	want := []string{
-		"ahorn", "ahorn:check-vars", "ahorn:deploy-flake", "ahorn:deploy-secrets", "ahorn:rebuild", "ahorn:example",
-		"birne", "birne:check-vars", "birne:deploy-flake", "birne:deploy-secrets", "birne:rebuild",
+		"ahorn", "ahorn:check-vars", "ahorn:deploy-flake", "ahorn:deploy-secrets", "ahorn:rebuild", "ahorn:diff", "ahorn:example",
+		"birne", "birne:check-vars", "birne:deploy-flake", "birne:deploy-secrets", "birne:rebuild", "birne:diff",
 		"all",
 	}
 	if got := names(g); !slices.Equal(got, want) {
@@ -79,8 +84,12 @@ func TestSelect(t *testing.T) {
 		{[]string{"ahorn:rebuild"}, []string{"ahorn:rebuild", "ahorn:example"}},
 		{[]string{"ahorn"}, []string{"ahorn", "ahorn:check-vars", "ahorn:deploy-secrets", "ahorn:rebuild", "ahorn:example"}},
 		// "all" selects everything but ahorn:deploy-flake, which ahorn's
-		// lollypops.tasks leaves out.
-		{[]string{"all"}, slices.DeleteFunc(names(g), func(n string) bool { return n == "ahorn:deploy-flake" })},
+		// lollypops.tasks leaves out, and the diffs.
+		{[]string{"all"}, slices.DeleteFunc(names(g), func(n string) bool {
+			return n == "ahorn:deploy-flake" || strings.HasSuffix(n, ":diff")
+		})},
+		// birne evaluates locally: its diff needs no deployed flake.
+		{[]string{"birne:diff"}, []string{"birne:check-vars", "birne:diff"}},
 	}
 	for _, c := range cases {
 		sel, err := g.Select(c.calls)

@@ -56,12 +56,6 @@ func Describe(e *Env, step string) ([]string, error) {
 				return nil, err
 			}
 			lines = append(lines, own...)
-		} else if d.LocalEvaluation {
-			argv, err := rebuildArgs(e, c)
-			if err != nil {
-				return nil, err
-			}
-			lines = append(lines, execx.Quote(argv)+"  # builds here; its ssh goes through the connection")
 		} else {
 			what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, h.Name)
 			cmd, err := ssh.Command(&d.Sudo, rebuildArgv(what, d.ConfigDir, e.Action, h.Name)...)
@@ -78,13 +72,26 @@ func Describe(e *Env, step string) ([]string, error) {
 			}
 		}
 		return lines, nil
+	case config.TaskDiff:
+		diff := *e
+		diff.Action = "build"
+		own, err := ownShown(&diff, c)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, own...)
+		if h.Deployment.LocalEvaluation {
+			lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
+		}
+		lines = append(lines, onHost(h, "sh -c '<lollypops closure: nix path-info --json --recursive of both systems>'")+"  # then the diff: packages, closure size, kernel and initrd")
+		return lines, nil
 	}
 	return nil, fmt.Errorf("no built-in step %q", step)
 }
 
 // Connects reports whether a built-in step uses the host's connection.
 func Connects(step string) bool {
-	return step == config.TaskDeployFlake || step == config.TaskDeploySecrets || step == config.TaskRebuild
+	return step == config.TaskDeployFlake || step == config.TaskDeploySecrets || step == config.TaskRebuild || step == config.TaskDiff
 }
 
 // masterShown is the shared connection as a user would open it by hand:

@@ -59,7 +59,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, dir string) {
 	fs.StringVar(&f.Completion, "completion", "", "Not available yet: shell completion.")
 	fs.BoolVarP(&f.List, "list", "l", false, "Lists tasks with description of current Taskfile.")
 	fs.BoolVarP(&f.ListAll, "list-all", "a", false, "Lists tasks with or without a description.")
-	fs.BoolVarP(&f.ListJSON, "json", "j", false, "Formats task list as JSON.")
+	fs.BoolVarP(&f.ListJSON, "json", "j", false, "Formats task list as JSON; with diff tasks, prints their diffs as one JSON document.")
 	fs.StringVar(&f.Sort, "sort", "", "Changes the order of the tasks when listed. [default|alphanumeric|none]. lollypops' default keeps each host's tasks together.")
 	fs.BoolVar(&f.Status, "status", false, "Exits with non-zero exit code if any of the given tasks is not up-to-date.")
 	fs.BoolVar(&f.NoStatus, "no-status", false, "Ignore status when listing tasks as JSON")

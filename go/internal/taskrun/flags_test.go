@@ -121,7 +121,7 @@ func TestValidate(t *testing.T) {
 		{[]string{"-g"}, "--global cannot be used"},
 		{[]string{"-w"}, "--watch cannot be used"},
 		{[]string{"-l", "-a"}, "--list and --list-all"},
-		{[]string{"-j"}, "--json only applies"},
+		{[]string{"-j", "--dry"}, "--json applies to --list, --list-all and diff tasks"},
 		{[]string{"-a", "-j", "--nested"}, ""},
 		{[]string{"--output-group-begin", "x"}, "need --output=group"},
 		{[]string{"--sort", "random"}, `--sort "random"`},

@@ -59,8 +59,8 @@ func (f *Flags) Validate() error {
 		return &UsageError{Msg: "--output-group-begin, --output-group-end and --output-group-error-only need --output=group"}
 	case f.List && f.ListAll:
 		return &UsageError{Msg: "--list and --list-all cannot be used together"}
-	case f.ListJSON && !f.List && !f.ListAll:
-		return &UsageError{Msg: "--json only applies to --list or --list-all"}
+	case f.ListJSON && !f.List && !f.ListAll && (f.Dry || f.Summary || f.Status):
+		return &UsageError{Msg: "--json applies to --list, --list-all and diff tasks"}
 	case f.NoStatus && !f.ListJSON:
 		return &UsageError{Msg: "--no-status only applies to --json with --list or --list-all"}
 	case f.Nested && !f.ListJSON:
