@@ -45,6 +45,9 @@ var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad"
 // /run/current-system/kernel says so.
 const deployedKernel = "deployed-by-e2e"
 
+// diffPackages are the packages of host2's system in the test flake.
+var diffPackages = []string{"hello-2.12.1", "curl-8.5.0"}
+
 func TestMain(m *testing.M) {
 	os.Exit(setup(m))
 }
@@ -96,6 +99,8 @@ func setup(m *testing.M) int {
 	for _, n := range flakeHosts {
 		systems[n] = fakehost.System{Kernel: deployedKernel}
 	}
+	// host2's system has packages its first generation lacks, for diffs.
+	systems["host2"] = fakehost.System{Kernel: deployedKernel, Packages: diffPackages}
 	src := filepath.Join(dir, "flake", "source")
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
