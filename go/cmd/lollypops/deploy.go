@@ -96,6 +96,11 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitUsage, unknownTask(err)
 		}
 	}
+	if !listing {
+		if err := o.Rollout.check(calls, sel); err != nil {
+			return exitUsage, err
+		}
+	}
 	// A real run executes steps; the other modes only print.
 	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
 
@@ -164,7 +169,13 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		ListWithoutEnv: f.Listing() && !templatedDesc(sel),
 	}
 	start := time.Now()
-	runErr := taskrun.Run(in.ctx, req)
+	var runErr error
+	var halt *stopped
+	if real && o.Rollout.enabled() {
+		runErr, halt = o.Rollout.run(in.ctx, req, sel, run, hosts, in.interrupted)
+	} else {
+		runErr = taskrun.Run(in.ctx, req)
+	}
 
 	if bare && runErr == nil {
 		out.printf("hint: run a host's task, e.g. lollypops %s, or all to deploy every host; --list-all shows every task", firstHost(g))
@@ -183,6 +194,12 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		return exitOK, nil
 	}
 	code, err := summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out)
+	if halt != nil {
+		out.printf("%v", halt)
+		if code == exitOK {
+			code = exitHostsFailed
+		}
+	}
 	if jsonDiff {
 		if werr := writeDiffs(stdout, run, hosts); werr != nil && err == nil {
 			return exitError, werr
