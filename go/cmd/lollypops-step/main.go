@@ -30,6 +30,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/steps"
+	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
 type stepFunc func(context.Context, *steps.Env) (steps.Note, error)
@@ -47,6 +48,16 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// lollypops-step sudo-feed -- SSH-ARGV...: run a command through sudo
+	// on a host with the run's sudo password (package sudopw).
+	if len(args) > 2 && args[0] == "sudo-feed" && args[1] == "--" {
+		run, err := rundir.FromEnv()
+		if err != nil {
+			printError(stderr, err)
+			return 255
+		}
+		return sudopw.Feed(run.Path, args[2:], stdin, stdout, stderr)
+	}
 	fs := pflag.NewFlagSet("lollypops-step", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	action := fs.String("action", "switch", "the REBUILD_ACTION of the run")
@@ -114,6 +125,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Host: host, Run: run, Runner: runner,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		Action: *action, ActivationFollows: *follows, Protect: &protect,
+	}
+	if sudopw.Available(run.Path) {
+		if env.SudoFeed, err = os.Executable(); err != nil {
+			return finish("", err)
+		}
 	}
 	note, err := stepFuncs[step](ctx, env)
 	if err == nil && ctx.Err() != nil {

@@ -142,6 +142,11 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		if err := writeHostInventories(run, inv, hosts); err != nil {
 			return exitError, err
 		}
+		stopServing, err := o.SudoPassword.serve(in.ctx, run, inv, hosts, stderr)
+		if err != nil {
+			return exitUsage, err
+		}
+		defer stopServing()
 		in.setOnFirst(func() { os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600) })
 		defer in.setOnFirst(nil)
 		defer closeConnections(run, inv, hosts, out)

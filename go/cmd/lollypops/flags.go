@@ -25,6 +25,8 @@ type options struct {
 	Overrides overrides
 	// Rollout deploys in batches.
 	Rollout rollout
+	// SudoPassword feeds a sudo that asks for a password.
+	SudoPassword sudoPassword
 	// Args are the positional arguments before "--" (tasks, VAR=value),
 	// PostDash those after it.
 	Args, PostDash []string
@@ -51,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Exclude, "exclude", "", "Leave out the hosts selected by names, globs and tags (with --on, or alone: every other host).")
 	o.Overrides.AddFlags(fs)
 	o.Rollout.AddFlags(fs)
+	o.SudoPassword.AddFlags(fs)
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {

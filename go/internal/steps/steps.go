@@ -17,6 +17,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
 // Env is what a step works with.
@@ -35,6 +36,9 @@ type Env struct {
 	// ShowConnection makes Describe show the host's shared connection: set
 	// for the host's first step that connects, so --dry shows it once.
 	ShowConnection bool
+	// SudoFeed, when set, is the step binary: the run serves a sudo
+	// password (package sudopw), which commands through sudo get from it.
+	SudoFeed string
 	// Protect is set while an activation runs on the host: the step binary
 	// then lets a first Ctrl-C pass, so the activation can finish.
 	Protect *atomic.Bool
@@ -114,6 +118,13 @@ func (e *Env) wrapper(c *ssh.Client) (string, error) {
 // remote returns the argv that runs argv on the host, through sudo when
 // the host enables it, over the shared connection.
 func (e *Env) remote(c *ssh.Client, argv ...string) ([]string, error) {
+	if s := &e.Host.Deployment.Sudo; s.Enable && e.SudoFeed != "" {
+		cmd, err := ssh.Command(nil, sudopw.Argv(s.Command, s.Opts, argv)...)
+		if err != nil {
+			return nil, err
+		}
+		return append([]string{e.SudoFeed, "sudo-feed", "--"}, c.RemoteArgs(cmd)...), nil
+	}
 	cmd, err := ssh.Command(&e.Host.Deployment.Sudo, argv...)
 	if err != nil {
 		return nil, err
