@@ -23,7 +23,7 @@ import (
 // test with rollback enabled (the guard must own the activation).
 func ownActivation(e *Env) bool {
 	d := &e.Host.Deployment
-	return d.LocalEvaluation || (d.Rollback.Enable && guarded(e))
+	return d.LocalEvaluation || d.Reboot.Enable || (d.Rollback.Enable && guarded(e))
 }
 
 // guarded reports whether the activation runs under the guard, which rolls
@@ -94,6 +94,25 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
 			return "build", nil
 		}
 	}
+	note, err := e.activate(ctx, c, id, system)
+	if err != nil {
+		return "", err
+	}
+	why, err := e.needsReboot(ctx, c, system)
+	if err != nil || why == "" {
+		return note, err
+	}
+	if err := e.reboot(ctx, c, id, system, why); err != nil {
+		return "", err
+	}
+	if err := e.healthChecks(ctx, c); err != nil {
+		return "", &Hinted{Err: fmt.Errorf("after the reboot: %w", err), Hint: "the host runs the new system; roll back with REBUILD_ACTION and an earlier flake, or nixos-rebuild switch --rollback on the host"}
+	}
+	return note + ", rebooted", nil
+}
+
+// activate activates system, under the guard or directly.
+func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system string) (string, error) {
 	if guarded(e) {
 		return e.guard(ctx, c, id, system)
 	}
