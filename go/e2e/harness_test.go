@@ -38,7 +38,8 @@ var (
 
 // flakeHosts are the host names the tests deploy the flake to; each has a
 // nixosConfigurations entry, as on a real fleet. newFleet refuses others.
-var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other"}
+var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other",
+	"nosshd", "broken", "checked"}
 
 // deployedKernel is the kernel of the flake's systems, unlike the one the
 // hosts boot first: a host runs the deployed system when its
@@ -101,6 +102,9 @@ func setup(m *testing.M) int {
 	}
 	// host2's system has packages its first generation lacks, for diffs.
 	systems["host2"] = fakehost.System{Kernel: deployedKernel, Packages: diffPackages}
+	// Systems that break the host: without sshd, or failing to activate.
+	systems["nosshd"] = fakehost.System{Kernel: deployedKernel, StopSSHD: true}
+	systems["broken"] = fakehost.System{Kernel: deployedKernel, FailActivation: true}
 	src := filepath.Join(dir, "flake", "source")
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/fakehost"
+)
+
+// A switch to a system without sshd cuts the host off: the deployer cannot
+// reach it again, so it never confirms, and the host returns to its
+// previous system by itself — sshd with it.
+func TestRollbackWhenTheHostCannotBeReachedAgain(t *testing.T) {
+	f := newFleet(t, hosts("nosshd")...)
+	h := f.Host("nosshd")
+	before := systemOf(t, h)
+	c := host(f, "nosshd")
+	c.Deployment.Rollback.ConfirmTimeout = 6
+	r := newRunner(t, map[string]*config.Host{"nosshd": c})
+	res := r.run("nosshd")
+	if res.code != 3 {
+		t.Fatalf("want exit 3: %s", res)
+	}
+	line := summaryLine(res, "nosshd")
+	if !strings.Contains(line, "rebuild: rolled back to the previous system: no confirmation from the deployer within 6s (the deployer could not reconnect") {
+		t.Errorf("summary: %q\n%s", line, res)
+	}
+	after := systemOf(t, h)
+	if after.current != before.current || after.bootDefault != before.bootDefault {
+		t.Errorf("not rolled back: %+v -> %+v", before, after)
+	}
+	// The profile is back at its old generation; the new one stays listed.
+	var cur []int
+	for _, g := range after.gens {
+		if g.Current {
+			cur = append(cur, g.Number)
+		}
+	}
+	if len(after.gens) != len(before.gens)+1 || len(cur) != 1 || after.gens[cur[0]-1].Path != before.current {
+		t.Errorf("generations: %+v -> %+v", before.gens, after.gens)
+	}
+	if acts := activations(t, h); !slices.Equal(acts, []string{"switch", "switch"}) {
+		t.Errorf("activations: %q", acts)
+	}
+	// sshd is back: the host can be deployed to again.
+	if res := r.run("nosshd:deploy-secrets"); res.code != 0 {
+		t.Errorf("after the rollback: %s", res)
+	}
+}
+
+// An activation that fails rolls back at once; with rollback disabled the
+// host stays on the failed system, as nixos-rebuild leaves it.
+func TestRollbackWhenTheActivationFails(t *testing.T) {
+	f := newFleet(t, hosts("broken")...)
+	h := f.Host("broken")
+	before := systemOf(t, h)
+	c := host(f, "broken")
+	r := newRunner(t, map[string]*config.Host{"broken": c})
+	res := r.run("broken")
+	if res.code != 3 || !strings.Contains(summaryLine(res, "broken"), "rolled back to the previous system: switch-to-configuration switch failed (exit 2)") {
+		t.Fatalf("%s", res)
+	}
+	if !strings.Contains(res.output(), "Activation script snippet 'fakehost-fail' failed") {
+		t.Errorf("the activation's output is not shown:\n%s", res)
+	}
+	if after := systemOf(t, h); after.current != before.current {
+		t.Errorf("not rolled back: %s -> %s", before.current, after.current)
+	}
+
+	c.Deployment.Rollback.Enable = false
+	r = newRunner(t, map[string]*config.Host{"broken": c})
+	res = r.run("broken")
+	if res.code != 3 || strings.Contains(res.output(), "rolled back") {
+		t.Fatalf("%s", res)
+	}
+	if after := systemOf(t, h); after.current == before.current {
+		t.Error("without rollback the host should stay on the new system, as nixos-rebuild leaves it")
+	}
+}
+
+// Health checks run after the activation: a command on the host and an
+// HTTP GET from the deployer, with retries; one that fails rolls the host
+// back and says which check failed and why.
+func TestHealthChecks(t *testing.T) {
+	f := newFleet(t, hosts("checked")...)
+	h := f.Host("checked")
+	var healthy atomic.Bool
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		if !healthy.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	c := host(f, "checked")
+	c.Deployment.HealthChecks = map[string]config.HealthCheck{
+		"kernel": {Cmd: ptr("grep -q " + deployedKernel + " /run/current-system/kernel"), Status: 200, Timeout: 10, Retries: 0, Interval: 1},
+		"web":    {URL: ptr(srv.URL + "/health"), Status: 200, Timeout: 5, Retries: 2, Interval: 1},
+	}
+	r := newRunner(t, map[string]*config.Host{"checked": c})
+	before := systemOf(t, h)
+
+	res := r.run("checked")
+	if res.code != 3 {
+		t.Fatalf("want a failed check: %s", res)
+	}
+	want := fmt.Sprintf(`rolled back to the previous system: health check "web" failed (3 attempts): GET %s/health: 503 Service Unavailable, want 200`, srv.URL)
+	if !strings.Contains(summaryLine(res, "checked"), want) || hits.Load() != 3 {
+		t.Errorf("summary lacks %q (%d requests):\n%s", want, hits.Load(), res)
+	}
+	if !strings.Contains(res.output(), `health check "kernel" passed`) {
+		t.Errorf("the command check did not pass on the new system:\n%s", res)
+	}
+	if after := systemOf(t, h); after.current != before.current {
+		t.Errorf("not rolled back: %s -> %s", before.current, after.current)
+	}
+
+	healthy.Store(true)
+	res = r.run("checked")
+	if res.code != 0 || !strings.Contains(res.output(), "confirmed: checked runs ") {
+		t.Fatalf("%s", res)
+	}
+	if after := systemOf(t, h); after.kernel != deployedKernel {
+		t.Errorf("kernel %q", after.kernel)
+	}
+}
+
+// Local evaluation builds here, copies the closure over the run's one
+// connection and activates through sudo, under the guard; the host's
+// nixos-rebuild is not used.
+func TestBuildHereAndActivate(t *testing.T) {
+	f := newFleet(t, fakehost.HostSpec{Name: "host1", Users: []fakehost.UserSpec{{Name: "deploy", Sudo: true, Trusted: true}}, NixDaemon: true})
+	h := f.Host("host1")
+	c := host(f, "host1")
+	c.Deployment.LocalEvaluation = true
+	c.Deployment.SSH.User = ptr("deploy")
+	c.Deployment.Sudo.Enable = true
+	c.Deployment.Sudo.Opts = []string{"-n"}
+	c.Tasks = []string{config.TaskRebuild}
+	r := newRunner(t, map[string]*config.Host{"host1": c})
+	res := r.run("host1")
+	if res.code != 0 {
+		t.Fatalf("%s", res)
+	}
+	if calls, _ := h.RebuildCalls(); len(calls) != 0 {
+		t.Errorf("the host's nixos-rebuild ran: %+v", calls)
+	}
+	acts, _ := h.Activations()
+	if len(acts) != 1 || acts[0].User != "root" || acts[0].Exit != 0 {
+		t.Errorf("activations: %+v", acts)
+	}
+	if s := systemOf(t, h); s.kernel != deployedKernel || s.current != s.bootDefault {
+		t.Errorf("system: %+v", s)
+	}
+	if n := authCount(t, h); n != 2 {
+		// One connection, and the new one that proves the host is still
+		// reachable after the switch.
+		t.Errorf("%d ssh logins, want 2", n)
+	}
+}
