@@ -57,28 +57,28 @@ func rebuildShown(e *Env, c *ssh.Client) (string, error) {
 // Rebuild builds and activates the host's configuration. When deploy-secrets
 // deferred to it (ActivationFollows), it then deploys the post-activation
 // secrets and sets the owners that activation created.
-func Rebuild(ctx context.Context, e *Env) (Note, error) {
+func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 	if err := plan.CheckAction(e.Action); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	h := e.Host
 	c, err := e.connect(ctx)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	argv, err := rebuildArgs(e, c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	show, err := rebuildShown(e, c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	cmd := execx.Cmd{Argv: argv, Show: show, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
 	where := "on the host"
 	if h.Deployment.LocalEvaluation {
 		if cmd.Path, err = e.wrapper(c); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		where = "here, activating over ssh"
 	}
@@ -93,19 +93,19 @@ func Rebuild(ctx context.Context, e *Env) (Note, error) {
 		e.Protect.Store(false)
 	}
 	if err != nil {
-		return "", rebuildError(e, err)
+		return Outcome{}, rebuildError(e, err)
 	}
-	note := e.Action
+	out := Outcome{Note: e.Action}
 	if e.ActivationFollows && plan.Activates(e.Action) {
-		more, err := postActivation(ctx, e, c)
+		more, err := postActivation(ctx, e, c, &out)
 		if err != nil {
-			return "", err
+			return out, err
 		}
 		if more != "" {
-			note += ", " + more
+			out.Note += ", " + more
 		}
 	}
-	return Note(note), nil
+	return out, nil
 }
 
 func rebuildError(e *Env, err error) error {
