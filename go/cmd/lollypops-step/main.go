@@ -9,9 +9,11 @@
 // directory named by $LOLLYPOPS_RUN_DIR, and records its outcome there for
 // the run's summary and report (internal/report): status, times, exit
 // code, error and hint, and what it deployed. The record subcommands do
-// that for an extra (shell) task, from its first and its deferred command. It is a separate, small binary (it does not link
-// go-task) because a fleet deploy starts it several times per host: its
-// start-up costs a millisecond where the full runner's costs tens.
+// that for an extra (shell) task, from its first and its deferred command.
+//
+// It is a separate, small binary (it does not link go-task) because a
+// fleet deploy starts it several times per host: its start-up costs a
+// millisecond where the full runner's costs tens.
 package main
 
 import (
