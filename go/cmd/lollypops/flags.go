@@ -47,7 +47,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
 	fs.StringVar(&o.On, "on", "", "Run on the hosts selected by names, globs ('web-*') and tags ('@web'), comma-separated, in parallel: their whole deployment, or the steps named as arguments (lollypops --on @web deploy-secrets).")
 	fs.StringVar(&o.Exclude, "exclude", "", "Leave out the hosts selected by names, globs and tags (with --on, or alone: every other host).")
-	fs.StringVar(&o.Report, "report", "", "Write a JSON report of the run to this file: per host and step the status, times, exit code, error and hint, the store paths deployed, the secrets written (names and paths, never values). See docs/report.md.")
+	fs.StringVar(&o.Report, "report", "", "Write a JSON report of the run to `FILE`: per host and step the status, times, exit code, error and hint, the store paths deployed, the secrets written (names and paths, never values). See docs/report.md.")
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {
