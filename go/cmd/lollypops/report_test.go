@@ -75,3 +75,28 @@ func TestReportOfARunThatTouchedNoHost(t *testing.T) {
 		t.Errorf("mode %v", st.Mode())
 	}
 }
+
+// A report that cannot be written at the end is said, and never hides the
+// run's outcome: a failed run keeps its exit code, a successful one exits 1.
+func TestReportUnwritableAtTheEnd(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	os.Mkdir(dir, 0o755)
+	rep, err := openReport(filepath.Join(dir, "r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dir)
+	for _, c := range []struct{ code, want int }{{exitOK, exitError}, {exitHostsFailed, exitHostsFailed}} {
+		var b strings.Builder
+		if got := rep.finish(c.code, nil, false, &ui{w: &b}); got != c.want {
+			t.Errorf("exit %d: got %d, want %d", c.code, got, c.want)
+		}
+		if !strings.HasPrefix(b.String(), "lollypops: --report: cannot write the run report: ") ||
+			!strings.Contains(b.String(), "lollypops: hint: the summary above is the run's outcome") {
+			t.Errorf("%q", b.String())
+		}
+	}
+	if got := rep.finish(exitHostsFailed, nil, true, &ui{w: &strings.Builder{}}); got != exitInterrupted {
+		t.Errorf("interrupted: exit %d", got)
+	}
+}
