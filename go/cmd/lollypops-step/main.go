@@ -2,13 +2,18 @@
 // generated Taskfile calls it; it is not meant to be run by hand:
 //
 //	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]
+//	lollypops-step record-start HOST TASK
 //	lollypops-step record HOST TASK [EXIT-CODE]
 //
 // It reads the host's settings and the run's shared state from the run
 // directory named by $LOLLYPOPS_RUN_DIR, and records its outcome there for
-// the run's summary. It is a separate, small binary (it does not link
-// go-task) because a fleet deploy starts it several times per host: its
-// start-up costs a millisecond where the full runner's costs tens.
+// the run's summary and report (internal/report): status, times, exit
+// code, error and hint, and what it deployed. The record subcommands do
+// that for an extra (shell) task, from its first and its deferred command.
+//
+// It is a separate, small binary (it does not link go-task) because a
+// fleet deploy starts it several times per host: its start-up costs a
+// millisecond where the full runner's costs tens.
 package main
 
 import (
@@ -33,7 +38,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
-type stepFunc func(context.Context, *steps.Env) (steps.Note, error)
+type stepFunc func(context.Context, *steps.Env) (steps.Outcome, error)
 
 var stepFuncs = map[string]stepFunc{
 	config.TaskCheckVars:     steps.CheckVars,
@@ -75,7 +80,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	rest := fs.Args()
 	if len(rest) >= 3 && rest[0] == "record" {
-		return fail(record(run, rest[1], rest[2], rest[3:]))
+		if err := record(run, rest[1], rest[2], rest[3:]); err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+	if len(rest) == 3 && rest[0] == "record-start" {
+		if err := recordStart(run, rest[1], rest[2]); err != nil {
+			return fail(err)
+		}
+		return 0
 	}
 	if len(rest) != 2 || stepFuncs[rest[0]] == nil {
 		fmt.Fprintln(stderr, "usage: lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]")
@@ -87,16 +101,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := report.Write(run.Results(), rec); err != nil {
 		return fail(err)
 	}
-	finish := func(note steps.Note, err error) int {
-		rec.End = time.Now()
-		rec.Note = string(note)
-		rec.Status = report.OK
+	finish := func(out steps.Outcome, err error) int {
 		code := 0
 		if err != nil {
-			rec.Status, rec.Error = report.Failed, err.Error()
 			printError(stderr, err)
 			code = 1
 		}
+		setOutcome(&rec, out, err, code)
+		rec.End = time.Now()
 		if werr := report.Write(run.Results(), rec); werr != nil {
 			printError(stderr, werr)
 			code = 1
@@ -106,11 +118,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	inv, err := config.Load(run.HostInventory(hostName))
 	if err != nil {
-		return finish("", err)
+		return finish(steps.Outcome{}, err)
 	}
 	host := inv.Hosts[hostName]
 	if host == nil {
-		return finish("", fmt.Errorf("host %q is not in the run's inventory", hostName))
+		return finish(steps.Outcome{}, fmt.Errorf("host %q is not in the run's inventory", hostName))
 	}
 
 	var protect atomic.Bool
@@ -128,14 +140,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if sudopw.Available(run.Path) {
 		if env.SudoFeed, err = os.Executable(); err != nil {
-			return finish("", err)
+			return finish(steps.Outcome{}, err)
 		}
 	}
-	note, err := stepFuncs[step](ctx, env)
+	out, err := stepFuncs[step](ctx, env)
 	if err == nil && ctx.Err() != nil {
 		err = errors.New("interrupted")
 	}
-	return finish(note, err)
+	if err == nil && step == config.TaskRebuild && os.Getenv(report.EnvWanted) == "1" {
+		rec.StorePath, rec.System = steps.Deployed(ctx, env)
+	}
+	return finish(out, err)
 }
 
 // interruptible returns a context that SIGINT, SIGTERM and SIGHUP cancel —
@@ -159,18 +174,64 @@ func interruptible(stderr io.Writer, host string, protect *atomic.Bool) (context
 	return ctx, func() { signal.Stop(sigs); cancel() }
 }
 
+// recordStart records the start of an extra (shell) task, from its first
+// command.
+func recordStart(run *rundir.Dir, host, task string) error {
+	return report.Write(run.Results(), report.Record{Host: host, Step: task, Status: report.Running, Start: time.Now()})
+}
+
 // record stores the outcome of an extra (shell) task, from its deferred
 // command: go-task passes the failing command's exit code, empty on success.
 func record(run *rundir.Dir, host, task string, exit []string) error {
-	rec := report.Record{Host: host, Step: task, Status: report.OK, End: time.Now()}
+	rec, _, err := report.Read(run.Results(), host, task)
+	if err != nil {
+		return err
+	}
+	rec.Host, rec.Step, rec.Status, rec.End = host, task, report.OK, time.Now()
+	code := 0
 	if len(exit) > 0 && exit[0] != "" && exit[0] != "0" {
-		code, err := strconv.Atoi(exit[0])
-		if err != nil {
+		if code, err = strconv.Atoi(exit[0]); err != nil {
 			return fmt.Errorf("record: bad exit code %q", exit[0])
 		}
 		rec.Status, rec.Error = report.Failed, fmt.Sprintf("exit status %d", code)
 	}
+	rec.ExitCode = &code
 	return report.Write(run.Results(), rec)
+}
+
+// setOutcome fills a built-in step's record from what the step returned
+// and the step process's exit code.
+func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
+	rec.Status = report.OK
+	rec.ExitCode = &code
+	rec.Note = out.Note
+	if out.StorePath != "" {
+		rec.StorePath = out.StorePath
+	}
+	for _, s := range out.Secrets {
+		rec.Secrets = append(rec.Secrets, report.Secret{Name: s.Name, Path: s.Path})
+	}
+	if err == nil {
+		return
+	}
+	rec.Status, rec.Error, rec.Hint = report.Failed, err.Error(), hintOf(err)
+	var xe *execx.Error
+	if errors.As(err, &xe) {
+		rec.FailedCommand = &report.Command{Name: xe.Name, ExitCode: xe.ExitCode, Signal: xe.Signal}
+	}
+}
+
+// hintOf returns the advice an error carries, if any.
+func hintOf(err error) string {
+	var h *steps.Hinted
+	if errors.As(err, &h) && h.Hint != "" {
+		return h.Hint
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.Hint != "" {
+		return ce.Hint
+	}
+	return ""
 }
 
 func printError(w io.Writer, err error) {
@@ -178,12 +239,7 @@ func printError(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintf(w, "lollypops: %v\n", err)
-	var h *steps.Hinted
-	if errors.As(err, &h) && h.Hint != "" {
-		fmt.Fprintf(w, "lollypops: hint: %s\n", h.Hint)
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) && ce.Hint != "" {
-		fmt.Fprintf(w, "lollypops: hint: %s\n", ce.Hint)
+	if h := hintOf(err); h != "" {
+		fmt.Fprintf(w, "lollypops: hint: %s\n", h)
 	}
 }

@@ -32,12 +32,18 @@ const stepBinaryName = "lollypops-step"
 
 // deploy loads the inventory, plans the run, and hands the generated
 // Taskfile to go-task. It returns the exit code and the error to print.
-func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writer, out *ui) (int, error) {
+// With --report, the run report is written before it returns.
+func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writer, out *ui) (code int, err error) {
 	f := &o.Flags
 	if o.Version {
 		fmt.Fprintf(stdout, "lollypops %s (go-task %s)\n", version.Version, version.GoTask())
 		return exitOK, nil
 	}
+	rep, err := openReport(o.Report)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer func() { code = rep.finish(code, err, in.interrupted(), out) }()
 	doc, err := config.Open(o.Inventory)
 	if err != nil {
 		return exitError, err
@@ -47,6 +53,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitUsage, err
 	}
+	rep.setAction(action)
 	if o.On != "" || o.Exclude != "" {
 		if calls, err = selectedCalls(doc, o.On, o.Exclude, calls); err != nil {
 			return exitUsage, err
@@ -62,6 +69,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			}
 		}
 	}
+	rep.setTasks(calls)
 	bare := len(calls) == 0 && !f.Listing() && !f.Experiments && !f.ClearCache && !f.Summary
 	if bare {
 		// No task named "default" exists: a bare run lists instead of deploying.
@@ -126,6 +134,9 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		gen.Env[rundir.EnvVerbose] = "1"
 	}
 	hosts := sel.HostSteps()
+	if rep != nil {
+		gen.Env[report.EnvWanted] = "1"
+	}
 	if f.Dry {
 		gen.DryRun = func(t *plan.Task) ([]string, error) {
 			h := inv.Hosts[t.Host]
@@ -198,7 +209,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		}
 		return exitOK, nil
 	}
-	code, err := summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out)
+	code, err = summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out, rep)
 	if halt != nil {
 		out.printf("%v", halt)
 		if code == exitOK {
@@ -236,7 +247,7 @@ func writeDiffs(w io.Writer, run *rundir.Dir, hosts map[string][]string) error {
 
 // summarize prints the per-host summary of a run that touched hosts and
 // returns its exit code.
-func summarize(run *rundir.Dir, sel *plan.Graph, hosts map[string][]string, runErr error, passExit bool, took time.Duration, out *ui) (int, error) {
+func summarize(run *rundir.Dir, sel *plan.Graph, hosts map[string][]string, runErr error, passExit bool, took time.Duration, out *ui, rep *runReport) (int, error) {
 	records, err := report.ReadAll(run.Results())
 	if err != nil {
 		return exitError, fmt.Errorf("reading the step results: %w", err)
@@ -246,7 +257,8 @@ func summarize(run *rundir.Dir, sel *plan.Graph, hosts map[string][]string, runE
 		names = append(names, h)
 	}
 	plan.SortNatural(names)
-	sum := report.Summarize(names, hosts, records)
+	sum := report.Build(names, hosts, records)
+	rep.setHosts(sum)
 	report.Render(out.w, sum, "lollypops: ")
 	out.printf("took %s", took.Round(10*time.Millisecond))
 	var failed *taskrun.TaskFailed

@@ -27,6 +27,8 @@ type options struct {
 	Rollout rollout
 	// SudoPassword feeds a sudo that asks for a password.
 	SudoPassword sudoPassword
+	// Report is where the JSON run report goes (docs/report.md); "" for none.
+	Report string
 	// Args are the positional arguments before "--" (tasks, VAR=value),
 	// PostDash those after it.
 	Args, PostDash []string
@@ -54,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Overrides.AddFlags(fs)
 	o.Rollout.AddFlags(fs)
 	o.SudoPassword.AddFlags(fs)
+	fs.StringVar(&o.Report, "report", "", "Write a JSON report of the run to `FILE`: per host and step the status, times, exit code, error and hint, the store paths deployed, the secrets written (names and paths, never values). See docs/report.md.")
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +82,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if errors.As(err, &ue) {
 			return o, &usageError{msg: ue.Msg, hint: ue.Hint}
 		}
+		return o, err
+	}
+	if err := o.checkReport(); err != nil {
 		return o, err
 	}
 	if o.Inventory == "" {

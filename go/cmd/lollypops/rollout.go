@@ -158,7 +158,7 @@ func (r *rollout) run(ctx context.Context, req *taskrun.Request, sel *plan.Graph
 			names = append(names, h)
 		}
 		failed := 0
-		for _, s := range report.Summarize(names, planned, records) {
+		for _, s := range report.Build(names, planned, records) {
 			if s.Status != report.HostOK {
 				failed++
 			}

@@ -16,9 +16,9 @@ import (
 // CheckVars checks, before any host is touched, what the inventory cannot:
 // the REBUILD_ACTION of this run and the programs the host's steps will run
 // on this machine.
-func CheckVars(ctx context.Context, e *Env) (Note, error) {
+func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 	if err := plan.CheckAction(e.Action); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	h := e.Host
 	missing := map[string][]string{} // program -> what needs it
@@ -56,7 +56,7 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 		for _, p := range progs {
 			parts = append(parts, fmt.Sprintf("%s (for %s)", p, strings.Join(missing[p], ", ")))
 		}
-		return "", &Hinted{Err: errors.New("not found on this machine: " + strings.Join(parts, "; ")),
+		return Outcome{}, &Hinted{Err: errors.New("not found on this machine: " + strings.Join(parts, "; ")),
 			Hint: "these commands run on the deployer, not on the host; install them or put them on PATH"}
 	}
 	d := &h.Deployment
@@ -76,5 +76,5 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 		rollback += fmt.Sprintf(", %d health checks", n)
 	}
 	e.printf("%s%s, flake by %s to %s, %s, REBUILD_ACTION=%s%s", d.SSH.Target(), sudo, d.DeployMethod, d.ConfigDir, eval, e.Action, rollback)
-	return "", nil
+	return Outcome{}, nil
 }

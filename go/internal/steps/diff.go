@@ -21,28 +21,28 @@ func DiffFile(runDir, host string) string {
 // Diff builds the host's new system (on the host, or here and copied, as
 // the rebuild would) and prints what it changes against the running one.
 // Nothing is activated; the new system's GC root is removed at the end.
-func Diff(ctx context.Context, e *Env) (Note, error) {
+func Diff(ctx context.Context, e *Env) (Outcome, error) {
 	h := e.Host
 	d := &h.Deployment
 	c, err := e.connect(ctx)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	id, err := newID()
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	var system string
 	if d.LocalEvaluation {
 		if system, err = buildHere(ctx, e); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		if err := e.copyClosure(ctx, c, system); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	if err := e.hostRun(ctx, c, "preparing", activation.PrepareArgv(id)); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	defer func() {
 		if argv, err := e.remote(c, activation.CleanupArgv(id)...); err == nil {
@@ -52,50 +52,50 @@ func Diff(ctx context.Context, e *Env) (Note, error) {
 	if d.LocalEvaluation {
 		out, err := e.hostOutput(ctx, c, "registering the system", activation.PinArgv(id, system))
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		system, err = activation.ParseSystem(out)
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	} else {
 		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id))
 		if err != nil {
-			return "", &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
+			return Outcome{}, &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}
 		if system, err = activation.ParseSystem(out); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	script, err := closure.ScriptArgs(system, "")
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	out, err := e.hostOutput(ctx, c, "reading both closures", script)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	col, err := closure.ParseOutput([]byte(out))
 	if err != nil {
-		return "", fmt.Errorf("reading the closures: %w", err)
+		return Outcome{}, fmt.Errorf("reading the closures: %w", err)
 	}
 	diff, err := closure.Compare(col.Current, col.New)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if err := diff.WriteText(e.Stdout); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	var js bytes.Buffer
 	if err := diff.WriteJSON(&js); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	file := DiffFile(e.Run.Path, h.Name)
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if err := os.WriteFile(file, js.Bytes(), 0o600); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
-	return Note(fmt.Sprintf("%d added, %d removed, %d changed", len(diff.Added), len(diff.Removed), len(diff.Changed))), nil
+	return Outcome{Note: fmt.Sprintf("%d added, %d removed, %d changed", len(diff.Added), len(diff.Removed), len(diff.Changed))}, nil
 }

@@ -32,15 +32,15 @@ func linkArgs(e *Env, c *ssh.Client) ([]string, error) {
 }
 
 // DeployFlake copies the flake to the host and links <config-dir>/flake.
-func DeployFlake(ctx context.Context, e *Env) (Note, error) {
+func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 	h := e.Host
 	c, err := e.connect(ctx)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	bin, err := e.wrapper(c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	how := "nix copy"
 	if h.Deployment.DeployMethod == config.MethodArchive {
@@ -49,17 +49,17 @@ func DeployFlake(ctx context.Context, e *Env) (Note, error) {
 	e.printf("copying %s to %s (%s)", h.Flake, h.Name, how)
 	// nix prints its progress on stderr; ours carries the host's prefix.
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
-		return "", copyError(err, h)
+		return Outcome{}, copyError(err, h)
 	}
 	argv, err := linkArgs(e, c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr}); err != nil {
-		return "", fmt.Errorf("linking %s/flake on the host: %w", h.Deployment.ConfigDir, err)
+		return Outcome{}, fmt.Errorf("linking %s/flake on the host: %w", h.Deployment.ConfigDir, err)
 	}
 	e.printf("%s/flake -> %s", h.Deployment.ConfigDir, h.Flake)
-	return Note(h.Deployment.DeployMethod), nil
+	return Outcome{Note: h.Deployment.DeployMethod, StorePath: h.Flake}, nil
 }
 
 func copyError(err error, h *config.Host) error {

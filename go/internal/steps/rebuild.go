@@ -57,35 +57,35 @@ func rebuildShown(e *Env, c *ssh.Client) (string, error) {
 // Rebuild builds and activates the host's configuration. When deploy-secrets
 // deferred to it (ActivationFollows), it then deploys the post-activation
 // secrets and sets the owners that activation created.
-func Rebuild(ctx context.Context, e *Env) (Note, error) {
+func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 	if err := plan.CheckAction(e.Action); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	h := e.Host
 	c, err := e.connect(ctx)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if ownActivation(e) {
 		note, err := rebuildOwn(ctx, e, c)
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		return e.afterActivation(ctx, c, note)
 	}
 	argv, err := rebuildArgs(e, c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	show, err := rebuildShown(e, c)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	cmd := execx.Cmd{Argv: argv, Show: show, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
 	where := "on the host"
 	if h.Deployment.LocalEvaluation {
 		if cmd.Path, err = e.wrapper(c); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		where = "here, activating over ssh"
 	}
@@ -100,28 +100,29 @@ func Rebuild(ctx context.Context, e *Env) (Note, error) {
 		e.Protect.Store(false)
 	}
 	if err != nil {
-		return "", rebuildError(e, err)
+		return Outcome{}, rebuildError(e, err)
 	}
 	if plan.Activates(e.Action) {
 		if err := e.healthChecks(ctx, c); err != nil {
-			return "", &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
+			return Outcome{}, &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
 		}
 	}
 	return e.afterActivation(ctx, c, e.Action)
 }
 
 // afterActivation deploys the secrets that wait for the activation.
-func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (Note, error) {
+func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (Outcome, error) {
+	out := Outcome{Note: note}
 	if e.ActivationFollows && plan.Activates(e.Action) {
-		more, err := postActivation(ctx, e, c)
+		more, err := postActivation(ctx, e, c, &out)
 		if err != nil {
-			return "", err
+			return out, err
 		}
 		if more != "" {
-			note += ", " + more
+			out.Note += ", " + more
 		}
 	}
-	return Note(note), nil
+	return out, nil
 }
 
 func rebuildError(e *Env, err error) error {

@@ -30,7 +30,7 @@ func (e *Env) pendingFile() string { return e.Run.SSH(e.Host.Name) + ".pending.j
 // DeploySecrets runs every secret command of the host here and writes the
 // values on the host in one ssh session. When the activation follows in
 // this run, post-activation secrets wait for it (see Rebuild).
-func DeploySecrets(ctx context.Context, e *Env) (Note, error) {
+func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 	var files []*config.Secret
 	for i := range e.Host.Secrets.Files {
 		f := &e.Host.Secrets.Files[i]
@@ -44,38 +44,39 @@ func DeploySecrets(ctx context.Context, e *Env) (Note, error) {
 	// nothing is written and no connection is made.
 	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
 	if err != nil {
-		return "", secretError(err)
+		return Outcome{}, secretError(err)
 	}
 	c, err := e.connect(ctx)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	rep, err := e.send(ctx, c, &secrets.Stream{Values: values, Soft: e.ActivationFollows})
+	out := Outcome{Secrets: e.written(rep)}
 	if err != nil {
-		return "", err
+		return out, err
 	}
 	if len(rep.Pending) > 0 {
 		data, _ := json.Marshal(rep.Pending)
 		if err := os.WriteFile(e.pendingFile(), data, 0o600); err != nil {
-			return "", err
+			return out, err
 		}
 		for _, p := range rep.Pending {
 			e.printf("%s: %s:%s does not exist yet; written owned by root, and written again with its owner after the activation", p.Path, p.Owner, p.Group)
 		}
 	}
-	note := plural(len(values), "secret")
+	out.Note = plural(len(values), "secret")
 	if deferred > 0 {
 		e.printf("%d post-activation secrets follow the activation", deferred)
-		note += fmt.Sprintf(", %d after activation", deferred)
+		out.Note += fmt.Sprintf(", %d after activation", deferred)
 	}
-	return Note(note), nil
+	return out, nil
 }
 
 // postActivation deploys the post-activation secrets, and writes again the
 // files that were written before their owner existed, now with their
 // owner, after a successful activation. Their commands run again: values
-// are never kept between steps.
-func postActivation(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
+// are never kept between steps. The files written are added to out.
+func postActivation(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (string, error) {
 	var pending []secrets.Pending
 	if data, err := os.ReadFile(e.pendingFile()); err == nil {
 		if err := json.Unmarshal(data, &pending); err != nil {
@@ -101,7 +102,9 @@ func postActivation(ctx context.Context, e *Env, c *ssh.Client) (string, error) 
 	if err != nil {
 		return "", secretError(err)
 	}
-	if _, err := e.send(ctx, c, &secrets.Stream{Values: values}); err != nil {
+	rep, err := e.send(ctx, c, &secrets.Stream{Values: values})
+	out.Secrets = append(out.Secrets, e.written(rep)...)
+	if err != nil {
 		return "", fmt.Errorf("after the activation: %w", err)
 	}
 	os.Remove(e.pendingFile())
@@ -117,7 +120,8 @@ func postActivation(ctx context.Context, e *Env, c *ssh.Client) (string, error) 
 
 // send runs the receiver on the host with the stream on its stdin and
 // reports what it did. Its errors say what is on the host: nothing of the
-// session, some files, or every file (when only the manifest failed).
+// session, some files, or every file (when only the manifest failed); the
+// report it returns with them lists the files written, if any.
 func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secrets.Report, error) {
 	h := e.Host
 	s.Manifest = manifestPath(h)
@@ -159,7 +163,7 @@ func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secr
 		if rep.Committed || len(rep.Wrote) > 0 {
 			e.reportSecrets(rep)
 		}
-		return nil, err
+		return rep, err
 	}
 	if parseErr != nil {
 		return nil, parseErr

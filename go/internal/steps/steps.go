@@ -44,9 +44,6 @@ type Env struct {
 	Protect *atomic.Bool
 }
 
-// Note is what a step reports for the summary ("3 secrets", "switch").
-type Note string
-
 // Hinted is an error with advice on how to fix it.
 type Hinted struct {
 	Err  error

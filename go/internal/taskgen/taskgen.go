@@ -175,10 +175,12 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 			}
 			// go-task registers a deferred command when it reaches it in
 			// cmds, so the recorder goes first: it must run even when the
-			// first of the user's commands fails.
+			// first of the user's commands fails. The start is recorded
+			// next, for the report's start and duration.
 			if opts.Record && opts.DryRun == nil {
 				out.Cmds = append(out.Cmds, deferred{Defer: fmt.Sprintf("%s record %s %s {{.EXIT_CODE}}",
-					step, mustQuote(t.Host), mustQuote(t.Step))})
+					step, mustQuote(t.Host), mustQuote(t.Step))},
+					Literal(fmt.Sprintf("%s record-start %s %s", step, mustQuote(t.Host), mustQuote(t.Step))))
 			}
 			for _, c := range t.Extra.Cmds {
 				out.Cmds = append(out.Cmds, c)
