@@ -219,6 +219,10 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	if errors.As(err, &xe) {
 		rec.FailedCommand = &report.Command{Name: xe.Name, ExitCode: xe.ExitCode, Signal: xe.Signal}
 	}
+	var rb *steps.RolledBack
+	if errors.As(err, &rb) {
+		rec.RolledBack = &report.Rollback{Reason: rb.Reason, Failed: rb.Failed}
+	}
 }
 
 // hintOf returns the advice an error carries, if any.

@@ -53,6 +53,17 @@ type Record struct {
 	// boots next (boot) after the step.
 	System  string   `json:"system,omitempty"`
 	Secrets []Secret `json:"secrets,omitempty"`
+	// RolledBack is why the host returned to its previous system by
+	// itself after this step's activation (docs/activation.md).
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
+}
+
+// Rollback is a host's return to its previous system.
+type Rollback struct {
+	Reason string `json:"reason"`
+	// Failed is set when the rollback itself failed: the host needs a
+	// person.
+	Failed bool `json:"failed"`
 }
 
 // Command is a program that failed.

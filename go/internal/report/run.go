@@ -60,6 +60,8 @@ type Host struct {
 	// System is the store path of the system the host runs (switch,
 	// test) or boots next (boot) after this run's rebuild, when known.
 	System string `json:"system,omitempty"`
+	// RolledBack says why the host returned to its previous system.
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
 	// Secrets are the secret files written on the host in this run.
 	Secrets []Secret `json:"secrets"`
 	Steps   []Step   `json:"steps"`
@@ -80,6 +82,7 @@ type Step struct {
 	StorePath     string     `json:"store_path,omitempty"`
 	System        string     `json:"system,omitempty"`
 	Secrets       []Secret   `json:"secrets,omitempty"`
+	RolledBack    *Rollback  `json:"rolled_back,omitempty"`
 }
 
 // Build compares the steps each host was to run (in order) with the
@@ -100,6 +103,10 @@ func Build(hosts []string, planned map[string][]string, records map[string]map[s
 			}
 			s.ExitCode, s.Error, s.Hint, s.Note = r.ExitCode, r.Error, r.Hint, r.Note
 			s.FailedCommand, s.StorePath, s.System, s.Secrets = r.FailedCommand, r.StorePath, r.System, r.Secrets
+			s.RolledBack = r.RolledBack
+			if r.RolledBack != nil {
+				h.RolledBack = r.RolledBack
+			}
 			if !r.Start.IsZero() {
 				t := r.Start.UTC()
 				s.Start = &t
