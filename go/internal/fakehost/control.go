@@ -52,10 +52,12 @@ func (h *Host) Exec(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// KillSessions kills every process of the host except init, the sshd
-// listener and the nix-daemon listener: live ssh connections (and whatever
-// runs in them, such as nix-store --serve) drop, new ones are accepted. It
-// returns once the killed processes are gone.
+// KillSessions kills every process of the host except init and the
+// services it runs — the sshd and nix-daemon listeners, httpd, and the
+// transient units of systemd-run with all their processes: live ssh
+// connections (and whatever runs in them, such as nix-store --serve, even
+// when it was left running in the background) drop, new ones are accepted.
+// It returns once the killed processes are gone.
 func (h *Host) KillSessions() error {
 	r, err := h.running()
 	if err != nil {
@@ -65,8 +67,21 @@ func (h *Host) KillSessions() error {
 	return h.killUntilGone("sessions", func() []proc {
 		var victims []proc
 		sshd := r.listener(port)
-		for _, p := range nsProcs(r.ns) {
-			if p.pid == r.pid || p.pid == sshd || (p.ppid == r.pid && p.comm == "nix-daemon") {
+		procs := nsProcs(r.ns)
+		byPid := make(map[int]proc, len(procs))
+		for _, p := range procs {
+			byPid[p.pid] = p
+		}
+		service := func(p proc) bool {
+			if p.pid == r.pid || p.pid == sshd || (p.ppid == r.pid && (p.comm == "nix-daemon" || p.comm == "busybox")) {
+				return true
+			}
+			// A unit runs in a session of its own, led by a child of init.
+			l, ok := byPid[p.sid]
+			return ok && l.ppid == r.pid && l.sid == l.pid
+		}
+		for _, p := range procs {
+			if service(p) || (p.ppid != r.pid && service(byPid[p.ppid]) && byPid[p.ppid].comm == "busybox") {
 				continue
 			}
 			victims = append(victims, p)

@@ -65,6 +65,10 @@ type HostSpec struct {
 	// NixDaemon starts a nix-daemon in the host before sshd, so that
 	// non-root users reach the host's store through the daemon socket.
 	NixDaemon bool
+	// HTTP gives the host a port on 127.0.0.1 (Host.HTTPPort) for the web
+	// service of its systems (System.HTTP), as nginx on a real host. It
+	// needs busybox (its httpd).
+	HTTP bool
 }
 
 // UserSpec describes a user created on a fake host. The user logs in with
@@ -74,6 +78,10 @@ type UserSpec struct {
 	Name   string
 	Groups []string // supplementary groups, created when missing
 	Sudo   bool     // passwordless sudo rule in /etc/sudoers (needs sudo installed)
+	// SudoPassword, when set, is the user's password (set with chpasswd)
+	// and puts the user in wheel, whose sudo rule (NixOS's default,
+	// wheelNeedsPassword) asks for it. Not a newline; needs sudo installed.
+	SudoPassword string
 	// Trusted puts the user in nix.conf trusted-users, which the nix-daemon
 	// requires to import unsigned paths (nix copy as that user).
 	Trusted bool
@@ -93,7 +101,7 @@ var (
 
 // tools holds the absolute paths of the programs a fleet runs.
 type tools struct {
-	unshare, nsenter, sshd, keygen, keyscan, nixStore, nixBuild, nixEnv, nixDaemon, bash, sudo string
+	unshare, nsenter, sshd, keygen, keyscan, nixStore, nixBuild, nixEnv, nixDaemon, bash, sudo, busybox string
 	// shTarget is the file /bin/sh resolves to (dash on Debian), which each
 	// host replaces with bash.
 	shTarget string
@@ -164,6 +172,7 @@ func findTools() (tools, error) {
 	}
 	t.nixDaemon, _ = lookTool("nix-daemon") // checked when a spec asks for it
 	t.sudo, _ = lookTool("sudo")
+	t.busybox, _ = lookTool("busybox") // checked when a spec asks for HTTP
 	var err error
 	if t.bash, err = filepath.EvalSymlinks(t.bash); err != nil {
 		return t, err
@@ -194,6 +203,9 @@ func checkSpecs(specs []HostSpec, t tools) error {
 		if s.NixDaemon && t.nixDaemon == "" {
 			return fmt.Errorf("%s: NixDaemon needs nix-daemon, which is not installed", s.Name)
 		}
+		if s.HTTP && t.busybox == "" {
+			return fmt.Errorf("%s: HTTP needs busybox (its httpd), which is not installed (apt-get install busybox)", s.Name)
+		}
 		for _, g := range s.Groups {
 			if !userRE.MatchString(g) {
 				return fmt.Errorf("%s: invalid group name %q", s.Name, g)
@@ -210,8 +222,11 @@ func checkSpecs(specs []HostSpec, t tools) error {
 					return fmt.Errorf("%s: user %s: invalid group name %q", s.Name, u.Name, g)
 				}
 			}
-			if u.Sudo && t.sudo == "" {
+			if (u.Sudo || u.SudoPassword != "") && t.sudo == "" {
 				return fmt.Errorf("%s: user %s wants sudo, but sudo is not installed (apt-get install sudo)", s.Name, u.Name)
+			}
+			if strings.ContainsAny(u.SudoPassword, "\n\r\x00") {
+				return fmt.Errorf("%s: user %s: SudoPassword must be one line", s.Name, u.Name)
 			}
 		}
 	}

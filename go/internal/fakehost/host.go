@@ -35,9 +35,11 @@ type Host struct {
 	spec  HostSpec
 	fleet *Fleet
 
-	mu      sync.Mutex
-	hostKey string // "ssh-ed25519 AAAA..."
-	run     *run   // nil while stopped
+	mu       sync.Mutex
+	hostKey  string // "ssh-ed25519 AAAA..."
+	run      *run   // nil while stopped
+	httpPort int    // HostSpec.HTTP's port; 0 without
+	boot     bootState
 }
 
 // run is one life of a host (from boot to Stop): unshare, whose forked
@@ -90,6 +92,30 @@ func (h *Host) prepare(ctx context.Context, authorizedKeys []byte) error {
 	}
 	if err := writeSystemFiles(filepath.Join(h.Dir, "system")); err != nil {
 		return err
+	}
+	if h.hasSudoPasswords() {
+		var b strings.Builder
+		for _, u := range h.spec.Users {
+			if u.SudoPassword != "" {
+				b.WriteString(u.Name + ":" + u.SudoPassword + "\n")
+			}
+		}
+		if err := os.WriteFile(filepath.Join(h.Dir, "chpasswd"), []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+	}
+	if h.spec.HTTP {
+		// The web service's port, fixed for the host's life, as sshd's.
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		h.httpPort = port
+		h.mu.Unlock()
+		if err := os.WriteFile(filepath.Join(h.Dir, "ctl", "http-port"), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+			return err
+		}
 	}
 	return h.writeEtc(authorizedKeys)
 }
@@ -151,7 +177,9 @@ func (h *Host) start(ctx context.Context, newPort bool) error {
 		if err == nil {
 			h.mu.Lock()
 			h.Port, h.run = port, r
+			h.boot.boots++
 			h.mu.Unlock()
+			go h.watch(r)
 			return nil
 		}
 		if !errors.Is(err, errPortInUse) || !newPort || attempt == 5 {
@@ -317,9 +345,10 @@ func (h *Host) stopRun(r *run) error {
 }
 
 // Stop kills the host: init, sshd and every process in it, as a power cut
-// would. The host becomes unreachable (connection refused); /run is lost,
+// would; a reboot in progress ends there. The host becomes unreachable (connection refused); /run is lost,
 // the rest (the store, the profile, /boot) stays.
 func (h *Host) Stop() error {
+	h.cancelReboot()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.run == nil {
@@ -337,10 +366,13 @@ func (h *Host) Stop() error {
 // system has no sshd, Start fails: the host is up but unreachable.
 func (h *Host) Start() error {
 	h.mu.Lock()
-	running := h.run != nil
+	running, rebooting := h.run != nil, h.boot.rebooting != nil
 	h.mu.Unlock()
 	if running {
 		return fmt.Errorf("fakehost: %s: already running", h.Name)
+	}
+	if rebooting {
+		return fmt.Errorf("fakehost: %s: rebooting", h.Name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*upTimeout)
 	defer cancel()

@@ -10,49 +10,60 @@ import (
 // The host's init is a bash script, PID 1 of the host's PID namespace
 // (bash reaps the orphans it adopts). It sets the host up, boots the
 // boot loader's default system (or builds the first generation), then runs
-// sshd as a service and serves requests from /run/fakehost/init.fifo:
+// the system's services and serves requests from /run/fakehost/init.fifo:
 //
-//	<start|stop|restart> sshd <id>
+//	<start|stop|restart> <sshd|httpd> <id>
+//	run <unit>.service <request> <id>     (systemd-run)
+//	<stop|reset-failed> <unit> <id>       (transient units)
+//	reboot system <id>
 //
 // answering "ok" or an error in /run/fakehost/replies/<id>. This is the
 // stand-in for systemd; NixOS's sshd.service has KillMode=process, and so
 // stopping sshd here kills the listener only: sessions survive.
 const initLoop = `
-# Services: sshd only.
-sshd_pid=
-# listening: sshd holds the socket listening on its port (another process
-# may hold the port, and then sshd exits).
+# Services: sshd, httpd (the system's web service) and the transient units
+# of systemd-run.
+sshd_pid= httpd_pid=
+# listening <pid> <addr>: the process holds the socket listening on addr
+# (another process may hold the port, and then the service exits).
 listening() {
 	local sl addr rem st txrx tr retr uid tmo inode rest fds
 	while read -r sl addr rem st txrx tr retr uid tmo inode rest; do
-		[ "$addr" = "$listen_addr" ] && [ "$st" = 0A ] || continue
-		fds=" $(readlink /proc/"$sshd_pid"/fd/* 2>/dev/null | tr '\n' ' ') "
+		[ "$addr" = "$2" ] && [ "$st" = 0A ] || continue
+		fds=" $(readlink /proc/"$1"/fd/* 2>/dev/null | tr '\n' ' ') "
 		[[ $fds == *" socket:[$inode] "* ]] && return 0
 	done </proc/net/tcp
 	return 1
 }
-# start_sshd sets err when sshd does not come up.
-start_sshd() {
+# wait_listening <name> <pid> <addr> sets err when the service does not
+# come up.
+wait_listening() {
 	local i
-	err=
-	if [ -n "$sshd_pid" ] && kill -0 "$sshd_pid" 2>/dev/null; then return 0; fi
-	"$sshd_bin" -D -e -f "$sshd_config" </dev/null &
-	sshd_pid=$!
 	for ((i = 0; i < 1000; i++)); do
-		if ! kill -0 "$sshd_pid" 2>/dev/null; then
-			sshd_pid=
-			err="sshd exited at start (see sshd.log)"
+		if ! kill -0 "$2" 2>/dev/null; then
+			err="$1 exited at start (see its log)"
 			return 1
 		fi
-		if listening; then
-			echo "$sshd_pid" >"$ctl/sshd.active"
-			echo "fakehost-init: sshd listens ($EPOCHREALTIME)" >&2
+		if listening "$2" "$3"; then
+			echo "fakehost-init: $1 listens ($EPOCHREALTIME)" >&2
 			return 0
 		fi
 		sleep 0.01
 	done
-	err="sshd does not listen after 10s"
+	err="$1 does not listen after 10s"
 	return 1
+}
+start_sshd() {
+	err=
+	if [ -n "$sshd_pid" ] && kill -0 "$sshd_pid" 2>/dev/null; then return 0; fi
+	"$sshd_bin" -D -e -f "$sshd_config" </dev/null &
+	sshd_pid=$!
+	if ! wait_listening sshd "$sshd_pid" "$listen_addr"; then
+		kill -KILL "$sshd_pid" 2>/dev/null
+		sshd_pid=
+		return 1
+	fi
+	echo "$sshd_pid" >"$ctl/sshd.active"
 }
 stop_sshd() {
 	if [ -n "$sshd_pid" ]; then
@@ -62,8 +73,187 @@ stop_sshd() {
 	sshd_pid=
 	rm -f "$ctl/sshd.active"
 }
+# httpd.service runs busybox httpd on the host's HTTP port, serving the
+# www directory of the current system (its unit, as systemd loads units
+# from the activated /etc).
+start_httpd() {
+	local www port
+	err=
+	if [ -n "$httpd_pid" ] && kill -0 "$httpd_pid" 2>/dev/null; then return 0; fi
+	www=$(cat /run/current-system/fakehost/httpd 2>/dev/null) || www=
+	if [ -z "$www" ]; then
+		err="Unit httpd.service not found."
+		return 1
+	fi
+	read -r port <"$ctl/http-port" 2>/dev/null || port=
+	if [ -z "$port" ] || [ -z "$busybox_bin" ]; then
+		err="httpd.service: the host has no HTTP port (HostSpec.HTTP) or no busybox"
+		return 1
+	fi
+	"$busybox_bin" httpd -f -p "127.0.0.1:$port" -h "$www" -c "$www/httpd.conf" </dev/null \
+		>>/var/log/fakehost/units/httpd.service.log 2>&1 &
+	httpd_pid=$!
+	if ! wait_listening httpd "$httpd_pid" "$(printf '0100007F:%04X' "$port")"; then
+		kill -KILL "$httpd_pid" 2>/dev/null
+		httpd_pid=
+		return 1
+	fi
+	echo "$www" >"$ctl/httpd.active"
+}
+stop_httpd() {
+	if [ -n "$httpd_pid" ]; then
+		kill -TERM "$httpd_pid" 2>/dev/null
+		wait "$httpd_pid" 2>/dev/null
+	fi
+	httpd_pid=
+	rm -f "$ctl/httpd.active"
+}
 
-set +e
+# Transient units: $ctl/units/<unit>/ holds state (activating, active,
+# failed), main-pid, description, and once ended result and exec-main;
+# unit_pid, unit_type, unit_collect and unit_wait (the waiting client's
+# request) are init's own. A unit that ends well is unloaded (its directory
+# goes); a failed one stays until reset-failed, unless --collect.
+declare -A unit_pid=() unit_type=() unit_collect=() unit_wait=() unit_start=()
+# session_pids <sid>: the processes of a session (the unit's "cgroup").
+session_pids() {
+	local f st rest pid
+	pids=()
+	for f in /proc/[0-9]*/stat; do
+		read -r st <"$f" 2>/dev/null || continue
+		pid=${st%% *}
+		rest=${st##*) }
+		read -r _ _ _ rest <<<"$rest"
+		[ "${rest%% *}" = "$1" ] && [ "$pid" != "$1" ] && pids+=("$pid")
+	done
+}
+run_unit() {
+	local u=$1 req=$ctl/requests/$2 d=$ctl/units/$1 pid cwd=/ src=/dev/null in out errf
+	local -a argv envv
+	err=
+	if [ "$u" = sshd.service ] || [ "$u" = httpd.service ] || [ -e "$d" ]; then
+		err="Unit $u was already loaded or has a fragment file."
+		return 1
+	fi
+	if [ ! -d "$req" ] || [[ $2 == */* ]] || [[ $2 == .* ]]; then
+		err="bad request $2"
+		return 1
+	fi
+	mapfile -d '' -t argv <"$req/argv"
+	mapfile -d '' -t envv <"$req/env"
+	[ ! -e "$req/cwd" ] || read -r cwd <"$req/cwd"
+	mkdir -m 0755 "$d"
+	[ ! -e "$req/description" ] || cp "$req/description" "$d/description"
+	read -r unit_type[$u] <"$req/type"
+	unit_collect[$u]= unit_wait[$u]=
+	[ ! -e "$req/collect" ] || unit_collect[$u]=1
+	[ ! -e "$req/wait" ] || unit_wait[$u]=$2
+	out=/var/log/fakehost/units/$u.log errf=$out in=/dev/null
+	if [ -e "$req/pipe" ]; then
+		read -r pid <"$req/pipe"
+		in=/proc/$pid/fd/0 out=/proc/$pid/fd/1 errf=/proc/$pid/fd/2
+	fi
+	# A service of its own session, with SIGINT and SIGQUIT as usual
+	# (a background job of a script without job control ignores them) and
+	# SIGPIPE ignored (systemd's IgnoreSIGPIPE=yes). The environment is
+	# systemd's for services: no session PATH (no /run/current-system/sw/bin).
+	set +m
+	(
+		trap - INT QUIT
+		trap '' PIPE
+		cd "$cwd" 2>/dev/null || exit 200
+		exec <"$in" >>"$out" 2>>"$errf" || exit 209
+		exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			INVOCATION_ID="$(printf '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM)" \
+			"${envv[@]}" setsid -- "${argv[@]}"
+	) &
+	pid=$!
+	set -m
+	unit_pid[$u]=$pid unit_start[$u]=$EPOCHREALTIME
+	# Started once it leads its own session (or ended).
+	local i st sid
+	for ((i = 0; i < 1000; i++)); do
+		read -r st <"/proc/$pid/stat" 2>/dev/null || break
+		read -r _ _ _ sid _ <<<"${st##*) }"
+		[ "$sid" != "$pid" ] || break
+		sleep 0.005
+	done
+	echo "$pid" >"$d/main-pid"
+	if [ "${unit_type[$u]}" = oneshot ]; then echo activating >"$d/state"; else echo active >"$d/state"; fi
+	[ -n "${unit_wait[$u]}" ] || rm -rf "$req"
+	echo "fakehost-init: started $u (pid $pid): ${argv[*]}" >&2
+}
+# end_unit <unit> [stopping]: the main process ended; reap it, kill what is
+# left of its session (KillMode=control-group), record the result.
+end_unit() {
+	local u=$1 d=$ctl/units/$1 pid=${unit_pid[$1]} code result status kind ms
+	wait "$pid" 2>/dev/null
+	code=$?
+	session_pids "$pid"
+	[ ${#pids[@]} = 0 ] || kill -KILL "${pids[@]}" 2>/dev/null
+	if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then
+		kind=killed status=$((code - 128)) result=signal
+		# SIGHUP, SIGINT, SIGTERM and SIGPIPE are a clean end, but for oneshot.
+		case $status in 1 | 2 | 13 | 15) [ "${unit_type[$u]}" = oneshot ] || result=success ;; esac
+		[ -z "${2-}" ] || result=success
+	else
+		kind=exited status=$code result=success
+		[ "$code" = 0 ] || result=exit-code
+	fi
+	ms=$(((${EPOCHREALTIME/[.,]/} - ${unit_start[$u]/[.,]/}) / 1000))
+	echo "fakehost-init: $u ended: $kind $status ($result)" >&2
+	if [ -n "${unit_wait[$u]}" ] && [ -d "$ctl/requests/${unit_wait[$u]}" ]; then
+		echo "$result $kind $status $ms" >"$ctl/requests/${unit_wait[$u]}/exit.tmp"
+		mv "$ctl/requests/${unit_wait[$u]}/exit.tmp" "$ctl/requests/${unit_wait[$u]}/exit"
+	fi
+	if [ "$result" = success ] || [ -n "${unit_collect[$u]}" ]; then
+		rm -rf "$d"
+	else
+		echo "$result" >"$d/result"
+		echo "code=$kind, status=$status" >"$d/exec-main"
+		echo failed >"$d/state"
+	fi
+	unset "unit_pid[$u]" "unit_type[$u]" "unit_collect[$u]" "unit_wait[$u]" "unit_start[$u]"
+}
+# stop_unit: SIGTERM to the unit's session, SIGKILL after 5s
+# (TimeoutStopSec, shortened).
+stop_unit() {
+	local u=$1 pid=${unit_pid[$1]-} i
+	err=
+	if [ -z "$pid" ]; then
+		[ ! -e "$ctl/units/$u/state" ] || [ "$(<"$ctl/units/$u/state")" != failed ] || rm -rf "$ctl/units/$u"
+		return 0
+	fi
+	session_pids "$pid"
+	kill -TERM "$pid" "${pids[@]}" 2>/dev/null
+	for ((i = 0; i < 500; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		[ "$(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)" != Z ] || break
+		sleep 0.01
+	done
+	kill -KILL "$pid" 2>/dev/null
+	end_unit "$u" stopping
+}
+# units_tick reaps the units whose main process ended.
+units_tick() {
+	local u
+	for u in "${!unit_pid[@]}"; do
+		kill -0 "${unit_pid[$u]}" 2>/dev/null || end_unit "$u"
+	done
+}
+# reboot: as systemd's reboot would, the services and sessions end (here
+# all at once: when PID 1 exits, the kernel kills every process of the
+# namespace); package fakehost sees the request and boots the host again.
+reboot_host() {
+	echo "fakehost-init: reboot requested ($EPOCHREALTIME)" >&2
+	echo reboot >"$ctl/reboot-request"
+	echo ok >"$ctl/replies/$1.tmp"
+	mv "$ctl/replies/$1.tmp" "$ctl/replies/$1"
+	exit 0
+}
+
+set +eu
+mkdir -p -m 0700 /var/log/fakehost/units
 echo "fakehost-init: booting $booted ($EPOCHREALTIME, since $t0)"
 "$booted/activate" || echo "fakehost-init: the activation of $booted failed"
 # boot-failed tells Host.Start at once why no sshd will answer.
@@ -72,6 +262,9 @@ if [ -s "$booted/fakehost/sshd" ]; then
 else
 	echo "fakehost-init: $booted has no sshd"
 	echo "the booted system $booted has no sshd" >"$ctl/boot-failed"
+fi
+if [ -s "$booted/fakehost/httpd" ]; then
+	start_httpd || echo "fakehost-init: httpd.service: $err"
 fi
 
 # Requests. The FIFO stays open read-write, so that no request is lost
@@ -82,27 +275,44 @@ exec 3<>"$ctl/init.fifo"
 partial=
 while :; do
 	# read -t keeps what it read before timing out: the start of a line.
-	if ! read -r -t 1 line <&3; then
+	# While units run, their end is noticed within 50ms.
+	tick=1
+	[ ${#unit_pid[@]} = 0 ] || tick=0.05
+	if ! read -r -t $tick line <&3; then
 		partial+=$line
 		# A listener that died is a stopped service.
 		if [ -n "$sshd_pid" ] && ! kill -0 "$sshd_pid" 2>/dev/null; then
 			sshd_pid=
 			rm -f "$ctl/sshd.active"
 		fi
+		if [ -n "$httpd_pid" ] && ! kill -0 "$httpd_pid" 2>/dev/null; then
+			httpd_pid=
+			rm -f "$ctl/httpd.active"
+		fi
+		units_tick
 		continue
 	fi
 	line=$partial$line partial=
-	read -r verb unit id <<<"$line"
+	read -r verb unit arg id <<<"$line"
+	[ -n "$id" ] || id=$arg arg=
 	[[ $id =~ ^[0-9.]+$ ]] || continue
 	err=
 	case $verb.$unit in
 	start.sshd) start_sshd ;;
 	stop.sshd) stop_sshd ;;
 	restart.sshd) stop_sshd && start_sshd ;;
+	start.httpd) start_httpd ;;
+	stop.httpd) stop_httpd ;;
+	restart.httpd) stop_httpd && start_httpd ;;
+	run.*) run_unit "$unit" "$arg" ;;
+	stop.*) stop_unit "$unit.service" ;;
+	reset-failed.*) stop_unit "$unit.service" ;;
+	reboot.system) reboot_host "$id" ;;
 	*) err="unknown request: $verb $unit" ;;
 	esac
 	echo "${err:-ok}" >"$ctl/replies/$id.tmp"
 	mv "$ctl/replies/$id.tmp" "$ctl/replies/$id"
+	units_tick
 done
 `
 
@@ -149,6 +359,7 @@ func (h *Host) initScript(port int) (string, error) {
 	s.line("sshd_bin=" + string(mustQuote(&s, t.sshd)))
 	s.line("sshd_config=" + string(mustQuote(&s, filepath.Join(d, "sshd_config"))))
 	s.line(fmt.Sprintf("listen_addr=0100007F:%04X", port))
+	s.line("busybox_bin=" + string(mustQuote(&s, t.busybox)))
 	s.line("system_nix=" + string(mustQuote(&s, filepath.Join(d, "system", "system.nix"))))
 	args, err := System{}.args(h.Name)
 	if err != nil {
@@ -172,8 +383,9 @@ func (h *Host) initScript(port int) (string, error) {
 		s.line("mount --bind", q(t.bash), q(t.shTarget))
 	}
 	// Runtime state of the previous boot.
-	s.line(`rm -rf "$ctl/replies" "$ctl/sshd.active" "$ctl/init.fifo" "$ctl/boot-failed"`)
-	s.line(`mkdir -m 0755 "$ctl/replies"`)
+	s.line(`rm -rf "$ctl/replies" "$ctl/sshd.active" "$ctl/httpd.active" "$ctl/init.fifo" "$ctl/boot-failed" \`)
+	s.line(`	"$ctl/units" "$ctl/requests" "$ctl/reboot-request"`)
+	s.line(`mkdir -m 0755 "$ctl/replies" "$ctl/units" "$ctl/requests"`)
 	s.b.WriteString(initBuild)
 	h.usersScript(&s)
 	s.line("install -d -m 0750 -o root -g keys /run/keys")
@@ -203,7 +415,7 @@ func (h *Host) usersScript(s *shScript) {
 	groups := []string{"keys"}
 	groups = append(groups, h.spec.Groups...)
 	for _, u := range h.spec.Users {
-		groups = append(groups, u.Groups...)
+		groups = append(groups, u.userGroups()...)
 	}
 	slices.Sort(groups)
 	for _, g := range slices.Compact(groups) {
@@ -213,18 +425,35 @@ func (h *Host) usersScript(s *shScript) {
 		// The shell appears at boot, later: no warning about it.
 		args := []any{"getent passwd", q(u.Name), ">/dev/null || useradd -m -s", q(loginShell), "-p '*'",
 			"2> >(grep -v 'non-executable shell' >&2)"}
-		if len(u.Groups) > 0 {
-			args = append(args, "-G", q(strings.Join(u.Groups, ",")))
+		if g := u.userGroups(); len(g) > 0 {
+			args = append(args, "-G", q(strings.Join(g, ",")))
 		}
 		s.line(append(args, q(u.Name))...)
 		home := "/home/" + u.Name
 		s.line("chown", q(u.Name+":"), q(home), "&& chmod 0700", q(home))
+	}
+	if h.hasSudoPasswords() {
+		// The passwords, from a file only root reads (never in argv).
+		s.line("chpasswd <", q(filepath.Join(h.Dir, "chpasswd")))
 	}
 	s.line("chmod 0700 /root")
 	s.line(`[ "$(getent passwd root | cut -d: -f7)" = ` + string(mustQuote(s, loginShell)) + " ] || usermod -s " +
 		string(mustQuote(s, loginShell)) + " root 2> >(grep -v 'non-executable shell' >&2)")
 	// With UsePAM no, sshd refuses accounts whose password starts with '!'.
 	s.line(`case $(getent shadow root | cut -d: -f2) in '!'*) usermod -p '*' root;; esac`)
+}
+
+// userGroups are the user's supplementary groups: wheel too with a
+// SudoPassword.
+func (u UserSpec) userGroups() []string {
+	if u.SudoPassword != "" && !slices.Contains(u.Groups, "wheel") {
+		return append(slices.Clip(u.Groups), "wheel")
+	}
+	return u.Groups
+}
+
+func (h *Host) hasSudoPasswords() bool {
+	return slices.ContainsFunc(h.spec.Users, func(u UserSpec) bool { return u.SudoPassword != "" })
 }
 
 // loginShell is every user's shell, as on NixOS (users.defaultUserShell).

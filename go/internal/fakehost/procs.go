@@ -46,6 +46,7 @@ func pidNS(pid int) (*os.File, nsID, error) {
 // proc is one entry of /proc.
 type proc struct {
 	pid, ppid int
+	sid       int // session ID, as seen from outside the host
 	comm      string
 	zombie    bool
 }
@@ -62,11 +63,15 @@ func readProc(pid int) (proc, error) {
 		return proc{}, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	f := strings.Fields(s[end+1:])
-	if len(f) < 2 {
+	if len(f) < 4 {
 		return proc{}, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	ppid, err := strconv.Atoi(f[1])
-	return proc{pid: pid, ppid: ppid, comm: s[open+1 : end], zombie: f[0] == "Z"}, err
+	if err != nil {
+		return proc{}, err
+	}
+	sid, err := strconv.Atoi(f[3])
+	return proc{pid: pid, ppid: ppid, sid: sid, comm: s[open+1 : end], zombie: f[0] == "Z"}, err
 }
 
 // allPids lists the numeric entries of /proc.

@@ -37,7 +37,23 @@ type System struct {
 	// Packages are names such as "hello-2.12": each is a small store path
 	// in the system's closure.
 	Packages []string
+	// HTTP is the system's web service, httpd.service: busybox httpd on
+	// 127.0.0.1:<Host.HTTPPort> (HostSpec.HTTP), whose GET / answers 200
+	// (HTTPHealthy) or 500 (HTTPUnhealthy) with "<state> <system's store
+	// path>". HTTPNone (the zero value): the system has no web service, and
+	// switching to it stops the running one.
+	HTTP HTTPState
 }
+
+// HTTPState is what a system's web service answers (System.HTTP).
+type HTTPState string
+
+// The states of a system's web service.
+const (
+	HTTPNone      HTTPState = ""
+	HTTPHealthy   HTTPState = "healthy"
+	HTTPUnhealthy HTTPState = "unhealthy"
+)
 
 var pkgRE = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
 
@@ -71,6 +87,13 @@ func (s System) args(hostName string) (string, error) {
 	}
 	if s.StopSSHD {
 		b.WriteString(" stopSshd = true;")
+	}
+	switch s.HTTP {
+	case HTTPNone:
+	case HTTPHealthy, HTTPUnhealthy:
+		fmt.Fprintf(&b, " httpd = %s;", nixString(string(s.HTTP)))
+	default:
+		return "", fmt.Errorf("HTTP %q: want \"\", %q or %q", s.HTTP, HTTPHealthy, HTTPUnhealthy)
 	}
 	if len(s.Packages) > 0 {
 		b.WriteString(" packages = [")

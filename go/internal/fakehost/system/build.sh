@@ -10,6 +10,25 @@ printf '%s\n' "$system" >"$out/system"
 printf '%s\n' "$hostName" >"$out/fakehost/host-name"
 printf '%s' "$sshd" >"$out/fakehost/sshd"
 printf '%s' "$failActivation" >"$out/fakehost/fail-activation"
+# The web service (httpd.service): its unit is the www directory, which
+# names the system, so that a switch between two systems restarts it.
+if [ -n "$httpd" ]; then
+	mkdir -p "$out/fakehost/www/cgi-bin"
+	: >"$out/fakehost/www/httpd.conf"
+	if [ "$httpd" = healthy ]; then status='200 OK'; else status='500 Internal Server Error'; fi
+	# busybox httpd runs cgi-bin/index.cgi for "/" (there is no index.html).
+	{
+		echo '#!/bin/sh'
+		echo "echo 'Status: $status'"
+		echo "echo 'Content-Type: text/plain'"
+		echo "echo"
+		echo "echo '$httpd $out'"
+	} >"$out/fakehost/www/cgi-bin/index.cgi"
+	chmod 0555 "$out/fakehost/www/cgi-bin/index.cgi"
+	printf '%s\n' "$out/fakehost/www" >"$out/fakehost/httpd"
+else
+	: >"$out/fakehost/httpd"
+fi
 # References keep the packages in the system's closure.
 : >"$out/fakehost/packages"
 for p in $packages; do
@@ -28,6 +47,8 @@ script "$out/bin/switch-to-configuration" "$switchToConfiguration"
 script "$out/activate" "$activateScript"
 script "$out/sw/bin/nixos-rebuild" "$nixosRebuild"
 script "$out/sw/bin/systemctl" "$systemctl"
+script "$out/sw/bin/systemd-run" "$systemdRun"
+script "$out/sw/bin/journalctl" "$journalctl"
 {
 	echo '#!/bin/bash'
 	echo "echo \"would activate $out (the fake activation runs the host's activation hook" \
@@ -35,6 +56,7 @@ script "$out/sw/bin/systemctl" "$systemctl"
 } >"$out/dry-activate"
 # One chmod: every process costs here.
 chmod 0555 "$out/bin/switch-to-configuration" "$out/activate" "$out/sw/bin/nixos-rebuild" \
-	"$out/sw/bin/systemctl" "$out/dry-activate"
+	"$out/sw/bin/systemctl" "$out/sw/bin/systemd-run" "$out/sw/bin/journalctl" "$out/dry-activate"
+ln -s systemctl "$out/sw/bin/reboot"
 ln -s /bin/bash "$out/sw/bin/bash"
 ln -s /bin/bash "$out/sw/bin/sh"

@@ -49,12 +49,21 @@ record_end() {
 		mv "$rec.tmp" "$rec.done" && rm -f "$rec.run"
 }
 
-# service <start|stop|restart> sshd: asks the host's init, which stands in
-# for systemd (see fakehost's init.go), and waits for its answer.
+# service <verb> <unit> [<request dir>]: asks the host's init, which stands
+# in for systemd (see fakehost's init.go), and waits for its answer (the
+# error is printed). Units: sshd, httpd (the system's web service) and the
+# transient units of systemd-run. Sets reply_id.
+reply_id=
 service() {
-	local id=$$.$RANDOM i r
+	local id=$$.$RANDOM$RANDOM i r
+	reply_id=$id
+	[ -w "$ctl/init.fifo" ] || {
+		echo "Failed to connect to bus: Permission denied" >&2
+		return 1
+	}
 	echo "$1 $2 $id" >"$ctl/init.fifo" || return 1
-	for ((i = 0; i < 1000; i++)); do
+	# A stop may take init's stop timeout (5s) and more.
+	for ((i = 0; i < 3000; i++)); do
 		if [ -e "$ctl/replies/$id" ]; then
 			r=$(<"$ctl/replies/$id")
 			rm -f "$ctl/replies/$id"
@@ -69,4 +78,20 @@ service() {
 }
 sshd_active() { [ -e "$ctl/sshd.active" ]; }
 wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
-
+# httpd_unit prints the web service's unit (its www directory) of the
+# running service or, with an argument, of that system; "" when none.
+httpd_unit() {
+	if [ $# = 0 ]; then
+		cat "$ctl/httpd.active" 2>/dev/null || true
+	else
+		cat "$1/fakehost/httpd" 2>/dev/null || true
+	fi
+}
+# unit_name <name>: systemd's mangling of a service name: ".service" added
+# when there is no suffix. Invalid names fail.
+unit=
+unit_name() {
+	unit=$1
+	[[ $unit == *.service ]] || unit+=.service
+	[[ $unit =~ ^[A-Za-z0-9:_.@-]+\.service$ ]] && [ ${#unit} -le 255 ]
+}

@@ -4,9 +4,10 @@
 #   test          activate and services, boot loader untouched
 #   dry-activate  print what would change; change nothing
 # Exit codes: 1 usage or boot loader, 2 the activation script failed,
-# 4 a service failed to start. The one service is sshd, run by the host's
-# init (the stand-in for systemd); its unit does not change between
-# systems, so it is only stopped or started, never restarted.
+# 4 a service failed to start. The services are sshd and httpd, run by the
+# host's init (the stand-in for systemd); sshd's unit does not change
+# between systems, so it is only stopped or started; httpd's changes with
+# every system, so it is stopped before and started after the activation.
 record_start switch-to-configuration "$@"
 action=${1-}
 case $action in
@@ -58,30 +59,48 @@ if [ "$action" = switch ] || [ "$action" = boot ]; then
 	[ "$action" = boot ] && exit 0
 fi
 
-stop= start=
-if sshd_active && ! wants_sshd "$systemConfig"; then stop=sshd.service; fi
-if ! sshd_active && wants_sshd "$systemConfig"; then start=sshd.service; fi
+stop=() start=()
+if sshd_active && ! wants_sshd "$systemConfig"; then stop+=(sshd.service); fi
+if ! sshd_active && wants_sshd "$systemConfig"; then start+=(sshd.service); fi
+# httpd.service: its unit (the www directory) names the system, so a
+# change stops it before the activation and starts it after, as NixOS does
+# with a changed unit (stopIfChanged).
+oldHttpd=$(httpd_unit) newHttpd=$(httpd_unit "$systemConfig")
+if [ -n "$oldHttpd" ] && [ "$oldHttpd" != "$newHttpd" ]; then stop+=(httpd.service); fi
+if [ -n "$newHttpd" ] && [ "$oldHttpd" != "$newHttpd" ]; then start+=(httpd.service); fi
+# join a b: "a, b", as NixOS lists units.
+join() {
+	local IFS=, s
+	s="${*/#/ }"
+	echo "${s# }"
+}
 
 if [ "$action" = dry-activate ]; then
-	[ -z "$stop" ] || echo "would stop the following units: $stop" >&2
+	[ ${#stop[@]} = 0 ] || echo "would stop the following units: $(join "${stop[@]}")" >&2
 	echo "would activate the configuration..." >&2
 	"$systemConfig/dry-activate"
-	[ -z "$start" ] || echo "would start the following units: $start" >&2
+	[ ${#start[@]} = 0 ] || echo "would start the following units: $(join "${start[@]}")" >&2
 	exit 0
 fi
 
 res=0
-if [ -n "$stop" ]; then
-	echo "stopping the following units: $stop" >&2
-	service stop sshd || res=4
+if [ ${#stop[@]} -gt 0 ]; then
+	echo "stopping the following units: $(join "${stop[@]}")" >&2
+	for u in "${stop[@]}"; do
+		service stop "${u%.service}" || res=4
+	done
 fi
 echo "activating the configuration..." >&2
 "$systemConfig/activate" || res=2
-if [ -n "$start" ]; then
-	echo "starting the following units: $start" >&2
-	service start sshd || {
-		echo "warning: the following units failed: $start" >&2
+if [ ${#start[@]} -gt 0 ]; then
+	echo "starting the following units: $(join "${start[@]}")" >&2
+	failed=()
+	for u in "${start[@]}"; do
+		service start "${u%.service}" || failed+=("$u")
+	done
+	if [ ${#failed[@]} -gt 0 ]; then
+		echo "warning: the following units failed: $(join "${failed[@]}")" >&2
 		res=4
-	}
+	fi
 fi
 exit $res

@@ -4,7 +4,7 @@
 # has the shape of a NixOS toplevel (config.system.build.toplevel):
 #
 #   bin/switch-to-configuration  activate  dry-activate  nixos-version
-#   kernel  initrd  sw/bin/{nixos-rebuild,systemctl,sh,bash}
+#   kernel  initrd  sw/bin/{nixos-rebuild,systemctl,systemd-run,journalctl,reboot,sh,bash}
 #
 # The knobs are parameters, so that each setting is its own store path.
 {
@@ -22,6 +22,10 @@
   failActivation ? false,
   # The system has no sshd: switch and test stop the running one.
   stopSshd ? false,
+  # The system's web service (httpd.service on the host's HTTP port):
+  # "" none, "healthy" (GET / answers 200) or "unhealthy" (500); the body
+  # names the system.
+  httpd ? "",
   # Names such as "hello-2.12": each becomes a small store path that the
   # system references, so that its closure has package-like paths.
   packages ? [ ],
@@ -51,6 +55,7 @@ derivation {
   builder = "/bin/sh";
   args = [ ./build.sh ];
   PATH = "/usr/bin:/bin";
+  inherit httpd;
   failActivation = if failActivation then "1" else "";
   sshd = if stopSshd then "" else "1";
   packages = map package packages;
@@ -59,4 +64,6 @@ derivation {
   activateScript = ./activate.sh;
   nixosRebuild = ./nixos-rebuild.sh;
   systemctl = ./systemctl.sh;
+  systemdRun = ./systemd-run.sh;
+  journalctl = ./journalctl.sh;
 }
