@@ -157,11 +157,54 @@ func TestLockFreedWhenRunnerKilled(t *testing.T) {
 	if lock.TTL <= time.Minute {
 		t.Fatalf("the TTL (%s) must exceed this test's bound to tell the two apart", lock.TTL)
 	}
+	killed := time.Now()
 	eventually(t, "the killed run's lock is released (the TTL would take "+lock.TTL.String()+")", func() bool { return lockFree(t, h) })
+	t.Logf("the lock was free %s after the kill", time.Since(killed).Round(time.Millisecond))
 	eventually(t, "the killed run's holder ends", func() bool { return holders(f) == nil })
 	res := newRunner(t, map[string]*config.Host{"host1": host(f, "host1")}).run("host1")
 	if res.code != 0 || !strings.HasPrefix(summaryLine(res, "host1"), "host1 ok") {
 		t.Errorf("the run after the killed one:\n%s", res)
+	}
+}
+
+// A cut connection frees the lock: sshd ends the session, the holder's
+// stdin ends. The cut run's later steps take the lock again.
+func TestLockFreedWhenConnectionDrops(t *testing.T) {
+	f := newFleet(t, hosts("host1")...)
+	h := f.Host("host1")
+	g := newGate(t)
+	defer g.open(t)
+	first, _ := startHolding(t, f, g)
+	if err := h.DropConnections(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lock of the cut session is released", func() bool { return !lockHeld(t, h) })
+	g.open(t)
+	res := <-first
+	t.Logf("the cut run:\n%s", res)
+	if lockHeld(t, h) || !lockFree(t, h) {
+		t.Error("the lock outlived the cut run")
+	}
+	if res := newRunner(t, map[string]*config.Host{"host1": host(f, "host1")}).run("host1"); res.code != 0 {
+		t.Errorf("the run after the cut one:\n%s", res)
+	}
+}
+
+// An interrupted run releases its locks before it exits.
+func TestLockReleasedOnInterrupt(t *testing.T) {
+	f := newFleet(t, hosts("host1")...)
+	h := f.Host("host1")
+	g := newGate(t)
+	defer g.open(t)
+	first, pid := startHolding(t, f, g)
+	// The terminal's Ctrl-C goes to the whole foreground process group.
+	syscall.Kill(-pid, syscall.SIGINT)
+	res := <-first
+	if res.code != 130 {
+		t.Errorf("interrupted run:\n%s", res)
+	}
+	if lockHeld(t, h) || !lockFree(t, h) || holders(f) != nil {
+		t.Errorf("the interrupted run left its lock:\n%s", res)
 	}
 }
 
