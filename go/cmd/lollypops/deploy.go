@@ -292,9 +292,11 @@ func writeHostInventories(run *rundir.Dir, inv *config.Inventory, hosts map[stri
 // closeConnections releases the run's deploy locks, then stops the shared
 // ssh connections the steps opened.
 func closeConnections(run *rundir.Dir, inv *config.Inventory, hosts map[string][]string, keeper *lock.Keeper, out *ui) {
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	keeper.Release(lctx)
+	lcancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	keeper.Release(ctx)
 	var wg sync.WaitGroup
 	for name := range hosts {
 		c := &ssh.Client{Host: inv.Hosts[name], Prefix: run.SSH(name)}

@@ -72,6 +72,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // Hint says what to do.
 func (e *Error) Hint() string { return e.hint }
 
+// mark starts the holder script's answer: lines before it come from the
+// login's start-up files.
+const mark = "lollypops-lock: "
+
 // Acquire takes the host's deploy lock for the run over the host's shared
 // connection c, or joins it when a step of the same run holds it. sudo is
 // the host's sudo setting, as for every remote command. The holder it
@@ -137,8 +141,11 @@ func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		r := bufio.NewReader(outR)
 		for {
 			l, err := r.ReadString('\n')
-			if l != "" || err == nil {
-				a.lines = append(a.lines, strings.TrimSuffix(l, "\n"))
+			l = strings.TrimSuffix(l, "\n")
+			if answer, ok := strings.CutPrefix(l, mark); ok && a.lines == nil {
+				a.lines = []string{answer}
+			} else if a.lines != nil && (l != "" || err == nil) {
+				a.lines = append(a.lines, l)
 			}
 			if len(a.lines) == 1 && a.lines[0] == "ok" {
 				break // the holder keeps its session: do not wait for more

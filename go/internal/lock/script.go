@@ -22,9 +22,11 @@ const (
 // (through sudo when enabled). Arguments: root lock dir, TTL in seconds,
 // then the holder's record: run id, user, deployer host, pid.
 //
-// It prints one line: "ok" (the lock is this session's until its stdin
-// ends or stays silent for TTL), "ours" (a session of the same run holds
-// it), or "held" followed by the lock's directory and the holder's record
+// It answers with one line, marked so that the output of the login's
+// start-up files (~/.ssh/rc, a shell's rc file) cannot be mistaken for it:
+// "<mark> ok" (the lock is this session's until its stdin ends or stays
+// silent for TTL), "<mark> ours" (a session of the same run holds it), or
+// "<mark> held" followed by the lock's directory and the holder's record
 // (run, user, host, pid, since, one a line). Anything else is an error, explained on stderr.
 //
 // The guard lock makes taking the lock and writing the record one step for
@@ -64,17 +66,17 @@ if flock -n 9; then
 	{ printf '%s\n' "$@" && date -u '+%Y-%m-%d %H:%M:%S UTC'; } >"$d/holder.new" &&
 		mv -f -- "$d/holder.new" "$d/holder" || exit 3
 	flock -u 8
-	echo ok
+	echo "lollypops-lock: ok"
 	while b=$(exec 8>&- 9>&-; timeout "$ttl" head -c 1) && [ "$b" = . ]; do :; done
 	flock -w 60 8
 	rm -f -- "$d/holder"
 	exit 0
 fi
 if [ -f "$d/holder" ] && [ "$(head -n 1 -- "$d/holder")" = "$1" ]; then
-	echo ours
+	echo "lollypops-lock: ours"
 	exit 0
 fi
-echo held
+echo "lollypops-lock: held"
 echo "$d"
 cat -- "$d/holder" 2>/dev/null
 exit 0

@@ -44,6 +44,7 @@ func startHolder(t *testing.T, shell, root, ttl, run string) *holder {
 	return h
 }
 
+// line returns the holder's answer, without its mark.
 func (h *holder) line(t *testing.T) string {
 	t.Helper()
 	l, err := h.out.ReadString('\n')
@@ -51,7 +52,11 @@ func (h *holder) line(t *testing.T) string {
 		h.cmd.Wait()
 		t.Fatalf("no answer from the holder: %v; stderr: %s", err, h.err.String())
 	}
-	return strings.TrimSuffix(l, "\n")
+	answer, ok := strings.CutPrefix(strings.TrimSuffix(l, "\n"), mark)
+	if !ok {
+		t.Fatalf("unmarked answer %q", l)
+	}
+	return answer
 }
 
 func (h *holder) rest(t *testing.T) []string {
