@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/lock"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/rundir"
@@ -160,7 +161,11 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		defer stopServing()
 		in.setOnFirst(func() { os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600) })
 		defer in.setOnFirst(nil)
-		defer closeConnections(run, inv, hosts, out)
+		keeper, err := lock.Start(run)
+		if err != nil {
+			return exitError, fmt.Errorf("deploy lock: %w", err)
+		}
+		defer closeConnections(run, inv, hosts, keeper, out)
 	}
 	taskfile, err := taskgen.Generate(sel, inv, gen)
 	if err != nil {
@@ -369,8 +374,12 @@ func writeHostInventories(run *rundir.Dir, inv *config.Inventory, hosts map[stri
 	return nil
 }
 
-// closeConnections stops the shared ssh connections the steps opened.
-func closeConnections(run *rundir.Dir, inv *config.Inventory, hosts map[string][]string, out *ui) {
+// closeConnections releases the run's deploy locks, then stops the shared
+// ssh connections the steps opened.
+func closeConnections(run *rundir.Dir, inv *config.Inventory, hosts map[string][]string, keeper *lock.Keeper, out *ui) {
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	keeper.Release(lctx)
+	lcancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/lock"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
@@ -61,12 +62,20 @@ func (e *Env) printf(format string, args ...any) {
 	fmt.Fprintf(e.Stdout, format+"\n", args...)
 }
 
-// connect opens (or joins) the host's shared connection.
+// connect opens (or joins) the host's shared connection, and takes (or
+// joins) the run's deploy lock on the host: every step that connects
+// changes the host (see package lock).
 func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 	c := e.ssh()
 	if err := c.Ensure(ctx, e.Runner); err != nil {
 		if ce, ok := err.(*ssh.ConnectError); ok && ce.Hint != "" {
 			return nil, &Hinted{Err: err, Hint: ce.Hint}
+		}
+		return nil, err
+	}
+	if err := lock.Acquire(ctx, c, e.Run, e.Runner.Echo); err != nil {
+		if h, ok := err.(interface{ Hint() string }); ok && h.Hint() != "" {
+			return nil, &Hinted{Err: err, Hint: h.Hint()}
 		}
 		return nil, err
 	}

@@ -1,0 +1,130 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lollypops/lollypops/go/internal/rundir"
+)
+
+// SocketPath is the run's keeper socket: the stdin of every holder session.
+func SocketPath(run *rundir.Dir) string { return filepath.Join(run.Path, "lock.sock") }
+
+// Keeper is the run's side of its hosts' locks, in the lollypops process:
+// every holder session's stdin is a connection to it, so the lock lives
+// exactly as long as this process keeps the connection open.
+type Keeper struct {
+	ln    *net.UnixListener
+	beat  time.Duration
+	mu    sync.Mutex
+	conns []*net.UnixConn
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// Start listens on the run's keeper socket and sends every holder a
+// heartbeat byte each Heartbeat.
+func Start(run *rundir.Dir) (*Keeper, error) { return start(run, Heartbeat) }
+
+func start(run *rundir.Dir, beat time.Duration) (*Keeper, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: SocketPath(run), Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	k := &Keeper{ln: ln, beat: beat, done: make(chan struct{})}
+	k.wg.Add(2)
+	go k.accept()
+	go k.heartbeat()
+	return k, nil
+}
+
+func (k *Keeper) accept() {
+	defer k.wg.Done()
+	for {
+		c, err := k.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		k.mu.Lock()
+		select {
+		case <-k.done:
+			c.Close()
+		default:
+			k.conns = append(k.conns, c)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// heartbeat writes "." to every connection; a holder that is gone fails
+// the write and its connection is dropped.
+func (k *Keeper) heartbeat() {
+	defer k.wg.Done()
+	t := time.NewTicker(k.beat)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.done:
+			return
+		case <-t.C:
+		}
+		k.mu.Lock()
+		live := k.conns[:0]
+		for _, c := range k.conns {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write([]byte{'.'}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.Close()
+				continue
+			}
+			live = append(live, c)
+		}
+		k.conns = live
+		k.mu.Unlock()
+	}
+}
+
+// Release ends every holder of the run: their stdin ends, each releases its
+// host's lock and ends its session, and Release returns when all are gone
+// (or ctx ends). It must run before the run's ssh connections are closed.
+func (k *Keeper) Release(ctx context.Context) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	close(k.done)
+	conns := k.conns
+	k.conns = nil
+	k.mu.Unlock()
+	k.ln.Close()
+	k.wg.Wait()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			defer c.Close()
+			c.CloseWrite()
+			if dl, ok := ctx.Deadline(); ok {
+				c.SetReadDeadline(dl)
+			}
+			// EOF comes when every copy of the holder's stdin is closed:
+			// the ssh client exits once the host's side has exited.
+			buf := make([]byte, 64)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+			}
+		})
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now())
+		}
+	})
+	defer stop()
+	wg.Wait()
+}
