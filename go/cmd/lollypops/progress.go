@@ -41,13 +41,15 @@ func wantView(f *taskrun.Flags, stdout io.Writer) bool {
 // and keeps everything else that is printed meanwhile above it.
 type view struct {
 	mu      sync.Mutex
-	tty     *os.File
+	tty     io.Writer
+	size    func() (width, height int)
 	model   *progress.Model
 	results string // the run's records (report.ReadAll)
 	color   bool
 	drawn   int // lines of the view now on screen
 	tick    int
 	active  bool
+	stdout  *lineWriter // go-task's output
 	flush   []*lineWriter
 	done    chan struct{}
 	stopped chan struct{}
@@ -57,27 +59,49 @@ type view struct {
 // (req), and so do lollypops' own messages (out), which it prints above
 // itself while it is on screen.
 func startView(in *interrupter, out *ui, tty *os.File, req *taskrun.Request, results string, hosts map[string][]string) *view {
+	v := newView(tty, func() (int, int) {
+		w, h, err := term.GetSize(int(tty.Fd()))
+		if err != nil || w <= 0 || h <= 0 {
+			return 80, 24
+		}
+		return w, h
+	}, hosts, results, req.Flags.Color && os.Getenv("NO_COLOR") == "")
+	stderr := req.Stderr
+	req.Stdout = v.stdout
+	req.Stderr = &lineWriter{line: func(l string) { v.above(stderr, l+"\n") }}
+	v.flush = append(v.flush, req.Stderr.(*lineWriter))
+	in.mu.Lock()
+	out.w = &aboveWriter{v: v, w: out.w}
+	in.mu.Unlock()
+	v.start()
+	return v
+}
+
+// newView returns a view that draws on tty, of the size size returns.
+// Colour is the caller's decision: NO_COLOR and --color=false turn it off.
+func newView(tty io.Writer, size func() (int, int), hosts map[string][]string, results string, color bool) *view {
 	v := &view{
 		tty:     tty,
+		size:    size,
 		model:   progress.New(hosts),
 		results: results,
-		// NO_COLOR wins over everything, --color=false too.
-		color:   req.Flags.Color && os.Getenv("NO_COLOR") == "",
+		color:   color,
 		active:  true,
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	stderr := req.Stderr
-	req.Stdout = &lineWriter{line: v.taskLine}
-	req.Stderr = &lineWriter{line: func(l string) { v.above(stderr, l+"\n") }}
-	v.flush = []*lineWriter{req.Stdout.(*lineWriter), req.Stderr.(*lineWriter)}
-	in.mu.Lock()
-	out.w = &aboveWriter{v: v, w: out.w}
-	in.mu.Unlock()
-	io.WriteString(tty, ansi.HideCursor)
-	v.draw()
-	go v.loop()
+	v.stdout = &lineWriter{line: v.taskLine}
+	v.flush = []*lineWriter{v.stdout}
 	return v
+}
+
+// start hides the cursor, draws the view and keeps redrawing it.
+func (v *view) start() {
+	io.WriteString(v.tty, ansi.HideCursor)
+	v.mu.Lock()
+	v.draw()
+	v.mu.Unlock()
+	go v.loop()
 }
 
 // loop redraws the view a few times a second, reading the records every
@@ -175,10 +199,7 @@ func (v *view) draw() { v.drawFrame(false) }
 
 // drawFrame draws the view over the one on screen, in one write.
 func (v *view) drawFrame(final bool) {
-	w, h, err := term.GetSize(int(v.tty.Fd()))
-	if err != nil || w <= 0 || h <= 0 {
-		w, h = 80, 24
-	}
+	w, h := v.size()
 	lines := v.model.Render(progress.Frame{Now: time.Now(), Width: w, Height: h,
 		Color: v.color, Tick: v.tick, Final: final})
 	var b strings.Builder

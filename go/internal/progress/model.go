@@ -157,7 +157,10 @@ func (m *Model) Apply(records map[string]map[string]report.Record) {
 		if len(recs) == 0 {
 			continue
 		}
-		var running, failed *report.Record
+		// The planned step names the record: a record's own Step field
+		// is not needed.
+		var running, failed string
+		var runStart time.Time
 		done := 0
 		var lastDone string
 		var end time.Time
@@ -177,12 +180,12 @@ func (m *Model) Apply(records map[string]map[string]report.Record) {
 				done++
 				lastDone = s
 			case report.Failed:
-				if failed == nil {
-					failed = &r
+				if failed == "" {
+					failed, h.Error = s, r.Error
 				}
 			default:
-				if running == nil || r.Start.After(running.Start) {
-					running = &r
+				if running == "" || r.Start.After(runStart) {
+					running, runStart = s, r.Start
 				}
 			}
 		}
@@ -190,12 +193,12 @@ func (m *Model) Apply(records map[string]map[string]report.Record) {
 			h.Start = end // an extra task records its end only
 		}
 		switch {
-		case failed != nil:
-			h.State, h.Step, h.Error, h.End = Failed, failed.Step, failed.Error, end
+		case failed != "":
+			h.State, h.Step, h.End = Failed, failed, end
 		case done == len(h.Planned):
 			h.State, h.Step, h.End = OK, lastDone, end
-		case running != nil:
-			h.State, h.Step = Running, running.Step
+		case running != "":
+			h.State, h.Step = Running, running
 		case done > 0 || h.outStep != "":
 			h.State = Running
 			if h.outStep != "" {
