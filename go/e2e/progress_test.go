@@ -40,7 +40,8 @@ func (r ptyResult) String() string {
 // runPTY runs lollypops with its stdin, stdout and stderr on a new
 // pseudo-terminal, as from an interactive shell, with env added to the
 // environment (TERM set, NO_COLOR unset unless env sets it).
-func (r *runner) runPTY(env []string, args ...string) ptyResult {
+// started, if set, runs alongside, once lollypops has started.
+func (r *runner) runPTY(env []string, started func(*exec.Cmd), args ...string) ptyResult {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -55,6 +56,9 @@ func (r *runner) runPTY(env []string, args ...string) ptyResult {
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: ptyCols, Rows: ptyRows})
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if started != nil {
+		go started(cmd)
 	}
 	// The terminal's output is read until its last writer is gone (EIO).
 	raw, rerr := io.ReadAll(tty)
@@ -118,10 +122,11 @@ var (
 // summary.
 func TestProgressView(t *testing.T) {
 	r := progressFleet(t)
-	res := r.runPTY(nil, "all")
+	res := r.runPTY(nil, nil, "all")
 	if res.code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", res.code, res)
 	}
+	t.Logf("the screen at the end:\n%s", res.screen)
 	lines := screenLines(res.screen)
 	// The final view: one line per host, in order, then nothing else of
 	// the hosts' output but host2's.
@@ -204,7 +209,7 @@ func TestProgressPlain(t *testing.T) {
 		{"TERM=dumb", []string{"TERM=dumb"}, nil, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			res := r.runPTY(c.env, append(c.args, "all")...)
+			res := r.runPTY(c.env, nil, append(c.args, "all")...)
 			if res.code != 3 {
 				t.Fatalf("exit %d, want 3\n%s", res.code, res)
 			}
@@ -226,5 +231,48 @@ func TestProgressPlain(t *testing.T) {
 				t.Errorf("colour with %s: %q", c.name, sgrColour.FindAllString(res.raw, 5))
 			}
 		})
+	}
+}
+
+// An interrupt's message is printed above the view, which goes on below
+// it: no stale line of the view stays on the screen.
+func TestProgressInterrupt(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	hs := map[string]*config.Host{}
+	for _, h := range f.Hosts() {
+		hs[h.Name] = host(f, h.Name)
+		h.SetRebuildSleep(2 * time.Second)
+	}
+	r := newRunner(t, hs)
+	res := r.runPTY(nil, func(cmd *exec.Cmd) {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			c1, _ := f.Host("host1").RebuildCalls()
+			c2, _ := f.Host("host2").RebuildCalls()
+			if len(c1) > 0 && len(c2) > 0 {
+				break
+			}
+		}
+		// The terminal sends SIGINT to its foreground process group;
+		// lollypops leads its own session on the pseudo-terminal.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	}, "all")
+	if res.code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", res.code, res)
+	}
+	lines := screenLines(res.screen)
+	stop := find(lines, 0, regexp.MustCompile(`^lollypops: interrupt: stopping; activations in flight finish`))
+	if stop < 0 {
+		t.Fatalf("no interrupt message on the screen\n%s", res)
+	}
+	for i, h := range []string{"host1", "host2"} {
+		if !regexp.MustCompile(`^✓ ` + h + `  done\s+\d+\.\ds  `).MatchString(lines[stop+1+i]) {
+			t.Errorf("line %d after the message: %q, want %s's final line\n%s", i+1, lines[stop+1+i], h, res)
+		}
+	}
+	if i := find(lines, 0, regexp.MustCompile(`^. host[12]  `)); i != stop+1 {
+		t.Errorf("a line of the view at %d, outside the final view at %d\n%s", i, stop+1, res)
+	}
+	if find(lines, stop, regexp.MustCompile(`^lollypops: summary: 2 of 2 hosts ok$`)) < 0 {
+		t.Errorf("no summary\n%s", res)
 	}
 }
