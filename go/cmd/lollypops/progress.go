@@ -16,11 +16,13 @@ import (
 	"github.com/lollypops/lollypops/go/internal/taskrun"
 )
 
-// How often the live view is drawn, and how often it reads the steps'
-// records.
+// How often the live view is drawn, and how often, at least, it reads the
+// steps' records: every recordTicks ticks, one more tick per hostsPerTick
+// hosts, as every read reads every record of the run.
 const (
-	viewTick    = 100 * time.Millisecond
-	recordTicks = 3
+	viewTick     = 100 * time.Millisecond
+	recordTicks  = 3
+	hostsPerTick = 100
 )
 
 // wantView reports whether a real run shows the live view: stdout is a
@@ -48,11 +50,13 @@ type view struct {
 	color   bool
 	drawn   int // lines of the view now on screen
 	tick    int
-	active  bool
-	stdout  *lineWriter // go-task's output
-	flush   []*lineWriter
-	done    chan struct{}
-	stopped chan struct{}
+	// recordEvery is how many ticks apart the records are read.
+	recordEvery int
+	active      bool
+	stdout      *lineWriter // go-task's output
+	flush       []*lineWriter
+	done        chan struct{}
+	stopped     chan struct{}
 }
 
 // startView starts the view of a run of hosts: go-task's output goes to it
@@ -81,14 +85,15 @@ func startView(in *interrupter, out *ui, tty *os.File, req *taskrun.Request, res
 // Colour is the caller's decision: NO_COLOR and --color=false turn it off.
 func newView(tty io.Writer, size func() (int, int), hosts map[string][]string, results string, color bool) *view {
 	v := &view{
-		tty:     tty,
-		size:    size,
-		model:   progress.New(hosts),
-		results: results,
-		color:   color,
-		active:  true,
-		done:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		tty:         tty,
+		size:        size,
+		model:       progress.New(hosts),
+		results:     results,
+		recordEvery: recordTicks + len(hosts)/hostsPerTick,
+		color:       color,
+		active:      true,
+		done:        make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	v.stdout = &lineWriter{line: v.taskLine}
 	v.flush = []*lineWriter{v.stdout}
@@ -118,7 +123,7 @@ func (v *view) loop() {
 		}
 		v.mu.Lock()
 		v.tick++
-		if v.tick%recordTicks == 0 {
+		if v.tick%v.recordEvery == 0 {
 			v.readRecords()
 		}
 		v.draw()

@@ -183,10 +183,13 @@ func (m *Model) Apply(records map[string]map[string]report.Record) {
 				if failed == "" {
 					failed, h.Error = s, r.Error
 				}
-			default:
+			case report.Running:
 				if running == "" || r.Start.After(runStart) {
 					running, runStart = s, r.Start
 				}
+			default: // a state of a later version: the step is over
+				done++
+				lastDone = s
 			}
 		}
 		if h.Start.IsZero() && !end.IsZero() {

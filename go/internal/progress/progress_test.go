@@ -266,3 +266,16 @@ func TestElapsed(t *testing.T) {
 		}
 	}
 }
+
+// A record in a state this version does not know (a later one may add
+// some) ends its step: the host is not shown running for ever.
+func TestApplyUnknownState(t *testing.T) {
+	m := New(map[string][]string{"host1": {"deploy-flake", "rebuild"}})
+	m.Apply(map[string]map[string]report.Record{"host1": {
+		"deploy-flake": {Status: "skipped", End: t0},
+		"rebuild":      {Status: report.OK, Start: t0, End: t0.Add(time.Second)},
+	}})
+	if h := m.Host("host1"); h.State != OK {
+		t.Errorf("host1: %+v", h)
+	}
+}
