@@ -189,6 +189,10 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		Stdin: stdin, Stdout: taskOut, Stderr: stderr,
 		ListWithoutEnv: f.Listing() && !templatedDesc(sel),
 	}
+	var v *view
+	if real && !jsonDiff && wantView(f, stdout) {
+		v = startView(in, out, stdout.(*os.File), req, run.Results(), hosts)
+	}
 	start := time.Now()
 	var runErr error
 	var halt *stopped
@@ -197,6 +201,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	} else {
 		runErr = taskrun.Run(in.ctx, req)
 	}
+	v.stop()
 
 	if bare && runErr == nil {
 		out.printf("hint: run a host's task, e.g. lollypops %s, or all to deploy every host; --list-all shows every task", firstHost(g))
