@@ -80,6 +80,21 @@ func TestExecFailingOnOneHost(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stderr, "summary: 2 of 2 hosts ok") || summaryLine(res, "host2") != "" {
 		t.Errorf("host1,host3: %s", res)
 	}
+
+	// By default every host runs at once: each waits (at most 30 s) until
+	// all three have started. (The hosts share /tmp with this machine.)
+	dir := t.TempDir()
+	res = r.run("exec", "--on", "*", "--", "sh", "-c",
+		`touch "$1/$(hostname)"; i=0; while [ "$(ls "$1" | wc -l)" -lt 3 ]; do i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done`, "sh", dir)
+	if res.code != 0 {
+		t.Errorf("all at once: %s", res)
+	}
+	// -C 1: one host after the other, never two in the critical section.
+	res = r.run("exec", "--on", "*", "-C", "1", "--", "sh", "-c",
+		`mkdir "$1/busy" || exit 9; sleep 0.5; rmdir "$1/busy"`, "sh", dir)
+	if res.code != 0 {
+		t.Errorf("-C 1: %s", res)
+	}
 }
 
 // The command's words arrive as given: spaces, quotes, $ and globs are not

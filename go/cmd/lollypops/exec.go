@@ -119,9 +119,11 @@ Examples:
   nix run . -- exec --on @web --exclude web-3 -- systemctl is-active nginx
   nix run . -- exec --on 'db-*' -C 2 -- sh -c 'df -h / | tail -1'
 
-Exit codes: 0 the command exited 0 on every host; 2 usage; 3 it failed or
-could not run on at least one host (the summary gives each exit status);
-130 interrupted. With -x, the failed command's own exit status instead of 3.
+Exit codes: 0 the command exited 0 on every host; 1 nothing ran (bad
+inventory); 2 usage; 3 it failed or could not run on at least one host (the
+summary gives each exit status); 130 interrupted, which also stops the
+command on the hosts. With -x, the exit status of the first failed host
+instead of 3.
 
 Flags:
 `
