@@ -34,6 +34,16 @@ func linesOf(out, host string) []string {
 	return lines
 }
 
+// noSessions waits until the host has no ssh session left: lollypops
+// closed its shared connection (left alone, it would stay ControlPersist,
+// 60 s, longer than waitFor waits).
+func noSessions(t *testing.T, h *fakehost.Host) {
+	t.Helper()
+	waitFor(t, func() bool {
+		return strings.TrimSpace(sh(t, h, "pgrep -af '^sshd: [a-z_]' || true")) == ""
+	})
+}
+
 // A command runs on every selected host, its stdout and stderr prefixed
 // with the host, each on its own stream; a command failing on one host
 // fails the run with 3 and the summary gives its exit status, the others
@@ -67,6 +77,7 @@ func TestExecFailingOnOneHost(t *testing.T) {
 		if n := authCount(t, h); n != 1 {
 			t.Errorf("%s: %d ssh logins, want 1", h.Name, n)
 		}
+		noSessions(t, h)
 	}
 	if !strings.Contains(res.stderr, "summary: 2 of 3 hosts ok") {
 		t.Errorf("summary header:\n%s", res.stderr)
@@ -209,6 +220,7 @@ func TestExecInterrupt(t *testing.T) {
 				t.Errorf("%s: summary: %q\n%s", c.name, got, res)
 			}
 			waitFor(t, func() bool { return !sleeping(h) })
+			noSessions(t, h)
 		}
 		if !strings.Contains(res.stderr, "lollypops: interrupted: stopping the commands") {
 			t.Errorf("%s: %s", c.name, res)
