@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,9 +61,10 @@ type Result struct {
 func (r *Result) OK() bool { return r.State == Exited && r.ExitCode == 0 }
 
 // Run runs o.Argv on every host and returns the results in the order of
-// hosts. Cancelling ctx stops the commands (ssh is terminated, which ends
-// the remote session) and keeps hosts that have not started from starting.
-// Each host's shared connection is closed when its command ends.
+// hosts. Cancelling ctx stops the commands (ssh's stdin ends and ssh is
+// terminated; the watcher on the host then ends the command, see
+// RemoteArgv) and keeps hosts that have not started from starting. Each
+// host's shared connection is closed when its command ends.
 func Run(ctx context.Context, hosts []*config.Host, o Options) []Result {
 	results := make([]Result, len(hosts))
 	limit := o.Concurrency
@@ -127,7 +129,11 @@ func runOne(ctx context.Context, h *config.Host, o *Options) Result {
 		return fail(err)
 	}
 	stop := context.AfterFunc(ctx, func() { hold.Close() })
-	err = r.Run(ctx, execx.Cmd{Argv: c.RemoteArgs(line), Stdin: stdin, Stdout: out, Stderr: errOut})
+	// The session never prompts (the master authenticated), and is
+	// detached from the terminal's Ctrl-C: only the run's interrupt ends
+	// it, so an interrupted host is told from a failed one.
+	argv := slices.Insert(c.RemoteArgs(line), 1, "-o", "BatchMode=yes")
+	err = r.Run(ctx, execx.Cmd{Argv: argv, Stdin: stdin, Stdout: out, Stderr: errOut, Detach: true})
 	res.End = time.Now()
 	stop()
 	hold.Close()
