@@ -473,8 +473,11 @@ func TestDryAndVerbose(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("%s", res)
 	}
-	for _, want := range []string{"nix --extra-experimental-features 'nix-command flakes' copy --to ssh://root@host1", "echo TOPSECRET-VALUE  # secret", "nixos-rebuild switch"} {
-		if !strings.Contains(res.stderr, want) {
+	for _, want := range []string{"\n[host1:deploy-flake] ssh -l root -F " + f.SSHConfig + " host1  # the run's one connection to host1",
+		"\n[host1:deploy-flake] nix copy --to ssh://root@host1 --substitute-on-destination " + flake,
+		"\n[host1:deploy-secrets] echo TOPSECRET-VALUE  # secret",
+		"\n[host1:rebuild] on host1: sh -c '<lollypops rebuild: nixos-rebuild switch"} {
+		if !strings.Contains("\n"+res.stderr, want) {
 			t.Errorf("--dry lacks %q:\n%s", want, res)
 		}
 	}

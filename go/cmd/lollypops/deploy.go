@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,14 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return exitError, err
 	}
+	if !listing {
+		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
+			return exitUsage, err
+		}
+		if err := o.Overrides.apply(inv); err != nil {
+			return exitUsage, err
+		}
+	}
 	g := plan.Build(inv)
 	sel := g
 	if !listing {
@@ -102,14 +111,15 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	if f.Verbose {
 		gen.Env[rundir.EnvVerbose] = "1"
 	}
+	hosts := sel.HostSteps()
 	if f.Dry {
 		gen.DryRun = func(t *plan.Task) ([]string, error) {
 			h := inv.Hosts[t.Host]
 			return steps.Describe(&steps.Env{Host: h, Run: run, Action: action,
-				ActivationFollows: plan.ActivationFollows(sel, h, action)}, t.Step)
+				ActivationFollows: plan.ActivationFollows(sel, h, action),
+				ShowConnection:    t.Step == firstConnecting(h, hosts[t.Host])}, t.Step)
 		}
 	}
-	hosts := sel.HostSteps()
 	if real {
 		gen.Guard = &taskgen.Precondition{
 			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
@@ -311,6 +321,17 @@ func templatedDesc(g *plan.Graph) bool {
 	return false
 }
 
+// firstConnecting is the first of a host's planned steps that uses its
+// shared connection: --dry shows the connection there.
+func firstConnecting(h *config.Host, planned []string) string {
+	for _, s := range planned {
+		if h.IsBuiltin(s) && steps.Connects(s) {
+			return s
+		}
+	}
+	return ""
+}
+
 func firstHost(g *plan.Graph) string {
 	for _, t := range g.Tasks {
 		if t.Kind == plan.Umbrella {
@@ -361,6 +382,9 @@ func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]
 			return nil, &usageError{msg: fmt.Sprintf("%q with %s: name steps (deploy-secrets, rebuild, an extra task), not tasks", s, flag),
 				hint: "lollypops --on @web deploy-secrets runs that step on each selected host"}
 		}
+		if err := knownStep(inv, names, s); err != nil {
+			return nil, err
+		}
 	}
 	for _, h := range names {
 		if len(steps) == 0 {
@@ -371,4 +395,25 @@ func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]
 		}
 	}
 	return calls, nil
+}
+
+// knownStep checks that at least one selected host has the step, and
+// suggests the step that may have been meant.
+func knownStep(inv *config.Inventory, hosts []string, step string) error {
+	var all []string
+	for _, h := range hosts {
+		if inv.Hosts[h].HasTask(step) {
+			return nil
+		}
+		for _, t := range append(slices.Clone(config.BuiltinTasks), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
+			if !slices.Contains(all, t) {
+				all = append(all, t)
+			}
+		}
+	}
+	hint := "the steps of the selected hosts: " + strings.Join(all, ", ")
+	if q := plan.DidYouMean(plan.Suggest(step, all)); q != "" {
+		hint = q + " " + hint
+	}
+	return &usageError{msg: fmt.Sprintf("no selected host has a step %q", step), hint: hint}
 }

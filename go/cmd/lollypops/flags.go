@@ -21,6 +21,8 @@ type options struct {
 	Inventory string
 	// On and Exclude select hosts by name, glob and @tag (plan.Selector).
 	On, Exclude string
+	// Overrides change how this run reaches its hosts.
+	Overrides overrides
 	// Args are the positional arguments before "--" (tasks, VAR=value),
 	// PostDash those after it.
 	Args, PostDash []string
@@ -45,6 +47,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
 	fs.StringVar(&o.On, "on", "", "Run on the hosts selected by names, globs ('web-*') and tags ('@web'), comma-separated, in parallel: their whole deployment, or the steps named as arguments (lollypops --on @web deploy-secrets).")
 	fs.StringVar(&o.Exclude, "exclude", "", "Leave out the hosts selected by names, globs and tags (with --on, or alone: every other host).")
+	o.Overrides.AddFlags(fs)
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {

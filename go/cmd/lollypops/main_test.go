@@ -48,6 +48,8 @@ func TestOnAndExclude(t *testing.T) {
 			`lollypops: hint: did you mean "@web"? hosts: ahorn, birne; tags: @eu-west, @web`}},
 		{[]string{"--on", "ahorn", "--exclude", "a*"}, exitUsage, []string{"lollypops: --on ahorn without the excluded hosts matches no host"}},
 		{[]string{"--on", "ahorn", "birne:rebuild"}, exitUsage, []string{`lollypops: "birne:rebuild" with --on: name steps (deploy-secrets, rebuild, an extra task), not tasks`}},
+		{[]string{"--on", "@web", "deploy-secrest"}, exitUsage, []string{`lollypops: no selected host has a step "deploy-secrest"`,
+			`lollypops: hint: did you mean "deploy-secrets"? the steps of the selected hosts: check-vars, deploy-flake, deploy-secrets, rebuild, example`}},
 		{[]string{"--on", "a,,b"}, exitUsage, []string{`lollypops: --on "a,,b": an empty host, glob or @tag`}},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"--inventory", full}, c.args...)...)
@@ -187,28 +189,87 @@ func TestActionFromEnvironment(t *testing.T) {
 	}
 	// A command-line variable wins over the environment.
 	code, _, errOut = runCLI(t, "--inventory", minimal, "--dry", "host1", "REBUILD_ACTION=test")
-	if code != 0 || !strings.Contains(errOut, "nixos-rebuild test --flake path:<the store path /var/src/lollypops/flake points to>#host1>") {
+	if code != 0 || !strings.Contains(errOut, "runs switch-to-configuration test, rolls back unless confirmed within 30s") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
 
+// --dry prints readable lines with a real run's [host:step] prefix, and
+// each host's shared connection once, as a user would type it.
 func TestDryShowsCommands(t *testing.T) {
-	code, out, errOut := runCLI(t, "--inventory", full, "--dry", "ahorn")
+	code, out, errOut := runCLI(t, "--inventory", full, "--dry", "ahorn", "birne")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{
-		"task: [ahorn:deploy-secrets] pass nixos-secrets/ahorn/backup-key  # secret",
-		`'<lollypops secret receiver: 3 files on stdin>'`,
-		"task: [ahorn:example] echo 'this is a task'",
-		"task: [ahorn:rebuild] nix build -L /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.ahorn.config.system.build.toplevel",
+		"\n[ahorn:deploy-secrets] ssh -l deploy -p 2222 -o 'ProxyCommand=ssh -W %h:%p jump.example.org' ahorn.example.org  # the run's one connection to ahorn",
+		"\n[ahorn:deploy-secrets] pass nixos-secrets/ahorn/backup-key  # secret",
+		"\n[ahorn:deploy-secrets] on ahorn: sudo -H sh -c '<lollypops secret receiver: 3 files on stdin>' lollypops-secrets",
+		"\n[ahorn:example] echo 'this is a task'",
+		"\n[ahorn:rebuild] nix build -L /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.ahorn.config.system.build.toplevel",
+		"\n[birne:deploy-flake] ssh 10.0.0.2  # the run's one connection to birne",
+		"\n[birne:deploy-flake] nix copy --to ssh://10.0.0.2 --substitute-on-destination /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source",
+		"\n[birne:rebuild] nix build 'path:/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.\"birne\".config.system.build.toplevel'  # builds the system here",
+		"\n[birne:rebuild] on birne: sudo systemd-run '--unit=lollypops-activation-<id>' --collect -- /bin/sh -c '<lollypops activation guard>'  # detached from the connection",
 	} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("--dry output lacks %q:\n%s", want, errOut)
+		if !strings.Contains("\n"+errOut, want) {
+			t.Errorf("--dry output lacks %q:\n%s", want[1:], errOut)
+		}
+	}
+	for _, h := range []string{"ahorn", "birne"} {
+		if n := strings.Count(errOut, "the run's one connection to "+h); n != 1 {
+			t.Errorf("%s's connection shown %d times:\n%s", h, n, errOut)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if strings.HasPrefix(l, "task:") || strings.Contains(l, "ControlPath") || !strings.HasPrefix(l, "[") {
+			t.Errorf("not a readable [host:step] line: %q", l)
 		}
 	}
 	if strings.Contains(out+errOut, "summary") {
 		t.Error("a dry run printed a deploy summary")
+	}
+}
+
+// Overrides change how this run reaches its hosts: --dry shows them; bad
+// values are refused with the flag named; LP_* variables still work.
+func TestOverrides(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		code int
+		want string
+	}{
+		{[]string{"--dry", "birne", "--ssh-user", "bob", "--ssh-opts", "-p 2200 -o 'ProxyJump=j 1'", "--ssh-host", "127.0.0.9"},
+			"", 0, "[birne:deploy-flake] ssh -l bob -p 2200 -o 'ProxyJump=j 1' 127.0.0.9  # the run's one connection"},
+		{[]string{"--dry", "birne", "--sudo=false", "--local-evaluation=false"}, "", 0,
+			"[birne:rebuild] on birne: sh -c '<lollypops build: nix build path:<the store path /var/src/lollypops/flake points to>"},
+		{[]string{"--dry", "ahorn", "--sudo-command", "doas", "--sudo-opts", "-u root"}, "", 0,
+			"on ahorn: doas -u root sh -c '<lollypops secret receiver"},
+		{[]string{"--dry", "birne", "LP_REMOTE_USER=carol"}, "", 0,
+			"lollypops: LP_REMOTE_USER (on the command line) is the original lollypops' override; use --ssh-user"},
+		{[]string{"--dry", "birne"}, "LP_REMOTE_HOST=127.0.0.7", 0, "[birne:deploy-flake] ssh 127.0.0.7 "},
+		{[]string{"--dry", "all", "--ssh-host", "127.0.0.9"}, "", exitUsage,
+			`lollypops: --ssh-host "127.0.0.9": the run touches 2 hosts; say which one` + "\nlollypops: hint: write --ssh-host HOST=127.0.0.9, once per host"},
+		{[]string{"--dry", "all", "--ssh-host", "birne=127.0.0.9"}, "", 0, "[birne:deploy-flake] ssh 127.0.0.9 "},
+		{[]string{"--dry", "birne", "--ssh-host", "ahorn=127.0.0.9"}, "", exitUsage, `"ahorn" is not a host this run touches (birne)`},
+		{[]string{"--dry", "birne", "--ssh-user", "a b"}, "", exitUsage,
+			`lollypops: with the overrides of this run, host "birne": deployment.ssh.user: "a b" is not a user name`},
+		{[]string{"--dry", "birne", "--ssh-opts", "-p $PORT"}, "", exitUsage, `lollypops: --ssh-opts "-p $PORT": not plain words`},
+		{[]string{"--dry", "birne"}, "LP_REMOTE_SSH_OPTS=-p `x`", exitUsage, "lollypops: LP_REMOTE_SSH_OPTS \"-p `x`\": not plain words"},
+	} {
+		if c.env != "" {
+			k, v, _ := strings.Cut(c.env, "=")
+			t.Setenv(k, v)
+		}
+		code, out, errOut := runCLI(t, append([]string{"--inventory", full}, c.args...)...)
+		if c.env != "" {
+			k, _, _ := strings.Cut(c.env, "=")
+			os.Unsetenv(k)
+		}
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("%q %s: exit %d (want %d), output lacks %q:\n%s%s", c.args, c.env, code, c.code, c.want, out, errOut)
+		}
 	}
 }
 

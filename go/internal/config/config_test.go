@@ -162,9 +162,23 @@ func TestDecodeErrors(t *testing.T) {
 			`inventory: host "ahorn": deployment.ssh.host-key: "AAAA" is not an OpenSSH public key line`},
 		{"bad policy", func(d map[string]any) { ahorn(d, "deployment", "ssh")["host-key-policy"] = "no" },
 			`inventory: host "ahorn": deployment.ssh.host-key-policy: "no" is not one of "strict", "accept-new", "pinned"`},
-		{"local eval with doas", func(d map[string]any) {
-			at(d, "hosts", "birne", "deployment", "sudo")["command"] = "doas"
-		}, `inventory: host "birne": deployment.sudo: local evaluation activates through nixos-rebuild --use-remote-sudo, which runs plain "sudo"; sudo.command "doas" and sudo.opts [] cannot be honoured`},
+		{"confirm timeout", func(d map[string]any) { ahorn(d, "deployment", "rollback")["confirm-timeout"] = 0 },
+			`inventory: host "ahorn": deployment.rollback.confirm-timeout: 0 is not between 5 and 3600`},
+		{"check with cmd and url", func(d map[string]any) {
+			ahorn(d, "deployment")["health-checks"] = map[string]any{"web": map[string]any{"cmd": "true", "url": "http://x/",
+				"status": 200, "timeout": 5, "retries": 1, "interval": 1}}
+		}, `inventory: host "ahorn": deployment.health-checks.web: set exactly one of cmd (run on the host) and url (fetched from the deployer)`},
+		{"check url", func(d map[string]any) {
+			ahorn(d, "deployment")["health-checks"] = map[string]any{"web": map[string]any{"cmd": nil, "url": "ftp://x/",
+				"status": 200, "timeout": 5, "retries": 1, "interval": 1}}
+		}, `inventory: host "ahorn": deployment.health-checks.web.url: "ftp://x/" is not an http:// or https:// URL`},
+		{"check timeout", func(d map[string]any) {
+			ahorn(d, "deployment")["health-checks"] = map[string]any{"web": map[string]any{"cmd": "true", "url": nil,
+				"status": 200, "timeout": 0, "retries": 1, "interval": 1}}
+		}, `inventory: host "ahorn": deployment.health-checks.web.timeout: 0 is not between 1 and 3600`},
+		{"check missing field", func(d map[string]any) {
+			ahorn(d, "deployment")["health-checks"] = map[string]any{"web": map[string]any{"cmd": "true", "url": nil}}
+		}, `inventory: host "ahorn": deployment.health-checks.web.status: missing`},
 		{"unknown task", func(d map[string]any) { ahorn(d)["tasks"] = []any{"deploy-flake", "deploy"} },
 			`inventory: host "ahorn": tasks[1]: unknown task "deploy"`},
 		{"duplicate task", func(d map[string]any) { ahorn(d)["tasks"] = []any{"rebuild", "rebuild"} },

@@ -30,7 +30,10 @@
 //	      "host-key-policy": "strict" | "accept-new" | "pinned",
 //	      "host-key": null | "ssh-ed25519 AAAA..." // required by "pinned", else null
 //	    },
-//	    "sudo": { "enable": false, "command": "sudo", "opts": [] }
+//	    "sudo": { "enable": false, "command": "sudo", "opts": [] },
+//	    "rollback": { "enable": true, "confirm-timeout": 30 },  // seconds
+//	    "health-checks": { "<name>": <check>, ... },
+//	    "reboot": { "enable": false, "timeout": 300 }           // seconds
 //	  },
 //	  "secrets": {
 //	    "remove-stale": false,
@@ -51,6 +54,19 @@
 //	  "mode": "0400",                        // octal
 //	  "upload-at": "pre-activation" | "post-activation",
 //	  "allow-empty": false
+//	}
+//
+// A health check is run after the activation, either on the host (cmd,
+// through sudo when enabled) or from the deployer (an HTTP GET of url that
+// must answer status):
+//
+//	{
+//	  "cmd": null | "systemctl is-active nginx",
+//	  "url": null | "http://host1/health",  // exactly one of cmd and url
+//	  "status": 200,                        // the HTTP status expected (url)
+//	  "timeout": 10,                        // seconds per attempt
+//	  "retries": 3,                         // attempts after the first
+//	  "interval": 2                         // seconds between attempts
 //	}
 //
 // # Rules

@@ -60,6 +60,38 @@ type Deployment struct {
 	Tags            []string `json:"tags"`
 	SSH             SSH      `json:"ssh"`
 	Sudo            Sudo     `json:"sudo"`
+	// Rollback, HealthChecks and Reboot govern the activation (rebuild).
+	Rollback     Rollback               `json:"rollback"`
+	HealthChecks map[string]HealthCheck `json:"health-checks"`
+	Reboot       Reboot                 `json:"reboot"`
+}
+
+// Rollback makes a switch or test return to the previous system by itself
+// when the activation fails, a health check fails, or the deployer cannot
+// reach the host again within ConfirmTimeout seconds.
+type Rollback struct {
+	Enable         bool `json:"enable"`
+	ConfirmTimeout int  `json:"confirm-timeout"`
+}
+
+// HealthCheck is a check run after the activation: Cmd on the host, or an
+// HTTP GET of URL from the deployer that must answer Status. Each attempt
+// has Timeout seconds; a failed one is retried Retries times, Interval
+// seconds apart.
+type HealthCheck struct {
+	Cmd      *string `json:"cmd"`
+	URL      *string `json:"url"`
+	Status   int     `json:"status"`
+	Timeout  int     `json:"timeout"`
+	Retries  int     `json:"retries"`
+	Interval int     `json:"interval"`
+}
+
+// Reboot reboots the host after a boot, or after a switch that changed the
+// kernel or initrd, and waits Timeout seconds for it to come back.
+type Reboot struct {
+	Enable  bool `json:"enable"`
+	Timeout int  `json:"timeout"`
 }
 
 // SSH holds the ssh connection settings. A nil User leaves the choice to ssh.

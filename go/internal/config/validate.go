@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -86,10 +87,8 @@ func validateHost(name string, h *Host) error {
 			return fail(fmt.Sprintf("deployment.sudo.opts[%d]", i), "%v", err)
 		}
 	}
-	if d.LocalEvaluation && d.Sudo.Enable && (d.Sudo.Command != "sudo" || len(d.Sudo.Opts) > 0) {
-		return &Error{Host: name, Field: "deployment.sudo",
-			Msg:  fmt.Sprintf("local evaluation activates through nixos-rebuild --use-remote-sudo, which runs plain \"sudo\"; sudo.command %q and sudo.opts %q cannot be honoured", d.Sudo.Command, d.Sudo.Opts),
-			Hint: "use sudo.command = \"sudo\" with no sudo.opts, or evaluate on the target (local-evaluation = false)"}
+	if err := validateActivation(name, d); err != nil {
+		return err
 	}
 	if err := validateSecrets(name, &h.Secrets); err != nil {
 		return err
@@ -321,6 +320,62 @@ func checkText(s string) error {
 			return fmt.Errorf("%q contains a control character", s)
 		case !unicode.IsPrint(r):
 			return fmt.Errorf("%q contains the non-printing character %U", s, r)
+		}
+	}
+	return nil
+}
+
+func validateActivation(host string, d *Deployment) error {
+	fail := func(field, format string, args ...any) error {
+		return &Error{Host: host, Field: "deployment." + field, Msg: fmt.Sprintf(format, args...)}
+	}
+	between := func(field string, v, lo, hi int) error {
+		if v < lo || v > hi {
+			return fail(field, "%d is not between %d and %d", v, lo, hi)
+		}
+		return nil
+	}
+	if err := between("rollback.confirm-timeout", d.Rollback.ConfirmTimeout, 5, 3600); err != nil {
+		return err
+	}
+	if err := between("reboot.timeout", d.Reboot.Timeout, 10, 86400); err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(d.HealthChecks) {
+		c := d.HealthChecks[name]
+		field := "health-checks." + name
+		if !taskNameRe.MatchString(name) || len(name) > 64 {
+			return fail(field, "the name can only use letters, digits, '_', '.' and '-'")
+		}
+		switch {
+		case (c.Cmd == nil) == (c.URL == nil):
+			e := fail(field, "set exactly one of cmd (run on the host) and url (fetched from the deployer)").(*Error)
+			e.Hint = fmt.Sprintf("lollypops.deployment.health-checks.%s.cmd = \"systemctl is-active nginx\", or .url = \"http://host:80/\"", name)
+			return e
+		case c.Cmd != nil:
+			if strings.TrimSpace(*c.Cmd) == "" {
+				return fail(field+".cmd", "is empty")
+			}
+			if err := checkText(*c.Cmd); err != nil && !strings.Contains(*c.Cmd, "\n") {
+				return fail(field+".cmd", "%v", err)
+			}
+		default:
+			u, err := url.Parse(*c.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fail(field+".url", "%q is not an http:// or https:// URL", *c.URL)
+			}
+			if err := between("health-checks."+name+".status", c.Status, 100, 599); err != nil {
+				return err
+			}
+		}
+		if err := between(field+".timeout", c.Timeout, 1, 3600); err != nil {
+			return err
+		}
+		if err := between(field+".retries", c.Retries, 0, 1000); err != nil {
+			return err
+		}
+		if err := between(field+".interval", c.Interval, 0, 3600); err != nil {
+			return err
 		}
 	}
 	return nil

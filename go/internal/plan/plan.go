@@ -141,9 +141,9 @@ func builtinDesc(h *config.Host, step string) string {
 		}
 	case config.TaskRebuild:
 		if d.LocalEvaluation {
-			return fmt.Sprintf("Build %s here and activate it over ssh (nixos-rebuild --target-host)", h.Name)
+			return fmt.Sprintf("Build %s here, copy it and activate it over ssh", h.Name)
 		}
-		return fmt.Sprintf("Build and activate %s on the host (nixos-rebuild)", h.Name)
+		return fmt.Sprintf("Build and activate %s on the host", h.Name)
 	}
 	return ""
 }

@@ -34,7 +34,7 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 		need("nix", "deploy-flake")
 	}
 	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.LocalEvaluation {
-		need("nixos-rebuild", "local-evaluation")
+		need("nix", "local-evaluation")
 	}
 	if h.IsBuiltin(config.TaskDeploySecrets) {
 		for _, f := range h.Secrets.Files {
@@ -68,6 +68,13 @@ func CheckVars(ctx context.Context, e *Env) (Note, error) {
 	if d.Sudo.Enable {
 		sudo = " with " + d.Sudo.Command
 	}
-	e.printf("%s%s, flake by %s to %s, %s, REBUILD_ACTION=%s", d.SSH.Target(), sudo, d.DeployMethod, d.ConfigDir, eval, e.Action)
+	rollback := ", no rollback"
+	if d.Rollback.Enable {
+		rollback = fmt.Sprintf(", rollback unless confirmed within %ds", d.Rollback.ConfirmTimeout)
+	}
+	if n := len(d.HealthChecks); n > 0 {
+		rollback += fmt.Sprintf(", %d health checks", n)
+	}
+	e.printf("%s%s, flake by %s to %s, %s, REBUILD_ACTION=%s%s", d.SSH.Target(), sudo, d.DeployMethod, d.ConfigDir, eval, e.Action, rollback)
 	return "", nil
 }

@@ -6,58 +6,176 @@ import (
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/secrets"
+	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
-// Describe returns the commands a step would run, one shell line each, for
-// --dry. They come from the same argv builders the step uses; lines that
-// are not commands are shell comments.
+// Describe returns what a step would do, one line each, for --dry. The
+// lines come from the same argv builders the step uses, written to be read:
+// the shared connection is shown once per host (with ShowConnection, in
+// the host's first step that connects) as the ssh command a user would
+// type, and each command over it as "on HOST: <remote command line>";
+// lines that are not commands are shell comments.
 func Describe(e *Env, step string) ([]string, error) {
 	h := e.Host
 	c := e.ssh()
-	master := execx.Quote(c.MasterArgs()) + "  # the run's shared connection to " + h.Name + ", opened once"
+	var lines []string
+	if e.ShowConnection && Connects(step) {
+		lines = append(lines, masterShown(h, c))
+	}
 	switch step {
 	case config.TaskCheckVars:
 		return []string{fmt.Sprintf("# check REBUILD_ACTION=%s and that the programs %s's steps need are on PATH", e.Action, h.Name)}, nil
 	case config.TaskDeployFlake:
-		link, err := linkArgs(e, c)
+		link, err := ssh.Command(&h.Deployment.Sudo, linkArgv(e)...)
 		if err != nil {
 			return nil, err
 		}
-		return []string{
-			master,
-			execx.Quote(copyArgs(h, c)) + "  # nix's ssh goes through the shared connection",
-			execx.Quote(link),
-		}, nil
+		return append(lines,
+			execx.Quote(shownNix(copyArgs(h, c)))+"  # nix's ssh goes through the connection",
+			onHost(h, link)+"  # point "+h.Deployment.ConfigDir+"/flake at it"), nil
 	case config.TaskDeploySecrets:
-		lines := []string{}
 		n := 0
 		for _, f := range h.Secrets.Files {
 			if e.ActivationFollows && f.UploadAt == config.PostActivation {
 				continue
 			}
 			n++
-			lines = append(lines, fmt.Sprintf("%s  # secret %q -> %s (%s %s:%s)", f.Cmd, f.Label(), f.Path, f.Mode, f.Owner, f.Group))
+			lines = append(lines, secretShown(&f, ""))
 		}
-		recv, err := e.receiverShown(c, n)
+		recv, err := receiverCommand(h, n)
 		if err != nil {
 			return nil, err
 		}
-		lines = append(lines, master, recv+"  # all files are committed together, or none")
-		return lines, nil
+		return append(lines, onHost(h, recv)+"  # all files are committed together, or none"), nil
 	case config.TaskRebuild:
-		shown, err := rebuildShown(e, c)
-		if err != nil {
-			return nil, err
+		d := &h.Deployment
+		if ownActivation(e) {
+			own, err := ownShown(e, c)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, own...)
+		} else if d.LocalEvaluation {
+			argv, err := rebuildArgs(e, c)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, execx.Quote(argv)+"  # builds here; its ssh goes through the connection")
+		} else {
+			what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, h.Name)
+			cmd, err := ssh.Command(&d.Sudo, rebuildArgv(what, d.ConfigDir, e.Action, h.Name)...)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, onHost(h, cmd))
 		}
-		lines := []string{master, shown}
 		if e.ActivationFollows && plan.Activates(e.Action) {
 			for _, f := range h.Secrets.Files {
 				if f.UploadAt == config.PostActivation {
-					lines = append(lines, fmt.Sprintf("%s  # post-activation secret %q -> %s (%s %s:%s)", f.Cmd, f.Label(), f.Path, f.Mode, f.Owner, f.Group))
+					lines = append(lines, secretShown(&f, "post-activation "))
 				}
 			}
 		}
 		return lines, nil
 	}
 	return nil, fmt.Errorf("no built-in step %q", step)
+}
+
+// Connects reports whether a built-in step uses the host's connection.
+func Connects(step string) bool {
+	return step == config.TaskDeployFlake || step == config.TaskDeploySecrets || step == config.TaskRebuild
+}
+
+// masterShown is the shared connection as a user would open it by hand:
+// the ssh command, the user, the host's ssh.opts and the destination. The
+// control socket, host key and keep-alive options lollypops adds are
+// summarised in the comment.
+func masterShown(h *config.Host, c *ssh.Client) string {
+	s := &h.Deployment.SSH
+	argv := []string{s.Command}
+	if s.User != nil {
+		argv = append(argv, "-l", *s.User)
+	}
+	argv = append(argv, s.Opts...)
+	argv = append(argv, s.Host)
+	return fmt.Sprintf("%s  # the run's one connection to %s (host keys: %s; every command on %s goes through it; closed at the end of the run)",
+		execx.Quote(argv), h.Name, s.HostKeyPolicy, h.Name)
+}
+
+// onHost shows a command line run on the host over its connection.
+func onHost(h *config.Host, cmd string) string { return "on " + h.Name + ": " + cmd }
+
+func secretShown(f *config.Secret, when string) string {
+	return fmt.Sprintf("%s  # %ssecret %q -> %s (%s %s:%s)", f.Cmd, when, f.Label(), f.Path, f.Mode, f.Owner, f.Group)
+}
+
+// shownNix drops the feature flags nixArgs adds, which every nix command
+// of a step carries.
+func shownNix(argv []string) []string {
+	if len(argv) > 3 && argv[0] == "nix" && argv[1] == "--extra-experimental-features" {
+		return append([]string{"nix"}, argv[3:]...)
+	}
+	return argv
+}
+
+func linkArgv(e *Env) []string {
+	return []string{"sh", "-c", "<lollypops link script>", "lollypops-link", e.Host.Deployment.ConfigDir, e.Host.Flake}
+}
+
+// receiverCommand is the secret receiver's command line with its script
+// replaced by what it does.
+func receiverCommand(h *config.Host, files int) (string, error) {
+	argv := secrets.ReceiverArgv()
+	argv[2] = fmt.Sprintf("<lollypops secret receiver: %d files on stdin>", files)
+	return ssh.Command(&h.Deployment.Sudo, argv...)
+}
+
+// ownShown is what the rebuild does when it builds and activates itself.
+func ownShown(e *Env, c *ssh.Client) ([]string, error) {
+	h := e.Host
+	d := &h.Deployment
+	var lines []string
+	on := func(comment string, argv ...string) error {
+		cmd, err := ssh.Command(&d.Sudo, argv...)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, onHost(h, cmd)+"  # "+comment)
+		return nil
+	}
+	attr := fmt.Sprintf("nixosConfigurations.%q.config.system.build.toplevel", h.Name)
+	if d.LocalEvaluation {
+		lines = append(lines, execx.Quote([]string{"nix", "build", "path:" + h.Flake + "#" + attr})+"  # builds the system here")
+		if e.Action == "build" {
+			return lines, nil
+		}
+		lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
+		if err := on("a GC root for it in a new directory only root can use", "sh", "-c", "<lollypops register the system>", "lollypops-pin", "/run/lollypops/activation/<id>", "<the system>"); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := on("builds the system on the host", "sh", "-c", "<lollypops build: nix build path:<the store path "+d.ConfigDir+"/flake points to>#"+attr+">"); err != nil {
+			return nil, err
+		}
+		if e.Action == "build" {
+			return lines, nil
+		}
+	}
+	if guarded(e) {
+		comment := fmt.Sprintf("detached from the connection: sets the profile, runs switch-to-configuration %s, rolls back unless confirmed within %ds", e.Action, d.Rollback.ConfirmTimeout)
+		if err := on(comment, "systemd-run", "--unit=lollypops-activation-<id>", "--collect", "--", "/bin/sh", "-c", "<lollypops activation guard>"); err != nil {
+			return nil, err
+		}
+		lines = append(lines, fmt.Sprintf("# then: a new connection to %s, %d health checks, and the confirmation", h.Name, len(d.HealthChecks)))
+		return lines, nil
+	}
+	what := "switch-to-configuration " + e.Action
+	if e.Action == "switch" || e.Action == "boot" {
+		what = "nix-env -p /nix/var/nix/profiles/system --set <the system>; " + what
+	}
+	if err := on("no rollback", "sh", "-c", "<lollypops activation: "+what+">"); err != nil {
+		return nil, err
+	}
+	return lines, nil
 }

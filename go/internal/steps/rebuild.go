@@ -66,6 +66,13 @@ func Rebuild(ctx context.Context, e *Env) (Note, error) {
 	if err != nil {
 		return "", err
 	}
+	if ownActivation(e) {
+		note, err := rebuildOwn(ctx, e, c)
+		if err != nil {
+			return "", err
+		}
+		return e.afterActivation(ctx, c, note)
+	}
 	argv, err := rebuildArgs(e, c)
 	if err != nil {
 		return "", err
@@ -95,7 +102,16 @@ func Rebuild(ctx context.Context, e *Env) (Note, error) {
 	if err != nil {
 		return "", rebuildError(e, err)
 	}
-	note := e.Action
+	if plan.Activates(e.Action) {
+		if err := e.healthChecks(ctx, c); err != nil {
+			return "", &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
+		}
+	}
+	return e.afterActivation(ctx, c, e.Action)
+}
+
+// afterActivation deploys the secrets that wait for the activation.
+func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (Note, error) {
 	if e.ActivationFollows && plan.Activates(e.Action) {
 		more, err := postActivation(ctx, e, c)
 		if err != nil {

@@ -32,6 +32,9 @@ type Env struct {
 	// its rebuild activates after deploy-secrets: post-activation secrets
 	// wait for it, and a missing owner is not an error yet.
 	ActivationFollows bool
+	// ShowConnection makes Describe show the host's shared connection: set
+	// for the host's first step that connects, so --dry shows it once.
+	ShowConnection bool
 	// Protect is set while an activation runs on the host: the step binary
 	// then lets a first Ctrl-C pass, so the activation can finish.
 	Protect *atomic.Bool

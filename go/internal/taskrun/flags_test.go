@@ -166,3 +166,20 @@ func TestHelpListsWhatWorks(t *testing.T) {
 		}
 	}
 }
+
+// --dry's command lines carry a real run's [host:step] prefix; colour and
+// other lines are kept; split writes are joined.
+func TestDryWriter(t *testing.T) {
+	var b strings.Builder
+	d := &dryWriter{w: &b}
+	for _, p := range []string{"task: [h1:rebuild] on h1: nixos-", "rebuild\n\x1b[32mtask: [h2:check-vars] # check\x1b[0m\n",
+		"task: \"h1\" started\n", "  task: [x] indented\n", "task: [h3:x] unfinished"} {
+		d.Write([]byte(p))
+	}
+	d.flush()
+	want := "[h1:rebuild] on h1: nixos-rebuild\n\x1b[32m[h2:check-vars] # check\x1b[0m\n" +
+		"task: \"h1\" started\n  task: [x] indented\n[h3:x] unfinished"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}

@@ -133,6 +133,13 @@ func Run(ctx context.Context, r *Request) error {
 		}
 		return nil
 	}
+	if f.Dry {
+		dw := &dryWriter{w: r.Stderr}
+		defer dw.flush()
+		dry := *r
+		dry.Stderr = dw
+		r = &dry
+	}
 	e := task.NewExecutor(r.options()...)
 	if err := e.Setup(); err != nil {
 		return err

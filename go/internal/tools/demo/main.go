@@ -165,7 +165,10 @@ func inventory(f *fakehost.Fleet, flake string, names []string) *config.Inventor
 				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
 				SSH: config.SSH{Host: n, User: &root, Command: "ssh", Opts: []string{"-F", f.SSHConfig},
 					HostKeyPolicy: config.HostKeyStrict},
-				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},
+				Sudo:         config.Sudo{Command: "sudo", Opts: []string{}},
+				Rollback:     config.Rollback{Enable: true, ConfirmTimeout: 30},
+				HealthChecks: map[string]config.HealthCheck{},
+				Reboot:       config.Reboot{Timeout: 300},
 			},
 			Secrets: config.Secrets{Files: []config.Secret{
 				{Name: "nixos-secrets/" + n + "/db", Cmd: "pass nixos-secrets/" + n + "/db", Path: "/run/keys/db",

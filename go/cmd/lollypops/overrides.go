@@ -1,0 +1,194 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/shellword"
+	"github.com/lollypops/lollypops/go/internal/taskrun"
+)
+
+// overrides change how the run reaches its hosts, for this run only,
+// without editing Nix: what the original lollypops did with its LP_*
+// variables. They apply to the hosts the run touches, after the inventory
+// is decoded and before anything is planned, so the steps, the extra
+// tasks' variables and --dry all see the same values.
+type overrides struct {
+	SSHHosts    []string // [HOST=]ADDRESS
+	SSHUser     string
+	SSHOpts     string // shell words, placed before the host's ssh.opts
+	SSHCommand  string
+	Sudo        bool
+	SudoCommand string
+	SudoOpts    string // shell words, replacing the host's sudo.opts
+	LocalEval   bool
+	fs          *pflag.FlagSet
+	// from says where a value came from, for messages: "--ssh-user" or
+	// "LP_REMOTE_USER".
+	from map[string]string
+}
+
+func (o *overrides) AddFlags(fs *pflag.FlagSet) {
+	o.fs = fs
+	fs.StringArrayVar(&o.SSHHosts, "ssh-host", nil, "For this run, reach the host at this address instead of its lollypops.deployment.ssh.host: ADDRESS when the run touches one host, HOST=ADDRESS for one of several (repeatable).")
+	fs.StringVar(&o.SSHUser, "ssh-user", "", "For this run, log in as this user on every host it touches (instead of ssh.user).")
+	fs.StringVar(&o.SSHOpts, "ssh-opts", "", "For this run, extra ssh arguments, split like a shell would ('-p 2222 -J jump'), placed before each host's ssh.opts (ssh keeps the first value of an option, so these win).")
+	fs.StringVar(&o.SSHCommand, "ssh-command", "", "For this run, the ssh program (instead of ssh.command).")
+	fs.BoolVar(&o.Sudo, "sudo", false, "For this run, run the commands on the hosts through sudo (--sudo), or not (--sudo=false), whatever sudo.enable says.")
+	fs.StringVar(&o.SudoCommand, "sudo-command", "", "For this run, the sudo program on the hosts (instead of sudo.command).")
+	fs.StringVar(&o.SudoOpts, "sudo-opts", "", "For this run, the sudo arguments, split like a shell would, replacing sudo.opts.")
+	fs.BoolVar(&o.LocalEval, "local-evaluation", false, "For this run, evaluate and build on this machine (--local-evaluation) or on the hosts (--local-evaluation=false), whatever deployment.local-evaluation says.")
+}
+
+// legacy maps the original lollypops' LP_* variables to the flags.
+var legacy = []struct{ name, flag string }{
+	{"LP_REMOTE_HOST", "ssh-host"},
+	{"LP_REMOTE_USER", "ssh-user"},
+	{"LP_REMOTE_SSH_OPTS", "ssh-opts"},
+	{"LP_REMOTE_COMMAND", "ssh-command"},
+	{"LP_REMOTE_SUDO_COMMAND", "sudo-command"},
+	{"LP_REMOTE_SUDO_OPTS", "sudo-opts"},
+	{"LP_LOCAL_EVALUATION", "local-evaluation"},
+}
+
+// adoptLegacy takes the LP_* variables from the command line (VAR=value)
+// and the environment, as the original did, for every flag not given, and
+// says which flag replaces each one.
+func (o *overrides) adoptLegacy(vars []taskrun.Var, warn io.Writer) error {
+	o.from = map[string]string{}
+	for _, l := range legacy {
+		value, origin, ok := "", "", false
+		if v, set := os.LookupEnv(l.name); set && v != "" {
+			value, origin, ok = v, "from the environment", true
+		}
+		for _, v := range vars {
+			if v.Name == l.name {
+				value, origin, ok = v.Value, "on the command line", true
+			}
+		}
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(warn, "lollypops: %s (%s) is the original lollypops' override; use --%s\n", l.name, origin, l.flag)
+		if o.fs.Changed(l.flag) {
+			continue
+		}
+		if err := o.fs.Set(l.flag, value); err != nil {
+			return &usageError{msg: fmt.Sprintf("%s %s: %v", l.name, origin, err), hint: "--help describes --" + l.flag}
+		}
+		o.from[l.flag] = l.name
+	}
+	return nil
+}
+
+func (o *overrides) name(flag string) string {
+	if n := o.from[flag]; n != "" {
+		return n
+	}
+	return "--" + flag
+}
+
+func (o *overrides) any() bool {
+	for _, l := range legacy {
+		if o.fs.Changed(l.flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// apply changes the hosts of inv and checks them again, so an override
+// gets the same checks as the option it replaces.
+func (o *overrides) apply(inv *config.Inventory) error {
+	if o.fs == nil || !o.any() {
+		return nil
+	}
+	names := make([]string, 0, len(inv.Hosts))
+	for n := range inv.Hosts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+
+	addrs := map[string]string{}
+	for _, v := range o.SSHHosts {
+		host, addr, named := strings.Cut(v, "=")
+		if !named {
+			if len(names) != 1 {
+				return &usageError{msg: fmt.Sprintf("%s %q: the run touches %d hosts; say which one", o.name("ssh-host"), v, len(names)),
+					hint: fmt.Sprintf("write --ssh-host HOST=%s, once per host", v)}
+			}
+			host, addr = names[0], v
+		}
+		if _, ok := inv.Hosts[host]; !ok {
+			return &usageError{msg: fmt.Sprintf("%s %q: %q is not a host this run touches (%s)", o.name("ssh-host"), v, host, strings.Join(names, ", ")),
+				hint: "name a host of the run, or add it to the tasks"}
+		}
+		addrs[host] = addr
+	}
+	var sshOpts, sudoOpts []string
+	var err error
+	if sshOpts, err = o.words("ssh-opts", o.SSHOpts); err != nil {
+		return err
+	}
+	if sudoOpts, err = o.words("sudo-opts", o.SudoOpts); err != nil {
+		return err
+	}
+	changed := o.fs.Changed
+	for _, n := range names {
+		d := &inv.Hosts[n].Deployment
+		if a, ok := addrs[n]; ok {
+			d.SSH.Host = a
+		}
+		if changed("ssh-user") {
+			u := o.SSHUser
+			d.SSH.User = &u
+		}
+		if changed("ssh-opts") {
+			d.SSH.Opts = append(slices.Clone(sshOpts), d.SSH.Opts...)
+		}
+		if changed("ssh-command") {
+			d.SSH.Command = o.SSHCommand
+		}
+		if changed("sudo") {
+			d.Sudo.Enable = o.Sudo
+		}
+		if changed("sudo-command") {
+			d.Sudo.Command = o.SudoCommand
+		}
+		if changed("sudo-opts") {
+			d.Sudo.Opts = slices.Clone(sudoOpts)
+		}
+		if changed("local-evaluation") {
+			d.LocalEvaluation = o.LocalEval
+		}
+	}
+	if err := config.Validate(inv); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return &usageError{msg: fmt.Sprintf("with the overrides of this run, host %q: %s: %s", ce.Host, ce.Field, ce.Msg), hint: ce.Hint}
+		}
+		return err
+	}
+	return nil
+}
+
+// words splits a flag's value as a shell would, refusing what a shell
+// would expand.
+func (o *overrides) words(flag, value string) ([]string, error) {
+	if strings.TrimSpace(value) == "" {
+		return nil, nil
+	}
+	w, ok := shellword.Literal(value)
+	if !ok {
+		return nil, &usageError{msg: fmt.Sprintf("%s %q: not plain words (quotes are fine; no $, globs, backslashes or operators)", o.name(flag), value),
+			hint: "lollypops splits it like a shell would, without expanding anything"}
+	}
+	return w, nil
+}
