@@ -372,7 +372,7 @@ func printTags(w io.Writer, inv *config.Inventory) {
 // selectedCalls turns --on and --exclude into task names: each selected
 // host's deployment, or, when steps are named, those steps of each host.
 func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]string, error) {
-	names, flag, err := selectHosts(doc, on, exclude)
+	names, flag, inv, err := selectHosts(doc, on, exclude)
 	if err != nil {
 		return nil, err
 	}

@@ -168,13 +168,13 @@ func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, ou
 	if err != nil {
 		return exitError, err
 	}
-	names, _, err := selectHosts(doc, o.On, o.Exclude)
-	if err != nil {
-		return exitUsage, err
-	}
-	inv, err := doc.Inventory(names)
-	if err != nil {
+	names, _, inv, err := selectHosts(doc, o.On, o.Exclude)
+	var ce *config.Error
+	switch {
+	case errors.As(err, &ce):
 		return exitError, err
+	case err != nil:
+		return exitUsage, err
 	}
 	hosts := make([]*config.Host, len(names))
 	for i, n := range names {
