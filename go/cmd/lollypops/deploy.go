@@ -461,35 +461,8 @@ func printTags(w io.Writer, inv *config.Inventory) {
 // selectedCalls turns --on and --exclude into task names: each selected
 // host's deployment, or, when steps are named, those steps of each host.
 func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]string, error) {
-	flag := "--on"
-	var onSel, exSel plan.Selector
-	var err error
-	if on != "" {
-		if onSel, err = plan.ParseSelector("--on", on); err != nil {
-			return nil, &usageError{msg: err.Error(), hint: "--on takes host names, globs and @tags, comma-separated: --on web-1,'db-*',@eu"}
-		}
-	} else {
-		flag = "--exclude"
-	}
-	if exclude != "" {
-		if exSel, err = plan.ParseSelector("--exclude", exclude); err != nil {
-			return nil, &usageError{msg: err.Error(), hint: "--exclude takes host names, globs and @tags, comma-separated"}
-		}
-	}
-	inv, err := doc.Inventory(nil)
+	names, flag, inv, err := selectHosts(doc, on, exclude)
 	if err != nil {
-		return nil, err
-	}
-	hosts := make([]plan.HostTags, 0, len(inv.Hosts))
-	for name, h := range inv.Hosts {
-		hosts = append(hosts, plan.HostTags{Name: name, Tags: h.Deployment.Tags})
-	}
-	names, err := plan.SelectHosts(hosts, onSel, exSel, flag)
-	if err != nil {
-		var nm *plan.NoMatchError
-		if errors.As(err, &nm) {
-			return nil, &usageError{msg: err.Error(), hint: nm.Hint()}
-		}
 		return nil, err
 	}
 	var calls []string

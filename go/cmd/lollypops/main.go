@@ -42,6 +42,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if rest, ok := execArgs(args); ok {
+		return execMain(in, rest, stdout, stderr)
+	}
 	out := &ui{w: stderr}
 	in.ui = out
 	opts, err := parseFlags(args, stderr)
