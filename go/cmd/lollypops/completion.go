@@ -260,6 +260,12 @@ func complete(fs *pflag.FlagSet, fl *fleet, line *cmdline, cur string) completio
 			return flagValue(fl, f, "--"+name+"=", value)
 		}
 		return completion{mode: modePlain}
+	case len(cur) > 2 && cur[0] == '-' && cur[1] != '-' && cur[2] == '=':
+		// -o=value, as pflag reads it.
+		if f := fs.ShorthandLookup(cur[1:2]); f != nil && f.NoOptDefVal == "" {
+			return flagValue(fl, f, cur[:3], cur[3:])
+		}
+		return completion{mode: modePlain}
 	case strings.HasPrefix(cur, "-"):
 		return completion{mode: modePlain, cands: flags(fs, cur)}
 	case strings.HasPrefix(cur, rebuildVar):

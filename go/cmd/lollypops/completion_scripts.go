@@ -29,9 +29,17 @@ _lollypops() {
         fi
         line=${line:${#w}}
     done
-    # What bash replaces is its own last piece: cut the rest off the answers.
-    local cur=${COMP_WORDS[COMP_CWORD]:0:${#w}}
-    local strip=$((${#words[${#words[@]}-1]} - ${#cur}))
+    # Readline replaces the end of the word after its last break character
+    # (keeping a '@' there, as for host names): cut the rest off the answers.
+    local word=${words[${#words[@]}-1]} c
+    local strip=${#word}
+    while ((strip > 0)); do
+        c=${word:strip-1:1}
+        [[ $c != [\"\'] && $COMP_WORDBREAKS == *"$c"* ]] && break
+        ((strip--))
+    done
+    ((strip > 0)) && [[ ${word:strip-1:1} == @ ]] && ((strip--))
+    local cur=${word:strip}
     local cmd=${words[0]}
     [[ $cmd == "~/"* ]] && cmd=$HOME/${cmd#"~/"}
     local out
