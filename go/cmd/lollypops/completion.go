@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -27,6 +28,7 @@ import (
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/shellword"
 )
 
 // completeCmd is the hidden command the completion scripts call.
@@ -200,10 +202,17 @@ func parseLine(fs *pflag.FlagSet, words []string) *cmdline {
 		case "exclude":
 			l.exclude, l.onGiven = value, true
 		case "inventory":
+			if rest, ok := strings.CutPrefix(value, "~/"); ok {
+				value = filepath.Join(os.Getenv("HOME"), rest)
+			}
 			l.inventory = value
 		}
 	}
 	for _, w := range words {
+		// bash and zsh pass the words as typed: 'web-*' for web-*.
+		if ws, ok := shellword.Literal(w); ok && len(ws) == 1 {
+			w = ws[0]
+		}
 		switch {
 		case l.dash:
 		case l.pending != nil:
@@ -411,9 +420,13 @@ func (fl *fleet) selected(on, exclude string) []fleetHost {
 	if err != nil {
 		return nil
 	}
+	picked := make(map[string]bool, len(names))
+	for _, n := range names {
+		picked[n] = true
+	}
 	var hosts []fleetHost
 	for _, h := range fl.hosts {
-		if slices.Contains(names, h.name) {
+		if picked[h.name] {
 			hosts = append(hosts, h)
 		}
 	}

@@ -109,6 +109,8 @@ func TestCompleteCandidates(t *testing.T) {
 		{[]string{"--on", "b*", "deploy-"}, "plain", []string{"deploy-flake", "deploy-secrets"}},
 		{[]string{"--exclude", "ahorn", "e"}, "plain", nil},
 		{[]string{"--on", "nomatch", "e"}, "plain", []string{"example"}},
+		{[]string{"--on", "'b*'", "e"}, "plain", nil},
+		{[]string{"--on", `"a*"`, "e"}, "plain", []string{"example"}},
 		{[]string{"--on=@web", "-v", "REBUILD_ACTION=t"}, "plain", []string{"REBUILD_ACTION=test"}},
 		// Flags and their values.
 		{[]string{"--lis"}, "plain", []string{"--list", "--list-all"}},
@@ -172,6 +174,7 @@ func prefixedSteps(host string, steps []string) []string {
 func TestCompleteInventoryAtHand(t *testing.T) {
 	other := writeFleet(t, map[string][]string{"zeder": nil})
 	t.Setenv("LOLLYPOPS_INVENTORY", "")
+	t.Setenv("HOME", filepath.Dir(other))
 	for _, c := range []struct {
 		env, wrapper string
 		words        []string
@@ -181,6 +184,8 @@ func TestCompleteInventoryAtHand(t *testing.T) {
 		{full, "", []string{""}, []string{"ahorn", "birne", "all"}},
 		{other, full, []string{""}, []string{"ahorn", "birne", "all"}},
 		{"", full, []string{"--inventory", other, ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "all"}},
+		{"", full, []string{"--inventory", "'" + other + "'", ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "all"}},
+		{"", full, []string{"--inventory", "~/inventory.json", "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild"}},
 		{"", full, []string{"--inventory=" + other, "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild"}},
 		{"", "", []string{""}, nil},
 		{"", "", []string{"--on", ""}, nil},
