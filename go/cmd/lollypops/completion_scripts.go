@@ -44,18 +44,13 @@ _lollypops() {
     [[ $cmd == "~/"* ]] && cmd=$HOME/${cmd#"~/"}
     local out
     out=$("$cmd" __complete "${words[@]:1}" 2>/dev/null) || return 0
-    local -a lines
-    mapfile -t lines <<<"$out"
+    local -a lines=()
+    while IFS= read -r w; do lines+=("$w"); done <<<"$out"
     COMPREPLY=()
     case ${lines[0]} in
-    files)
+    files | dirs)
         compopt -o filenames 2>/dev/null
-        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-        return 0
-        ;;
-    dirs)
-        compopt -o filenames 2>/dev/null
-        mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+        while IFS= read -r w; do COMPREPLY+=("$w"); done < <(compgen "-${lines[0]:0:1}" -- "$cur")
         return 0
         ;;
     esac

@@ -36,8 +36,8 @@ func TestHelperLollypops(t *testing.T) {
 }
 
 // completionEnv returns a PATH with a lollypops wrapper for the inventory
-// inv first, and a directory with inv-a.json and inv-b.json for path
-// completion.
+// inv first, and a directory with the files inv-a.json and inv-b.json and
+// the directory inv-dir, for path completion.
 func completionEnv(t *testing.T, inv string) (env []string, files string) {
 	t.Helper()
 	self, err := os.Executable()
@@ -66,6 +66,9 @@ func completionEnv(t *testing.T, inv string) (env []string, files string) {
 		if err := os.WriteFile(filepath.Join(files, f), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.Mkdir(filepath.Join(files, "inv-dir"), 0o700); err != nil {
+		t.Fatal(err)
 	}
 	env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "LOLLYPOPS_INVENTORY=", "HOME="+t.TempDir())
 	return env, files
@@ -135,7 +138,8 @@ func TestCompletionBash(t *testing.T) {
 		{"lollypops all REBUILD_ACTION=b", []string{"all", "REBUILD_ACTION", "=", "b"}, 0, []string{"boot", "build"}},
 		{"lollypops ahorn -- a", []string{"ahorn", "--", "a"}, 0, nil},
 		{"lollypops --inventory " + other + " ", []string{"--inventory", other, ""}, 0, append([]string{"zeder"}, append(prefixedSteps("zeder", steps), "all")...)},
-		{"lollypops --inventory " + files + "/inv-", []string{"--inventory", files + "/inv-"}, 0, []string{files + "/inv-a.json", files + "/inv-b.json"}},
+		{"lollypops --inventory " + files + "/inv-", []string{"--inventory", files + "/inv-"}, 0, []string{files + "/inv-a.json", files + "/inv-b.json", files + "/inv-dir"}},
+		{"lollypops -d " + files + "/inv-", []string{"-d", files + "/inv-"}, 0, []string{files + "/inv-dir"}},
 		{"lollypops --inventory=" + files + "/inv-b", []string{"--inventory", "=", files + "/inv-b"}, 0, []string{files + "/inv-b.json"}},
 	}
 	var snippets []string
@@ -158,7 +162,12 @@ func TestCompletionBash(t *testing.T) {
 	setup := "source <(lollypops --completion bash) || exit 1\n"
 	_, outs := batch(t, env, []string{bash, "--norc", "--noprofile", "-c"}, setup, snippets)
 	for i, c := range cases {
-		if !slices.Equal(outs[i], c.want) {
+		// compgen lists files in directory order; the shell sorts them.
+		got := slices.Clone(outs[i])
+		if strings.Contains(c.line, "/inv-") {
+			slices.Sort(got)
+		}
+		if !slices.Equal(got, c.want) {
 			t.Errorf("%q: COMPREPLY %q, want %q", c.line, outs[i], c.want)
 		}
 	}
@@ -196,7 +205,8 @@ func TestCompletionFish(t *testing.T) {
 		{"lollypops --lis", []string{"--list", "--list-all"}},
 		{"lollypops all REBUILD_ACTION=b", []string{"REBUILD_ACTION=boot", "REBUILD_ACTION=build"}},
 		{"lollypops ahorn -- ", nil},
-		{"lollypops --inventory " + files + "/inv-", []string{files + "/inv-a.json", files + "/inv-b.json"}},
+		{"lollypops --inventory " + files + "/inv-", []string{files + "/inv-a.json", files + "/inv-b.json", files + "/inv-dir/"}},
+		{"lollypops --dir " + files + "/inv-", []string{files + "/inv-dir/"}},
 		{"lollypops --inventory=" + files + "/inv-a", []string{"--inventory=" + files + "/inv-a.json"}},
 	}
 	var snippets []string
