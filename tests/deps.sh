@@ -4,6 +4,7 @@
 # archive, nix-instantiate, nix-daemon), pass and GnuPG (the default secret
 # source), sudo (the non-root deploy user in the tests), iproute2, procps,
 # util-linux, busybox and mksh (shells the secret receiver is tested under),
+# zsh and fish (shells the completion scripts are tested under),
 # and a C compiler (go test -race needs cgo). Then it makes the
 # machine's Nix usable as root without a daemon (see setup_nix below).
 # Go comes from the machine (/usr/local/go); Go modules from the Go proxy.
@@ -47,6 +48,9 @@ have git || need+=(git)
 have busybox || need+=(busybox)
 have mksh || need+=(mksh)
 have setpriv || need+=(util-linux)
+# The completion scripts' tests run them in zsh and fish (bash is Debian's own).
+have zsh || need+=(zsh)
+have fish || need+=(fish)
 # The race detector (make test) needs cgo, hence a C compiler and libc headers.
 have gcc || need+=(gcc libc6-dev)
 # Only tests/nix/eval.sh needs Python, and only with a nixpkgs.lib checkout.

@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	} else {
 		o.Args = rest
 	}
-	if o.Version {
+	if o.Version || o.wantsCompletion() {
 		return o, nil
 	}
 	if err := o.Flags.Validate(); err != nil {

@@ -47,6 +47,9 @@ func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writ
 	}
 	out := &ui{w: stderr}
 	in.ui = out
+	if inv, words, ok := completeRequest(args); ok {
+		return runComplete(inv, words, stdout)
+	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, errHelp) {
 		printUsage(stdout, opts)
@@ -55,6 +58,13 @@ func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		out.error(err)
 		return exitUsage
+	}
+	if opts.wantsCompletion() {
+		if err := printCompletion(opts, stdout); err != nil {
+			out.error(err)
+			return exitUsage
+		}
+		return exitOK
 	}
 	code, err := deploy(in, opts, stdin, stdout, stderr, out)
 	if err != nil {

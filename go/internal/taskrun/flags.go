@@ -56,7 +56,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, dir string) {
 	fs.BoolVar(&f.Version, "version", false, "Show the lollypops and go-task versions.")
 	fs.BoolVarP(&f.Help, "help", "h", false, "Show this help.")
 	fs.BoolVarP(&f.Init, "init", "i", false, "Not available: lollypops generates its Taskfile from the inventory.")
-	fs.StringVar(&f.Completion, "completion", "", "Not available yet: shell completion.")
+	fs.StringVar(&f.Completion, "completion", "", "Print the shell completion script for bash, zsh or fish (source <(lollypops --completion bash)).")
 	fs.BoolVarP(&f.List, "list", "l", false, "Lists tasks with description of current Taskfile.")
 	fs.BoolVarP(&f.ListAll, "list-all", "a", false, "Lists tasks with or without a description.")
 	fs.BoolVarP(&f.ListJSON, "json", "j", false, "Formats task list as JSON; with diff tasks, prints their diffs as one JSON document.")

@@ -45,8 +45,6 @@ func (f *Flags) Validate() error {
 		return reject("--global")
 	case f.Watch:
 		return &UsageError{Msg: "--watch cannot be used with lollypops: its tasks have no sources to watch"}
-	case f.Completion != "":
-		return &UsageError{Msg: "--completion is not available in lollypops yet"}
 	}
 	for _, name := range RemoteFlags {
 		if f.fs != nil && f.fs.Changed(name) {
