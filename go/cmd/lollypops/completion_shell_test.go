@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/config"
+
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +112,7 @@ func TestCompletionBash(t *testing.T) {
 	}
 	env, files := completionEnv(t, full)
 	other := writeFleet(t, map[string][]string{"zeder": nil})
-	steps := []string{"check-vars", "deploy-flake", "deploy-secrets", "rebuild"}
+	steps := slices.Clone(config.BuiltinTasks)
 	cases := []struct {
 		line  string   // COMP_LINE, up to the cursor unless point is set
 		words []string // COMP_WORDS without the command
@@ -130,7 +132,7 @@ func TestCompletionBash(t *testing.T) {
 		{"lollypops --exclude a", []string{"--exclude", "a"}, 0, []string{"ahorn"}},
 		{"lollypops --on @web ", []string{"--on", "@", "web", ""}, 0, append(steps, "example")},
 		{"lollypops --on @web dep", []string{"--on", "@", "web", "dep"}, 0, []string{"deploy-flake", "deploy-secrets"}},
-		{"lollypops --l", []string{"--l"}, 0, []string{"--list", "--list-all"}},
+		{"lollypops --lis", []string{"--lis"}, 0, []string{"--list", "--list-all"}},
 		{"lollypops --output=g", []string{"--output", "=", "g"}, 0, []string{"group"}},
 		{"lollypops -o ", []string{"-o", ""}, 0, []string{"interleaved", "group", "prefixed"}},
 		{"lollypops --completion f", []string{"--completion", "f"}, 0, []string{"fish"}},
@@ -190,7 +192,7 @@ func TestCompletionFish(t *testing.T) {
 	if out, err := exec.Command(fish, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("fish -n: %v: %s", err, out)
 	}
-	steps := []string{"check-vars", "deploy-flake", "deploy-secrets", "rebuild"}
+	steps := slices.Clone(config.BuiltinTasks)
 	cases := []struct {
 		line string
 		want []string

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/config"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -69,7 +71,7 @@ func writeFleet(t *testing.T, hosts map[string][]string) string {
 // (tags web, eu-west; extra tasks example and rebuild, which replaces the
 // built-in) and birne (no tag, no extra task).
 func TestCompleteCandidates(t *testing.T) {
-	steps := []string{"check-vars", "deploy-flake", "deploy-secrets", "rebuild"}
+	steps := slices.Clone(config.BuiltinTasks)
 	prefixed := func(p string, s []string) []string {
 		out := make([]string, len(s))
 		for i, v := range s {
@@ -143,7 +145,7 @@ func TestCompleteCandidates(t *testing.T) {
 // word names that host.
 func TestCompleteHostPrefix(t *testing.T) {
 	inv := writeFleet(t, map[string][]string{"web-1": {"web"}, "web-10": {"web"}, "db-1": nil})
-	steps := []string{"check-vars", "deploy-flake", "deploy-secrets", "rebuild"}
+	steps := slices.Clone(config.BuiltinTasks)
 	for _, c := range []struct {
 		word string
 		want []string
@@ -152,7 +154,7 @@ func TestCompleteHostPrefix(t *testing.T) {
 		{"web", []string{"web-1", "web-10"}},
 		{"web-1", append(append([]string{"web-1"}, prefixedSteps("web-1", steps)...), "web-10")},
 		{"web-10", append([]string{"web-10"}, prefixedSteps("web-10", steps)...)},
-		{"web-10:d", prefixedSteps("web-10", steps[1:3])},
+		{"web-10:d", prefixedSteps("web-10", []string{"deploy-flake", "deploy-secrets", "diff"})},
 	} {
 		if _, got := completeCLI(t, inv, c.word); !slices.Equal(got, c.want) {
 			t.Errorf("%q: %q, want %q", c.word, got, c.want)
@@ -183,10 +185,10 @@ func TestCompleteInventoryAtHand(t *testing.T) {
 		{"", full, []string{""}, []string{"ahorn", "birne", "all"}},
 		{full, "", []string{""}, []string{"ahorn", "birne", "all"}},
 		{other, full, []string{""}, []string{"ahorn", "birne", "all"}},
-		{"", full, []string{"--inventory", other, ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "all"}},
-		{"", full, []string{"--inventory", "'" + other + "'", ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "all"}},
-		{"", full, []string{"--inventory", "~/inventory.json", "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild"}},
-		{"", full, []string{"--inventory=" + other, "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild"}},
+		{"", full, []string{"--inventory", other, ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "zeder:diff", "all"}},
+		{"", full, []string{"--inventory", "'" + other + "'", ""}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "zeder:diff", "all"}},
+		{"", full, []string{"--inventory", "~/inventory.json", "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "zeder:diff"}},
+		{"", full, []string{"--inventory=" + other, "z"}, []string{"zeder", "zeder:check-vars", "zeder:deploy-flake", "zeder:deploy-secrets", "zeder:rebuild", "zeder:diff"}},
 		{"", "", []string{""}, nil},
 		{"", "", []string{"--on", ""}, nil},
 		{"", "", []string{"--ver"}, []string{"--verbose", "--version"}},

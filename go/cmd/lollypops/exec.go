@@ -209,10 +209,10 @@ func printHostError(w io.Writer, host string, err error) {
 }
 
 // execSummary turns the results into the lines of the summary.
-func execSummary(results []adhoc.Result) []report.HostSummary {
-	sum := make([]report.HostSummary, len(results))
+func execSummary(results []adhoc.Result) []report.Host {
+	sum := make([]report.Host, len(results))
 	for i, r := range results {
-		s := report.HostSummary{Host: r.Host, Status: report.HostFailed}
+		s := report.Host{Name: r.Host, Status: report.HostFailed}
 		if !r.Start.IsZero() && r.End.After(r.Start) {
 			s.Duration = r.End.Sub(r.Start)
 		}
@@ -223,11 +223,11 @@ func execSummary(results []adhoc.Result) []report.HostSummary {
 			if r.ExitCode == 0 {
 				s.Status = report.HostOK
 			}
-			s.Detail = fmt.Sprintf("exit %d", r.ExitCode)
+			s.Text = fmt.Sprintf("exit %d", r.ExitCode)
 		case adhoc.Interrupted:
-			s.Detail = "interrupted"
+			s.Text = "interrupted"
 		case adhoc.Error:
-			s.Detail = r.Err.Error()
+			s.Text = r.Err.Error()
 		}
 		sum[i] = s
 	}

@@ -122,7 +122,7 @@ func TestExecSummaryAndExitCode(t *testing.T) {
 	}
 	var got []string
 	for _, s := range execSummary(rs) {
-		got = append(got, s.Host+" "+s.Status+" "+s.Detail)
+		got = append(got, s.Name+" "+s.Status+" "+s.Detail())
 	}
 	want := []string{"a ok exit 0", "b failed exit 7", "c failed cannot connect to c: refused", "d failed interrupted", "e not run "}
 	if !slices.Equal(got, want) {

@@ -51,9 +51,12 @@ type Host struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
 	// Start is the start of its first step; Duration spans its steps.
-	Start      *time.Time    `json:"start,omitempty"`
-	Duration   time.Duration `json:"-"`
-	DurationMS *int64        `json:"duration_ms,omitempty"`
+	Start    *time.Time    `json:"start,omitempty"`
+	Duration time.Duration `json:"-"`
+	// Text, when set, is the summary's account of the host instead of
+	// its steps' (lollypops exec).
+	Text       string `json:"-"`
+	DurationMS *int64 `json:"duration_ms,omitempty"`
 	// StorePath is the flake's store path deployed to the host in this
 	// run (deploy-flake), else the one its rebuild used, when known.
 	StorePath string `json:"store_path,omitempty"`

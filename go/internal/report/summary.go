@@ -11,6 +11,9 @@ import (
 // Detail is the summary's account of a host: its steps and their notes
 // when it succeeded, else what failed and what did not run.
 func (h *Host) Detail() string {
+	if h.Text != "" {
+		return h.Text
+	}
 	var done, failed, missing []string
 	for _, s := range h.Steps {
 		switch s.Status {
