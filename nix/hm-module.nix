@@ -49,7 +49,21 @@ in
         evaluating the rest of the configuration.
       '';
     };
+
+    warnings = mkOption {
+      type = types.listOf types.str;
+      internal = true;
+      visible = false;
+      readOnly = true;
+      default = secrets.warnings cfg.secrets;
+      description = ''
+        The lollypops part of `warnings`, which `nix run` prints too.
+      '';
+    };
   };
 
-  config.assertions = cfg.assertions;
+  config = {
+    assertions = cfg.assertions;
+    warnings = cfg.warnings;
+  };
 }

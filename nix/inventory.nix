@@ -16,6 +16,8 @@ let
     warnIf
     ;
 
+  tasks = import ./tasks.nix { inherit lib; };
+
   version = 1;
 
   hosts = configFlake.nixosConfigurations or { };
@@ -68,13 +70,20 @@ let
         (config.home-manager.users.${user}.lollypops.assertions)
     ) (builtins.attrNames (hmUsers config));
 
+  warningsOf =
+    config:
+    config.lollypops.warnings
+    ++ concatMap (
+      user: map (w: "home-manager.users.${user}.${w}") config.home-manager.users.${user}.lollypops.warnings
+    ) (builtins.attrNames (hmUsers config));
+
   checked =
     name: config: value:
     let
       failed = builtins.filter (a: !a.assertion) (assertionsOf config);
     in
     if failed == [ ] then
-      value
+      lib.foldr (w: lib.warn "lollypops: nixosConfigurations.${name}: ${w}") value (warningsOf config)
     else
       throw "\nFailed assertions in nixosConfigurations.${name}:\n${
         concatMapStrings (a: "- ${a.message}\n") failed
@@ -119,14 +128,19 @@ let
           );
       };
       inherit (cfg) tasks;
-      extraTasks = mapAttrs (_: t: {
-        inherit (t)
-          desc
-          cmds
-          deps
-          dir
-          ;
-      }) cfg.extraTasks;
+      # A task with deps that are no task of the host fails when it runs
+      # (nix/tasks.nix).
+      extraTasks = mapAttrs (
+        task: t:
+        let
+          unknown = tasks.unknownDeps cfg task;
+        in
+        {
+          inherit (t) desc dir;
+          deps = lib.subtractLists unknown t.deps;
+          cmds = if unknown == [ ] then t.cmds else tasks.failingCmds name cfg task;
+        }
+      ) cfg.extraTasks;
     };
 in
 {

@@ -3,7 +3,12 @@
 #
 # It only declares options: nothing here changes the system being built.
 # `nix run` reads them from every host through nix/inventory.nix.
-{ config, lib, ... }:
+{
+  config,
+  options,
+  lib,
+  ...
+}:
 let
   inherit (lib)
     literalExpression
@@ -14,9 +19,27 @@ let
   types' = import ./types.nix { inherit lib; };
   secrets = import ./secrets-options.nix { inherit lib; };
   tasks = import ./tasks.nix { inherit lib; };
+  compat = import ./compat.nix { inherit lib; };
 
   cfg = config.lollypops;
   inherit (cfg.deployment) ssh sudo;
+
+  # Written as for the original lollypops: what it meant, with a warning
+  # (or an assertion, for what cannot be read safely).
+  optsLoc = path: [ "lollypops" "deployment" ] ++ path ++ [ "opts" ];
+  optsChecks =
+    path:
+    compat.optsChecks (optsLoc path) (
+      builtins.concatLists (lib.getAttrFromPath (path ++ [ "opts" ]) options.lollypops.deployment).definitions
+    );
+  opts = path: {
+    apply = compat.splitOpts (optsLoc path);
+  };
+
+  compatWarnings =
+    lib.optional (cfg.deployment.group != null) "${showOption [ "lollypops" "deployment" "group" ]}: the original lollypops' single group is a tag here: write lollypops.deployment.tags = [ ${builtins.toJSON cfg.deployment.group} ] and select its hosts with `--on @${cfg.deployment.group}`."
+    ++ (optsChecks [ "ssh" ]).warnings
+    ++ (optsChecks [ "sudo" ]).warnings;
 
   deploymentAssertions = [
     {
@@ -44,7 +67,7 @@ in
   options.lollypops = {
     deployment = {
       config-dir = mkOption {
-        type = types'.absolutePath;
+        type = types'.directory;
         default = "/var/src/lollypops";
         description = ''
           Directory on the host where lollypops places the configuration flake
@@ -95,6 +118,17 @@ in
         '';
       };
 
+      # The original lollypops' one group per host, a tag here.
+      group = mkOption {
+        type = types.nullOr types'.tag;
+        default = null;
+        visible = false;
+        description = ''
+          The host's group in the original lollypops; added to `tags`, with a
+          warning.
+        '';
+      };
+
       ssh = {
         host = mkOption {
           type = types'.sshHost;
@@ -120,20 +154,28 @@ in
           description = "The ssh client to run on the deployer. Its arguments go in `opts`.";
         };
 
-        opts = mkOption {
-          type = types.listOf types'.textLine;
-          default = [ ];
-          example = [
-            "-p"
-            "2222"
-            "-o"
-            "ProxyJump=jump.example.org"
-          ];
-          description = ''
-            Extra arguments for ssh, one per element; they are passed as they
-            are, never split or interpreted by a shell.
-          '';
-        };
+        opts = mkOption (
+          opts [ "ssh" ]
+          // {
+            type = types.listOf types'.textLine;
+            default = [ ];
+            example = [
+              "-p"
+              "2222"
+              "-o"
+              "ProxyJump=jump.example.org"
+            ];
+            description = ''
+              Extra arguments for ssh, one per element; they are passed as they
+              are, never interpreted by a shell. For configurations written for
+              the original lollypops, an element that starts with `-` and holds
+              several plain words (`"-p 2222"`) is split at its spaces, with a
+              warning; one with shell syntax (quotes, `$`, ...) or whose words
+              are not options each followed by at most one argument is an
+              error.
+            '';
+          }
+        );
 
         host-key = mkOption {
           type = types.nullOr types'.hostKey;
@@ -186,12 +228,19 @@ in
           description = "The sudo program on the host.";
         };
 
-        opts = mkOption {
-          type = types.listOf types'.textLine;
-          default = [ ];
-          example = [ "-H" ];
-          description = "Extra arguments for the sudo program, one per element.";
-        };
+        opts = mkOption (
+          opts [ "sudo" ]
+          // {
+            type = types.listOf types'.textLine;
+            default = [ ];
+            example = [ "-H" ];
+            description = ''
+              Extra arguments for the sudo program, one per element (an
+              element that starts with `-` and holds several words is read as
+              in `ssh.opts`).
+            '';
+          }
+        );
       };
     };
 
@@ -225,6 +274,8 @@ in
       readOnly = true;
       default =
         deploymentAssertions
+        ++ (optsChecks [ "ssh" ]).assertions
+        ++ (optsChecks [ "sudo" ]).assertions
         ++ secrets.assertions [ "lollypops" "secrets" ] cfg.secrets
         ++ tasks.assertions cfg;
       description = ''
@@ -232,7 +283,23 @@ in
         evaluating the rest of the system.
       '';
     };
+
+    warnings = mkOption {
+      type = types.listOf types.str;
+      internal = true;
+      visible = false;
+      readOnly = true;
+      default = compatWarnings ++ secrets.warnings cfg.secrets ++ tasks.warnings cfg;
+      description = ''
+        The lollypops part of `warnings` (mostly spellings of the original
+        lollypops), which `nix run` prints too.
+      '';
+    };
   };
 
-  config.assertions = cfg.assertions;
+  config = {
+    assertions = cfg.assertions;
+    warnings = cfg.warnings;
+    lollypops.deployment.tags = lib.optional (cfg.deployment.group != null) cfg.deployment.group;
+  };
 }

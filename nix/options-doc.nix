@@ -17,6 +17,7 @@ let
         {
           options = stubs // {
             assertions = mkOption { type = types.listOf types.unspecified; };
+            warnings = mkOption { type = types.listOf types.str; };
           };
         }
       ];

@@ -16,12 +16,26 @@ let
 
   secretModule =
     { cfg, owner, group }:
-    { name, config, ... }:
     {
-      # lollypops' README spells the group `groups`; accept it, quietly.
+      name,
+      config,
+      options,
+      ...
+    }:
+    {
       imports = [
+        # lollypops' README spells the group `groups`; accept it, quietly.
         (lib.doRename {
           from = [ "groups" ];
+          to = [ "group" ];
+          visible = false;
+          warn = false;
+          use = lib.id;
+        })
+        # Its module (since 2025) calls it `group-name`: accept it, with a
+        # warning (below: doRename's own needs a top-level `warnings`).
+        (lib.doRename {
+          from = [ "group-name" ];
           to = [ "group" ];
           visible = false;
           warn = false;
@@ -43,8 +57,8 @@ let
 
         cmd = mkOption {
           type = types'.command;
-          default = "pass ${lib.escapeShellArg (cfg.cmd-name-prefix + config.name)}";
-          defaultText = literalExpression ''"pass ''${lib.escapeShellArg (cmd-name-prefix + name)}"'';
+          default = "${cfg.default-cmd} ${lib.escapeShellArg (cfg.cmd-name-prefix + config.name)}";
+          defaultText = literalExpression ''"''${default-cmd} ''${lib.escapeShellArg (cmd-name-prefix + name)}"'';
           example = "bw get password my-secret-token";
           description = ''
             Shell command that prints the secret on its standard output. It runs
@@ -84,7 +98,8 @@ let
             example = "mygroup";
             description = ''
               Group of the secret's file on the host. Also accepted as `groups`,
-              the spelling of lollypops' original README.
+              the spelling of lollypops' original README, and as `group-name`
+              (the original's module), with a warning.
             '';
           }
           // group
@@ -111,6 +126,15 @@ let
           '';
         };
 
+        # doRename defines it too (empty), since it exists.
+        warnings = mkOption {
+          type = types.listOf types.str;
+          internal = true;
+          visible = false;
+          default = [ ];
+          description = "This secret's part of `lollypops.warnings`.";
+        };
+
         allow-empty = mkOption {
           type = types.bool;
           default = false;
@@ -120,6 +144,12 @@ let
           '';
         };
       };
+
+      config.warnings = lib.optional options.group-name.isDefined "${
+        showOption [ "lollypops" "secrets" "files" name "group-name" ]
+      }: the original lollypops' name; write ${
+        showOption [ "lollypops" "secrets" "files" name "group" ]
+      } (same meaning).";
     };
 in
 {
@@ -135,12 +165,25 @@ in
     {
       default-dir = mkOption (
         {
-          type = types'.absolutePath;
+          type = types'.directory;
           example = "/var/lib/secrets";
           description = "Directory of the secrets that do not set their own `path`.";
         }
         // defaultDir
       );
+
+      default-cmd = mkOption {
+        type = types'.command;
+        default = "pass";
+        example = "gopass show --password";
+        description = ''
+          The command in front of each secret's name in its default `cmd`,
+          which becomes `<default-cmd> <cmd-name-prefix><name>` (the name
+          quoted for the shell). It runs on the deployer: a store path here
+          (`"''${pkgs.pass}/bin/pass"`, as the original lollypops set it) is
+          built for the host's system, which may not run on the deployer.
+        '';
+      };
 
       cmd-name-prefix = mkOption {
         type = types'.textLine;
@@ -148,7 +191,7 @@ in
         example = "nixos-secrets/host1/";
         description = ''
           Put in front of each secret's `name` in its default `cmd`, which
-          becomes `pass <cmd-name-prefix><name>`.
+          becomes `<default-cmd> <cmd-name-prefix><name>`.
         '';
       };
 
@@ -176,6 +219,9 @@ in
         '';
       };
     };
+
+  # The warnings of `cfg`'s secrets, in the order of their names.
+  warnings = cfg: lib.concatMap (f: f.warnings) (builtins.attrValues cfg.files);
 
   # Assertions on `cfg` (a module's `config.lollypops.secrets`); `prefix` is
   # the option path of `cfg`, as a list.

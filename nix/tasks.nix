@@ -57,6 +57,21 @@ let
   };
 
   opt = path: showOption ([ "lollypops" ] ++ path);
+
+  known = cfg: lib.unique (builtinTasks ++ builtins.attrNames cfg.extraTasks);
+  knownTextOf = cfg: concatStringsSep ", " (known cfg);
+
+  unknownDeps =
+    cfg: name: builtins.filter (d: !builtins.elem d (known cfg)) cfg.extraTasks.${name}.deps;
+
+  unknownDepsText =
+    cfg: name:
+    let
+      missing = unknownDeps cfg name;
+    in
+    "${opt [ "extraTasks" name "deps" ]}: unknown task${
+      lib.optionalString (builtins.length missing > 1) "s"
+    } ${concatStringsSep ", " (map builtins.toJSON missing)}; known tasks of this host: ${knownTextOf cfg}";
 in
 {
   tasksOption = mkOption {
@@ -100,14 +115,35 @@ in
     '';
   };
 
+  # The deps of extra task `name` that are no task of the host. The
+  # original lollypops accepted them and go-task failed when the task ran;
+  # here too the task is projected to fail when it runs (with this host's
+  # other tasks unaffected), and evaluating the host warns.
+  inherit unknownDeps;
+
+  # What running extra task `name` of `host` does when it has unknown deps.
+  failingCmds =
+    host: cfg: name:
+    [
+      "echo ${
+        lib.escapeShellArg "lollypops: ${host}:${name} cannot run: ${unknownDepsText cfg name}"
+      } >&2; exit 1"
+    ];
+
+  warnings =
+    cfg:
+    lib.concatMap (
+      name:
+      lib.optional (unknownDeps cfg name != [ ]) "${unknownDepsText cfg name}; running it fails, the host's other tasks are not affected."
+    ) (builtins.attrNames cfg.extraTasks);
+
   # Assertions on a module's `config.lollypops`.
   assertions =
     cfg:
     let
-      known = lib.unique (builtinTasks ++ builtins.attrNames cfg.extraTasks);
-      knownText = concatStringsSep ", " known;
+      knownText = knownTextOf cfg;
       unknown = path: name: {
-        assertion = builtins.elem name known;
+        assertion = builtins.elem name (known cfg);
         message = "${opt path}: unknown task \"${name}\"; known tasks of this host: ${knownText}; define new ones in lollypops.extraTasks.";
       };
       order = lib.toposort (
@@ -128,7 +164,6 @@ in
             message = "${opt [ "extraTasks" name ]}: a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-').";
           }
         ]
-        ++ map (unknown [ "extraTasks" name "deps" ]) task.deps
         ++ [
           {
             assertion = !builtins.elem name task.deps;

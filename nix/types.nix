@@ -34,13 +34,22 @@ let
     && !(matches ".*//.*" p)
     && !(matches ".*/[.]{1,2}(/.*)?" p)
     && isText p;
+
+  stripTrailingSlashes = p: if lib.hasSuffix "/" p then stripTrailingSlashes (lib.removeSuffix "/" p) else p;
 in
-{
+rec {
   # Secret locations and the like: a string, never a Nix path value, which
   # `builtins.toJSON` would copy into the world-readable store.
   absolutePath = strWith "lollypopsAbsolutePath" "clean absolute path outside the Nix store (a string)" (
     p: isCleanAbsolute p && !lib.hasPrefix "${builtins.storeDir}/" p
   );
+
+  # A directory: a clean absolute path, or one with trailing slashes
+  # ("/etc/nixos/", as configurations for the original lollypops wrote it),
+  # which are dropped.
+  directory = lib.types.coercedTo (strWith "lollypopsDirectoryWithSlash" "such a path ending in `/`" (
+    p: p != "/" && lib.hasSuffix "/" p
+  )) stripTrailingSlashes absolutePath;
 
   # The name of a program: one word that is not an option.
   program = strWith "lollypopsProgram" "program name or path (one word, not starting with `-`)" (

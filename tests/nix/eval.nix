@@ -16,46 +16,74 @@ let
   lollypops = (import ../../flake.nix).outputs {
     self = lollypops;
     nixpkgs = { inherit lib; };
+    nixpkgs-go = { };
   };
 
   # The flake again, with a nixpkgs whose packages only record how they are
   # called: enough to evaluate the apps' wiring (nothing here can be built).
-  stubPkgs = rec {
-    go.version = "1.26.8";
-    fake =
-      name: attrs:
-      attrs
-      // {
-        type = "derivation";
-        outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  # `origin` names the nixpkgs, `goVersion` its Go.
+  stubPkgsWith =
+    { origin, goVersion }:
+    rec {
+      inherit origin;
+      go.version = goVersion;
+      fake =
+        name: attrs:
+        attrs
+        // {
+          type = "derivation";
+          outPath = "/nix/store/00000000000000000000000000000000-${name}";
+        };
+      openssh = fake "openssh" { };
+      nix = fake "nix" { };
+      pass = fake "pass" { };
+      nixos-rebuild-ng = fake "nixos-rebuild" { };
+      writeText = name: text: fake name { inherit text; };
+      runCommand = name: env: text: fake name { inherit env text; };
+      nixfmt-tree = fake "nixfmt-tree" { };
+      writeShellScriptBin = name: text: fake name {
+        inherit text;
+        meta.mainProgram = name;
       };
-    openssh = fake "openssh" { };
-    nix = fake "nix" { };
-    pass = fake "pass" { };
-    nixos-rebuild-ng = fake "nixos-rebuild" { };
-    writeText = name: text: fake name { inherit text; };
-    writeShellScriptBin = name: text: fake name {
-      inherit text;
-      meta.mainProgram = name;
+      buildGoModule = args: fake "${args.pname}-${args.version}" { inherit args origin; };
+      # As nixpkgs' callPackage: the result has `.override`.
+      callPackage =
+        file: args:
+        let
+          f = import file;
+        in
+        lib.makeOverridable f (
+          builtins.intersectAttrs (builtins.functionArgs f) { inherit lib buildGoModule; } // args
+        );
     };
-    buildGoModule = args: fake "${args.pname}-${args.version}" { inherit args; };
-    callPackage =
-      file: args:
-      let
-        f = import file;
-      in
-      f (builtins.intersectAttrs (builtins.functionArgs f) { inherit lib buildGoModule; } // args);
+  stubPkgs = stubPkgsWith {
+    origin = "nixpkgs";
+    goVersion = "1.26.8";
   };
-  lollypopsWithPkgs = (import ../../flake.nix).outputs {
-    self = lollypopsWithPkgs;
-    nixpkgs = {
-      inherit lib;
-      legacyPackages = lib.genAttrs [
-        "x86_64-linux"
-        "aarch64-linux"
-        "x86_64-darwin"
-        "aarch64-darwin"
-      ] (_: stubPkgs);
+  flakeWith =
+    { nixpkgs, nixpkgs-go }:
+    let
+      nixpkgsOf = pkgs: {
+        inherit lib;
+        legacyPackages = lib.genAttrs [
+          "x86_64-linux"
+          "aarch64-linux"
+          "x86_64-darwin"
+          "aarch64-darwin"
+        ] (_: pkgs);
+      };
+      flake = (import ../../flake.nix).outputs {
+        self = flake;
+        nixpkgs = nixpkgsOf nixpkgs;
+        nixpkgs-go = nixpkgsOf nixpkgs-go;
+      };
+    in
+    flake;
+  lollypopsWithPkgs = flakeWith {
+    nixpkgs = stubPkgs;
+    nixpkgs-go = stubPkgsWith {
+      origin = "nixpkgs-go";
+      goVersion = "1.26.8";
     };
   };
 
@@ -97,10 +125,20 @@ let
     };
   };
 
+  # Written for the original lollypops (its app and package need pkgs).
+  original = asFlake (
+    import ./fixtures/original.nix {
+      lollypops = lollypopsWithPkgs;
+      inherit nixosSystem;
+      self = original;
+    }
+  );
+
   inventories = {
     minimal = project seed;
     full = project full;
     vm-fleet = project vmFleet;
+    original = project original;
   };
 
   # A host with the module and `settings`.
@@ -153,7 +191,7 @@ let
     (hostWith {
       users.users.alice.group = "staff";
       home-manager.users.alice = {
-        imports = [ lollypops.hmModule ];
+        imports = [ lollypops.homeModules.default ];
         lollypops.secrets.files = files;
       };
     }).config.home-manager.users.alice.lollypops;
@@ -192,9 +230,6 @@ let
     })
     (firesWith "an extra task name with ':'" "lollypops.extraTasks.\"a:b\": " {
       lollypops.extraTasks."a:b".cmds = [ "true" ];
-    })
-    (firesWith "an unknown dep" "lollypops.extraTasks.example.deps: unknown task \"nope\"" {
-      lollypops.extraTasks.example.deps = [ "nope" ];
     })
     (firesWith "a dep cycle" "lollypops.extraTasks: the deps form a cycle" {
       lollypops.extraTasks = {
@@ -340,9 +375,24 @@ let
     )
     (check "the flake exports the modules under their names" (
       lollypops.nixosModules.default == lollypops.nixosModules.lollypops
-      && lollypops.homeModules.default == lollypops.hmModule
+      && lollypops.homeModules.default == lollypops.homeModules.lollypops
+      && lollypops.hmModule == lollypops.homeModules.default
     ) "")
-  ];
+  ]
+  ++ import ./compat.nix {
+    inherit
+      lib
+      check
+      firesWith
+      hostWith
+      failedMessages
+      original
+      flakeWith
+      stubPkgsWith
+      asFlake
+      ;
+    inventory = inventories.original;
+  };
 in
 {
   inherit inventories checks;
@@ -363,7 +413,7 @@ in
         (lib.evalModules {
           class = "homeManager";
           modules = [
-            lollypops.hmModule
+            lollypops.homeModules.default
             ./stubs/home-manager.nix
           ];
         }).options;

@@ -44,10 +44,15 @@ func updating() bool {
 // nixOnlyOptions are options the Nix side consumes itself: they shape other
 // values and never reach the runner.
 var nixOnlyOptions = map[string]string{
-	"secrets.default-dir":     "the default of each secret's path",
-	"secrets.cmd-name-prefix": "part of each secret's default cmd",
-	"secrets.files[].groups":  "an alias of group (the spelling of lollypops' README)",
-	"assertions":              "checked by nix/inventory.nix before it projects a host",
+	"secrets.default-dir":        "the default of each secret's path",
+	"secrets.cmd-name-prefix":    "part of each secret's default cmd",
+	"secrets.files[].groups":     "an alias of group (the spelling of lollypops' README)",
+	"assertions":                 "checked by nix/inventory.nix before it projects a host",
+	"warnings":                   "printed by nix/inventory.nix when it projects a host",
+	"secrets.default-cmd":        "part of each secret's default cmd",
+	"secrets.files[].group-name": "an alias of group (the original lollypops' module), with a warning",
+	"secrets.files[].warnings":   "part of warnings",
+	"deployment.group":           "added to deployment.tags (the original lollypops' group), with a warning",
 }
 
 // projectedFields are fields the projection fills from outside the options.
@@ -118,6 +123,9 @@ func testNixChecks(t *testing.T, ev *nixEvaluation) {
 	}
 	if !strings.Contains(ev.stderr, "nixosConfigurations.nomodule does not import lollypops.nixosModules.lollypops") {
 		t.Errorf("no warning for the host without the module; stderr:\n%s", ev.stderr)
+	}
+	if !strings.Contains(ev.stderr, "lollypops: nixosConfigurations.kartoffel: lollypops.deployment.group: ") {
+		t.Errorf("no warning for the original lollypops' deployment.group; stderr:\n%s", ev.stderr)
 	}
 }
 

@@ -139,6 +139,9 @@ func Available() error {
 func findTools() (tools, error) {
 	var t tools
 	var problems, missing []string
+	if platformProblem != "" {
+		return t, errors.New(platformProblem)
+	}
 	if os.Geteuid() != 0 {
 		problems = append(problems, fmt.Sprintf("not root (euid %d)", os.Geteuid()))
 	}

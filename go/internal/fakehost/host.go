@@ -220,7 +220,7 @@ func (h *Host) startOnce(ctx context.Context, port int) (*run, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own session; killed with us. Its child, the host's PID 1, is killed
 	// with it (--kill-child), and the kernel then kills the whole host.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = hostProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

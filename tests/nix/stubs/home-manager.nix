@@ -16,5 +16,9 @@ in
       type = types.listOf types.unspecified;
       default = [ ];
     };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
   };
 }
