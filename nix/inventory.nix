@@ -117,6 +117,22 @@ let
         sudo = {
           inherit (d.sudo) enable command opts;
         };
+        rollback = {
+          inherit (d.rollback) enable confirm-timeout;
+        };
+        health-checks = mapAttrs (_: c: {
+          inherit (c)
+            cmd
+            url
+            status
+            timeout
+            retries
+            interval
+            ;
+        }) d.health-checks;
+        reboot = {
+          inherit (d.reboot) enable timeout;
+        };
       };
       secrets = {
         inherit (cfg.secrets) remove-stale;

@@ -50,13 +50,11 @@ let
       assertion = ssh.host-key != null -> ssh.host-key-policy == "pinned";
       message = "${showOption [ "lollypops" "deployment" "ssh" "host-key" ]}: is set, but host-key-policy is \"${ssh.host-key-policy}\"; use \"pinned\" or remove the key.";
     }
-    {
-      # nixos-rebuild --target-host activates through plain `sudo`.
-      assertion =
-        cfg.deployment.local-evaluation && sudo.enable -> sudo.command == "sudo" && sudo.opts == [ ];
-      message = "${showOption [ "lollypops" "deployment" "sudo" ]}: local evaluation activates through nixos-rebuild's remote sudo, which runs plain \"sudo\"; use sudo.command = \"sudo\" and no sudo.opts, or local-evaluation = false.";
-    }
-  ];
+  ]
+  ++ lib.mapAttrsToList (name: c: {
+    assertion = (c.cmd == null) != (c.url == null);
+    message = "${showOption [ "lollypops" "deployment" "health-checks" name ]}: set exactly one of cmd (run on the host) and url (fetched from the deployer).";
+  }) cfg.deployment.health-checks;
 in
 {
   _class = "nixos";
@@ -99,9 +97,9 @@ in
         type = types.bool;
         default = false;
         description = ''
-          Whether to evaluate and build the system on the deployer and copy it
-          to the host (`nixos-rebuild --target-host`), instead of evaluating and
-          building on the host.
+          Whether to evaluate and build the system on the deployer, copy its
+          closure to the host over the run's connection and activate it there,
+          instead of evaluating and building on the host.
         '';
       };
 
@@ -241,6 +239,98 @@ in
             '';
           }
         );
+      };
+    };
+
+    deployment.rollback = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether a `switch` or `test` returns the host to its previous system
+          by itself when the activation fails, a health check fails, or the
+          deployer cannot reach the host again within `confirm-timeout`
+          seconds. The activation runs detached from the SSH session
+          (`systemd-run`) and waits for the deployer's confirmation; see
+          docs/activation.md. When false, the host's `nixos-rebuild` activates
+          as in the original lollypops.
+        '';
+      };
+      confirm-timeout = mkOption {
+        type = types.ints.between 5 3600;
+        default = 30;
+        description = ''
+          Seconds after the activation starts within which the deployer must
+          reach the host again, run the health checks and confirm; otherwise
+          the host rolls back.
+        '';
+      };
+    };
+
+    deployment.health-checks = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            cmd = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              example = "systemctl is-active nginx";
+              description = "A shell command run on the host (through sudo when enabled); exit 0 passes.";
+            };
+            url = mkOption {
+              type = types.nullOr types'.textLine;
+              default = null;
+              example = "https://host1.example.org/health";
+              description = "An http(s) URL fetched from the deployer; the answer must have `status`.";
+            };
+            status = mkOption {
+              type = types.ints.between 100 599;
+              default = 200;
+              description = "The HTTP status `url` must answer.";
+            };
+            timeout = mkOption {
+              type = types.ints.between 1 3600;
+              default = 10;
+              description = "Seconds one attempt may take.";
+            };
+            retries = mkOption {
+              type = types.ints.between 0 1000;
+              default = 3;
+              description = "Attempts after a failed first one.";
+            };
+            interval = mkOption {
+              type = types.ints.between 0 3600;
+              default = 2;
+              description = "Seconds between attempts.";
+            };
+          };
+        }
+      );
+      default = { };
+      example = {
+        nginx.cmd = "systemctl is-active nginx";
+        web.url = "https://host1.example.org/health";
+      };
+      description = ''
+        Checks run after the activation, in name order: a failed one (after its
+        retries) fails the host and, with `rollback.enable`, rolls it back.
+      '';
+    };
+
+    deployment.reboot = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether to reboot the host after `REBUILD_ACTION=boot`, or after a
+          switch that changed the kernel or initrd, and wait for it to come back
+          with the new system before the health checks.
+        '';
+      };
+      timeout = mkOption {
+        type = types.ints.between 10 86400;
+        default = 300;
+        description = "Seconds to wait for the host to come back after a reboot.";
       };
     };
 

@@ -16,6 +16,7 @@ let
     "deploy-flake"
     "deploy-secrets"
     "rebuild"
+    "diff"
   ];
 
   extraTaskModule = {

@@ -196,7 +196,7 @@ in
     failedMessages birne.lollypops.assertions == [ ]
     && inv.birne.extraTasks.push-closure.deps == [ "check-vars" ]
     && inv.birne.extraTasks.push-closure.cmds == [
-      ''echo 'lollypops: birne:push-closure cannot run: lollypops.extraTasks.push-closure.deps: unknown task "build"; known tasks of this host: check-vars, deploy-flake, deploy-secrets, rebuild, hello, push-closure' >&2; exit 1''
+      ''echo 'lollypops: birne:push-closure cannot run: lollypops.extraTasks.push-closure.deps: unknown task "build"; known tasks of this host: check-vars, deploy-flake, deploy-secrets, rebuild, diff, hello, push-closure' >&2; exit 1''
     ]
     && inv.birne.extraTasks.hello.cmds == [ "echo hello from {{.HOSTNAME}}" ]
     && inv.birne.tasks == [

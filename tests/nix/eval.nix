@@ -212,12 +212,14 @@ let
         host-key-policy = "strict";
       };
     })
-    (firesWith "local evaluation with doas" "lollypops.deployment.sudo: " {
-      lollypops.deployment = {
-        local-evaluation = true;
-        sudo.enable = true;
-        sudo.command = "doas";
+    (firesWith "a health check with cmd and url" "lollypops.deployment.health-checks.web: " {
+      lollypops.deployment.health-checks.web = {
+        cmd = "true";
+        url = "http://host1/";
       };
+    })
+    (firesWith "a health check with neither" "lollypops.deployment.health-checks.web: " {
+      lollypops.deployment.health-checks.web.timeout = 5;
     })
     (firesWith "an unknown task" "lollypops.tasks: unknown task \"deploy\"" {
       lollypops.tasks = [ "deploy" ];

@@ -81,7 +81,19 @@ const mark = "lollypops-lock: "
 // the host's sudo setting, as for every remote command. The holder it
 // starts outlives the step: it ends with the run (Keeper.Release), when the
 // run dies, or when its connection goes quiet for TTL.
-func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer) error {
+//
+// remote turns a command for the host into the argv that runs it over c
+// (with sudo as the host's steps use it); nil uses c with the host's sudo.
+func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer, remote func(argv ...string) ([]string, error)) error {
+	if remote == nil {
+		remote = func(argv ...string) ([]string, error) {
+			cmd, err := ssh.Command(&c.Host.Deployment.Sudo, argv...)
+			if err != nil {
+				return nil, err
+			}
+			return c.RemoteArgs(cmd), nil
+		}
+	}
 	name := c.Host.Name
 	keeper, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: SocketPath(run), Net: "unix"})
 	if err != nil {
@@ -99,12 +111,11 @@ func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 	}
 	defer stdin.Close()
 	me := Self(run, pid)
-	remote, err := ssh.Command(&c.Host.Deployment.Sudo, "sh", "-c", holderScript, "lollypops-lock",
+	argv, err := remote("sh", "-c", holderScript, "lollypops-lock",
 		RootDir, strconv.Itoa(int(TTL.Seconds())), me.Run, me.User, me.Host, me.PID)
 	if err != nil {
 		return err
 	}
-	argv := c.RemoteArgs(remote)
 	if echo != nil {
 		fmt.Fprintf(echo, "$ %s\n", execx.Quote(append(argv[:len(argv)-1:len(argv)-1],
 			"<lollypops deploy lock: hold "+RootDir+"/lock (or ~/"+UserDirName+"/lock) while this run lasts>")))

@@ -186,6 +186,11 @@ func (e *Env) guard(ctx context.Context, c *ssh.Client, id, system string) (stri
 		}
 		return "", o
 	}
+	// The deploy lock's session ended with the old connection.
+	if err := e.lock(ctx, c); err != nil {
+		e.printf("%v; the activation is not confirmed, and rolls back", err)
+		return "", err
+	}
 	if cerr := e.healthChecks(ctx, c); cerr != nil {
 		e.printf("%v; rolling back", cerr)
 		if err := e.hostRun(ctx, c, "asking for the rollback", activation.AbortArgv(id, cerr.Error())); err != nil {

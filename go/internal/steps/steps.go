@@ -73,13 +73,23 @@ func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 		}
 		return nil, err
 	}
-	if err := lock.Acquire(ctx, c, e.Run, e.Runner.Echo); err != nil {
-		if h, ok := err.(interface{ Hint() string }); ok && h.Hint() != "" {
-			return nil, &Hinted{Err: err, Hint: h.Hint()}
-		}
+	if err := e.lock(ctx, c); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// lock takes the run's deploy lock on the host (package lock), again after
+// a new connection: the holder's session ends with the old one.
+func (e *Env) lock(ctx context.Context, c *ssh.Client) error {
+	remote := func(argv ...string) ([]string, error) { return e.remote(c, argv...) }
+	if err := lock.Acquire(ctx, c, e.Run, e.Runner.Echo, remote); err != nil {
+		if h, ok := err.(interface{ Hint() string }); ok && h.Hint() != "" {
+			return &Hinted{Err: err, Hint: h.Hint()}
+		}
+		return err
+	}
+	return nil
 }
 
 // wrapper writes the host's ssh wrapper, for programs that run ssh

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"regexp"
+	"sync"
 )
 
 // dryWriter gives the lines go-task prints for --dry ("task: [host:step]
@@ -11,6 +12,7 @@ import (
 // the two read alike. Other lines pass unchanged; colour sequences at the
 // start of a line are kept.
 type dryWriter struct {
+	mu  sync.Mutex // go-task writes from each task's goroutine
 	w   io.Writer
 	buf []byte
 }
@@ -18,6 +20,8 @@ type dryWriter struct {
 var dryLine = regexp.MustCompile(`^((?:\x1b\[[0-9;]*m)*)task: \[`)
 
 func (d *dryWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.buf = append(d.buf, p...)
 	for {
 		i := bytes.IndexByte(d.buf, '\n')
@@ -34,6 +38,8 @@ func (d *dryWriter) Write(p []byte) (int, error) {
 
 // flush writes what is left of an unfinished line.
 func (d *dryWriter) flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if len(d.buf) > 0 {
 		d.w.Write(dryLine.ReplaceAll(d.buf, []byte("${1}[")))
 		d.buf = nil
