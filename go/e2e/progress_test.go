@@ -228,7 +228,7 @@ func TestProgressPlain(t *testing.T) {
 			// printed, host1's too; with it, only the failed host's.
 			// (go-task writes a prefix in pieces: with --verbose, its own
 			// messages on stderr may land inside one.)
-			if host1 := strings.Contains(ansi.Strip(res.raw), "root@host1, flake by copy"); host1 == c.view {
+			if host1 := strings.Contains(ansi.Strip(res.raw), "host1:check-vars] root@host1"); host1 == c.view {
 				t.Errorf("host1's output shown: %v, want %v\n%s", host1, !c.view, res)
 			}
 			if c.view && sgrColour.MatchString(res.raw) {
