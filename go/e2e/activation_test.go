@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // A switch to a system without sshd cuts the host off: the deployer cannot
@@ -21,7 +20,7 @@ func TestRollbackWhenTheHostCannotBeReachedAgain(t *testing.T) {
 	h := f.Host("nosshd")
 	before := systemOf(t, h)
 	c := host(f, "nosshd")
-	c.Deployment.Rollback.ConfirmTimeout = 6
+	c.Deployment.Rollback = config.Rollback{Enable: true, ConfirmTimeout: 6}
 	r := newRunner(t, map[string]*config.Host{"nosshd": c})
 	res := r.run("nosshd")
 	if res.code != 3 {
@@ -61,6 +60,7 @@ func TestRollbackWhenTheActivationFails(t *testing.T) {
 	h := f.Host("broken")
 	before := systemOf(t, h)
 	c := host(f, "broken")
+	c.Deployment.Rollback.Enable = true
 	r := newRunner(t, map[string]*config.Host{"broken": c})
 	res := r.run("broken")
 	if res.code != 3 || !strings.Contains(summaryLine(res, "broken"), "rolled back to the previous system: switch-to-configuration switch failed (exit 2)") {
@@ -100,6 +100,7 @@ func TestHealthChecks(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := host(f, "checked")
+	c.Deployment.Rollback.Enable = true
 	c.Deployment.HealthChecks = map[string]config.HealthCheck{
 		"kernel": {Cmd: ptr("grep -q " + deployedKernel + " /run/current-system/kernel"), Status: 200, Timeout: 10, Retries: 0, Interval: 1},
 		"web":    {URL: ptr(srv.URL + "/health"), Status: 200, Timeout: 5, Retries: 2, Interval: 1},
@@ -129,39 +130,5 @@ func TestHealthChecks(t *testing.T) {
 	}
 	if after := systemOf(t, h); after.kernel != deployedKernel {
 		t.Errorf("kernel %q", after.kernel)
-	}
-}
-
-// Local evaluation builds here, copies the closure over the run's one
-// connection and activates through sudo, under the guard; the host's
-// nixos-rebuild is not used.
-func TestBuildHereAndActivate(t *testing.T) {
-	f := newFleet(t, fakehost.HostSpec{Name: "host1", Users: []fakehost.UserSpec{{Name: "deploy", Sudo: true, Trusted: true}}, NixDaemon: true})
-	h := f.Host("host1")
-	c := host(f, "host1")
-	c.Deployment.LocalEvaluation = true
-	c.Deployment.SSH.User = ptr("deploy")
-	c.Deployment.Sudo.Enable = true
-	c.Deployment.Sudo.Opts = []string{"-n"}
-	c.Tasks = []string{config.TaskRebuild}
-	r := newRunner(t, map[string]*config.Host{"host1": c})
-	res := r.run("host1")
-	if res.code != 0 {
-		t.Fatalf("%s", res)
-	}
-	if calls, _ := h.RebuildCalls(); len(calls) != 0 {
-		t.Errorf("the host's nixos-rebuild ran: %+v", calls)
-	}
-	acts, _ := h.Activations()
-	if len(acts) != 1 || acts[0].User != "root" || acts[0].Exit != 0 {
-		t.Errorf("activations: %+v", acts)
-	}
-	if s := systemOf(t, h); s.kernel != deployedKernel || s.current != s.bootDefault {
-		t.Errorf("system: %+v", s)
-	}
-	if n := authCount(t, h); n != 2 {
-		// One connection, and the new one that proves the host is still
-		// reachable after the switch.
-		t.Errorf("%d ssh logins, want 2", n)
 	}
 }

@@ -181,7 +181,9 @@ func hosts(names ...string) []fakehost.HostSpec {
 func ptr[T any](v T) *T { return &v }
 
 // host returns a host with the modules' defaults, reached through the
-// fleet's ssh_config.
+// fleet's ssh_config — but for rollback, which the modules enable: most
+// tests drive the host's nixos-rebuild (its knobs, its call records); the
+// tests of the guarded activation enable it.
 func host(f *fakehost.Fleet, name string) *config.Host {
 	return &config.Host{
 		Flake: flake,
@@ -192,7 +194,7 @@ func host(f *fakehost.Fleet, name string) *config.Host {
 			SSH: config.SSH{Host: name, User: ptr("root"), Command: "ssh",
 				Opts: []string{"-F", f.SSHConfig}, HostKeyPolicy: config.HostKeyStrict},
 			Sudo:         config.Sudo{Command: "sudo", Opts: []string{}},
-			Rollback:     config.Rollback{Enable: true, ConfirmTimeout: 30},
+			Rollback:     config.Rollback{Enable: false, ConfirmTimeout: 30},
 			HealthChecks: map[string]config.HealthCheck{},
 			Reboot:       config.Reboot{Timeout: 300},
 		},

@@ -209,29 +209,7 @@ func TestLockReleasedOnInterrupt(t *testing.T) {
 }
 
 // holders returns the pids of the ssh clients holding a fleet host's lock.
-func holders(f *fakehost.Fleet) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == "ssh" && strings.Contains(string(b), "lollypops-lock") &&
-			strings.Contains(string(b), f.SSHConfig) {
-			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
-				continue
-			}
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func holders(f *fakehost.Fleet) []int { return sshClients(f, "lollypops-lock") }
 
 // The steps of one run share its lock, also when they run in parallel.
 func TestLockSharedByParallelSteps(t *testing.T) {

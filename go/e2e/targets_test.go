@@ -229,7 +229,11 @@ func TestKilledRunnerLeavesNoConnection(t *testing.T) {
 }
 
 // masters returns the pids of ssh masters that reach the fleet.
-func masters(f *fakehost.Fleet) []int {
+func masters(f *fakehost.Fleet) []int { return sshClients(f, "ControlMaster=yes") }
+
+// sshClients returns the pids of the live ssh clients that reach the fleet
+// and whose command line contains marker.
+func sshClients(f *fakehost.Fleet, marker string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -242,10 +246,14 @@ func masters(f *fakehost.Fleet) []int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == "ssh" && strings.Contains(string(b), "ControlMaster=yes") &&
-			strings.Contains(string(b), f.SSHConfig) {
-			pids = append(pids, pid)
+		if len(args) == 0 || filepath.Base(args[0]) != "ssh" || !strings.Contains(string(b), marker) ||
+			!strings.Contains(string(b), f.SSHConfig) {
+			continue
 		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
+			continue
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }

@@ -22,19 +22,11 @@ case $f in
 esac
 exec nixos-rebuild "$2" --flake "path:$f#$3"`
 
-// rebuildArgs runs nixos-rebuild: on the host with the deployed flake, or,
-// with local evaluation, here with the flake's source and --target-host.
+// rebuildArgs runs nixos-rebuild on the host with the deployed flake. (With
+// local evaluation, the rebuild activates itself: see activate.go.)
 func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
-	h := e.Host
-	d := &h.Deployment
-	if d.LocalEvaluation {
-		argv := []string{"nixos-rebuild", e.Action, "--flake", h.Flake + "#" + h.Name, "--target-host", d.SSH.Target()}
-		if d.Sudo.Enable {
-			argv = append(argv, "--use-remote-sudo")
-		}
-		return argv, nil
-	}
-	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, h.Name)...)
+	d := &e.Host.Deployment
+	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, e.Host.Name)...)
 }
 
 func rebuildArgv(script, configDir, action, host string) []string {
@@ -45,10 +37,6 @@ func rebuildArgv(script, configDir, action, host string) []string {
 // the script replaced by what it runs.
 func rebuildShown(e *Env, c *ssh.Client) (string, error) {
 	d := &e.Host.Deployment
-	if d.LocalEvaluation {
-		argv, err := rebuildArgs(e, c)
-		return execx.Quote(argv), err
-	}
 	what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, e.Host.Name)
 	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name)...)
 	return execx.Quote(argv), err
@@ -82,23 +70,12 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	cmd := execx.Cmd{Argv: argv, Show: show, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true}
-	where := "on the host"
-	if h.Deployment.LocalEvaluation {
-		if cmd.Path, err = e.wrapper(c); err != nil {
-			return Outcome{}, err
-		}
-		where = "here, activating over ssh"
-	}
-	e.printf("nixos-rebuild %s of %s (%s)", e.Action, h.Name, where)
+	e.printf("nixos-rebuild %s of %s (on the host)", e.Action, h.Name)
 	// An activation cut short can leave a host half-switched: the first
 	// Ctrl-C waits for it (see the step binary).
-	if e.Protect != nil {
-		e.Protect.Store(true)
-	}
+	e.protect(true)
 	err = e.Runner.Run(ctx, cmd)
-	if e.Protect != nil {
-		e.Protect.Store(false)
-	}
+	e.protect(false)
 	if err != nil {
 		return Outcome{}, rebuildError(e, err)
 	}
@@ -126,14 +103,6 @@ func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (
 }
 
 func rebuildError(e *Env, err error) error {
-	d := &e.Host.Deployment
-	if xe, ok := err.(*execx.Error); ok && xe.NotFound && d.LocalEvaluation {
-		return &Hinted{Err: fmt.Errorf("nixos-rebuild: not found on this machine"),
-			Hint: "local evaluation runs nixos-rebuild here; install it (nixpkgs' nixos-rebuild), or set local-evaluation = false"}
-	}
-	hint := "the output of nixos-rebuild is above"
-	if !d.LocalEvaluation {
-		hint += fmt.Sprintf("; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)
-	}
+	hint := fmt.Sprintf("the output of nixos-rebuild is above; if %s/flake is missing, run the host's deploy-flake task first", e.Host.Deployment.ConfigDir)
 	return &Hinted{Err: fmt.Errorf("nixos-rebuild %s: %w", e.Action, err), Hint: hint}
 }
