@@ -273,7 +273,11 @@ while :; do
   rm -f lollypops-secrets && mkdir -p real && ln -sfn real link.tmp && mv -fT link.tmp lollypops-secrets
   rm -f lollypops-secrets; mkdir lollypops-secrets 2>/dev/null; rmdir lollypops-secrets 2>/dev/null
 done`, "swap", s.home, s.victim)
-		swap.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		// Its own process group: cancelling kills the loop's children too
+		// (an ln or mkdir outliving the shell would race the test's
+		// cleanup of the directory).
+		swap.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, Setpgid: true}
+		swap.Cancel = func() error { return syscall.Kill(-swap.Process.Pid, syscall.SIGKILL) }
 		must(t, swap.Start())
 		time.Sleep(50 * time.Millisecond)
 		if swap.ProcessState != nil {
@@ -292,6 +296,7 @@ done`, "swap", s.home, s.victim)
 			}
 		}
 		cancel()
+		swap.Wait()
 		s.untouched(t)
 		t.Logf("%d sessions succeeded while the attacker swapped", wrote)
 		// Nothing of root's is left in the attacker's directories.
