@@ -77,6 +77,11 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		f.List = true
 	}
 	listing := f.Listing() || f.Experiments || f.ClearCache
+	// A real run executes steps; the other modes only print.
+	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
+	if o.streams(src, calls, real && !bare) {
+		return deployStreaming(in, o, src, calls, vars, action, stdin, stdout, stderr, out, rep)
+	}
 
 	// Only the hosts the command line names are evaluated (or decoded), so
 	// that one host costs the same in a fleet of ten or of thousands.
@@ -113,9 +118,6 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitUsage, err
 		}
 	}
-	// A real run executes steps; the other modes only print.
-	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
-
 	// Only a real run starts the step binary; listings show its path.
 	step, err := stepBinary()
 	if err != nil && real {

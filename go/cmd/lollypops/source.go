@@ -186,6 +186,49 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 	return inv, nil
 }
 
+// Stream is Load, one host at a time: each of the named hosts (nil: every
+// host) is passed to each as soon as it is evaluated, in no set order,
+// from one goroutine at a time; failure says why a host has none.
+func (s *source) Stream(ctx context.Context, names []string, each func(name string, h *config.Host, failure string)) error {
+	all := names == nil
+	if all {
+		names = s.names
+	}
+	give := func(n string) {
+		inv, err := s.load(ctx, []string{n}, all)
+		if err != nil {
+			each(n, nil, err.Error())
+			return
+		}
+		if h := inv.Hosts[n]; h != nil {
+			each(n, h, "")
+		} else if s.isFailed(n) {
+			each(n, nil, s.failedWhy(n))
+		}
+	}
+	var todo []string
+	for _, n := range names {
+		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.noModule[n] {
+			give(n)
+		} else {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	return s.eval.Evaluate(ctx, todo, func(r nixeval.Result) {
+		s.add(r)
+		give(r.Name)
+	})
+}
+
+func (s *source) failedWhy(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed[name]
+}
+
 // add takes one host's evaluation.
 func (s *source) add(r nixeval.Result) {
 	switch {
