@@ -200,8 +200,14 @@ func TestDecodeErrors(t *testing.T) {
 		}, `inventory: host "web:1": the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')`},
 		{"not a store path", func(d map[string]any) { ahorn(d)["flake"] = "/home/me/flake" },
 			`inventory: host "ahorn": flake: "/home/me/flake" is not a Nix store path`},
-		{"store sub-path", func(d map[string]any) { ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" },
-			`inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" is not a Nix store path`},
+		// A ?dir= flake is a directory of its source; one that could not
+		// be written in a flake reference is refused.
+		{"store sub-path that escapes", func(d map[string]any) {
+			ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/../etc"
+		}, `inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/../etc": the flake's directory in its source can only use letters, digits and '._+-/', without '..'`},
+		{"store sub-path with a query", func(d map[string]any) {
+			ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub&x=1"
+		}, `inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub&x=1": the flake's directory in its source can only use letters, digits and '._+-/', without '..'`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

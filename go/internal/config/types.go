@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // Version is the inventory version this runner reads.
 const Version = 1
 
@@ -158,6 +160,28 @@ func (s *SSH) Target() string {
 }
 
 // HasTask reports whether name is a built-in or one of the host's extra tasks.
+// FlakeSource splits the flake's path into the store path of its source
+// and the directory of its flake.nix in there ("" at the root): a flake
+// written with ?dir= lives below its source, which is what the store,
+// nix copy and the host's GC root know.
+func (h *Host) FlakeSource() (root, dir string) {
+	rest, ok := strings.CutPrefix(h.Flake, "/nix/store/")
+	if !ok {
+		return h.Flake, ""
+	}
+	name, dir, _ := strings.Cut(rest, "/")
+	return "/nix/store/" + name, strings.Trim(dir, "/")
+}
+
+// FlakeRef is the flake reference of the flake at the store path root, in
+// directory dir of it.
+func FlakeRef(root, dir string) string {
+	if dir == "" {
+		return "path:" + root
+	}
+	return "path:" + root + "?dir=" + dir
+}
+
 func (h *Host) HasTask(name string) bool {
 	if _, ok := h.ExtraTasks[name]; ok {
 		return true

@@ -48,6 +48,10 @@ func Validate(inv *Inventory) error {
 	return nil
 }
 
+// flakeDirRe is the directory of a ?dir= flake in its source: it becomes
+// part of a flake reference's query, unescaped.
+var flakeDirRe = regexp.MustCompile(`^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$`)
+
 func validateHost(name string, h *Host) error {
 	fail := func(field, format string, args ...any) error {
 		return &Error{Host: name, Field: field, Msg: fmt.Sprintf(format, args...)}
@@ -60,8 +64,15 @@ func validateHost(name string, h *Host) error {
 		return &Error{Host: name, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
 			Hint: "rename this entry of nixosConfigurations"}
 	}
-	if err := storepath.Validate(h.Flake); err != nil || strings.Contains(h.Flake[len(storepath.StoreDir)+1:], "/") {
+	// The flake's source in the store, and the directory of its flake.nix
+	// in there for a ?dir= flake.
+	root, dir := h.FlakeSource()
+	if err := storepath.Validate(root); err != nil {
 		return fail("flake", "%q is not a Nix store path", h.Flake)
+	}
+	if dir != "" && (!flakeDirRe.MatchString(dir) || slices.Contains(strings.Split(dir, "/"), "..") || strings.Contains(dir, "//") ||
+		strings.HasSuffix(h.Flake, "/")) {
+		return fail("flake", "%q: the flake's directory in its source can only use letters, digits and '._+-/', without '..'", h.Flake)
 	}
 
 	d := &h.Deployment
