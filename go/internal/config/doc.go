@@ -1,6 +1,9 @@
-// Package config decodes and validates the inventory: the JSON document that
-// nix/apps.nix produces from every host's lollypops options and that the
+// Package config decodes and validates the inventory: the JSON that Nix
+// produces from each host's lollypops options (nix/entry.nix) and that the
 // runner consumes. It is the contract between the Nix and the Go halves.
+// The runner gets one host's entry at a time from a flake
+// (go/internal/nixeval, NewDocument and Add), or a whole document from a
+// file (--inventory, which nix/inventory.nix writes).
 //
 // # The contract (version 1)
 //
@@ -16,7 +19,7 @@
 // passed to nixos-rebuild --flake. A host is:
 //
 //	{
-//	  "flake": "/nix/store/<hash>-source",      // the configFlake's source
+//	  "flake": "/nix/store/<hash>-source",      // the configFlake's source (…-source/<dir> for ?dir=)
 //	  "deployment": {
 //	    "config-dir": "/var/src/lollypops",      // absolute path on the host
 //	    "deploy-method": "copy" | "archive",
