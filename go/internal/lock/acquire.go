@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/peercred"
 	"io"
 	"net"
 	"os"
@@ -270,22 +271,12 @@ func Self(run *rundir.Dir, pid int) Holder {
 
 // peerPID is the pid of the process at the other end: the run's lollypops.
 func peerPID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
+	p, err := peercred.Of(c)
 	if err != nil {
 		return 0, err
 	}
-	var cred *syscall.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if cerr != nil {
-		return 0, cerr
-	}
-	if cred.Pid <= 0 {
+	if p.PID <= 0 {
 		return 0, errors.New("no peer process")
 	}
-	return int(cred.Pid), nil
+	return p.PID, nil
 }

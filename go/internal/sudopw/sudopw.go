@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/peercred"
 	"io"
 	"net"
 	"os"
@@ -123,15 +124,8 @@ func sameUser(conn net.Conn) bool {
 	if !ok {
 		return false
 	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var cred *syscall.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
-	return err == nil && cred != nil && int(cred.Uid) == os.Getuid()
+	p, err := peercred.Of(uc)
+	return err == nil && p.UID == os.Getuid()
 }
 
 // Available reports whether the run serves a sudo password.
