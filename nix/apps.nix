@@ -24,7 +24,8 @@ let
     inventory:
     let
       hosts = builtins.attrValues inventory.hosts;
-      secrets = builtins.concatMap (h: h.secrets.files) hosts;
+      homes = builtins.attrValues inventory.homes;
+      secrets = builtins.concatMap (h: h.secrets.files) (hosts ++ homes);
     in
     [
       tools.openssh

@@ -1,5 +1,6 @@
 # The inventory: the document the runner reads (go/internal/config, version
-# 1), projected from every host's lollypops options one field at a time.
+# 1), projected from every host's lollypops options one field at a time, and
+# from every home-manager configuration's (nix/project-home.nix).
 #
 # This is the only place that produces it. Each field is named here, so a new
 # option reaches the runner only when it is added to this projection and to
@@ -158,8 +159,20 @@ let
         }
       ) cfg.extraTasks;
     };
+  # Home-manager configurations deployed on their own: those that import
+  # lollypops.homeModules.default, each projected by nix/project-home.nix.
+  homes = filterAttrs (
+    name: home:
+    let
+      has = home ? config && home.config ? lollypops;
+    in
+    warnIf (!has)
+      "lollypops: homeConfigurations.${name} does not import lollypops.homeModules.default; it has no tasks."
+      has
+  ) (configFlake.homeConfigurations or { });
 in
 {
   inherit version;
   hosts = mapAttrs (name: h: host name h.config) deployable;
+  homes = mapAttrs (name: home: import ./project-home.nix { inherit name home flake; }) homes;
 }

@@ -147,20 +147,22 @@ func loadFleet(path string) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	type entry struct {
+		Deployment struct {
+			Tags []string `json:"tags"`
+		} `json:"deployment"`
+		ExtraTasks map[string]struct{} `json:"extraTasks"`
+	}
 	var doc struct {
-		Hosts map[string]struct {
-			Deployment struct {
-				Tags []string `json:"tags"`
-			} `json:"deployment"`
-			ExtraTasks map[string]struct{} `json:"extraTasks"`
-		} `json:"hosts"`
+		Hosts map[string]entry `json:"hosts"`
+		Homes map[string]entry `json:"homes"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
 	fl := &fleet{}
-	for name, h := range doc.Hosts {
-		fh := fleetHost{name: name, tags: h.Deployment.Tags, steps: slices.Clone(config.BuiltinTasks),
+	add := func(name string, h entry, builtins []string) {
+		fh := fleetHost{name: name, tags: h.Deployment.Tags, steps: slices.Clone(builtins),
 			extra: map[string]bool{}}
 		var extra []string
 		for step := range h.ExtraTasks {
@@ -177,6 +179,12 @@ func loadFleet(path string) (*fleet, error) {
 				fl.tags = append(fl.tags, t)
 			}
 		}
+	}
+	for name, h := range doc.Hosts {
+		add(name, h, config.BuiltinTasks)
+	}
+	for name, h := range doc.Homes {
+		add(name, h, config.HomeBuiltinTasks)
 	}
 	slices.SortFunc(fl.hosts, func(a, b fleetHost) int { return plan.CompareNatural(a.name, b.name) })
 	plan.SortNatural(fl.tags)

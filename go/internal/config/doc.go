@@ -1,6 +1,7 @@
 // Package config decodes and validates the inventory: the JSON document that
-// nix/apps.nix produces from every host's lollypops options and that the
-// runner consumes. It is the contract between the Nix and the Go halves.
+// nix/apps.nix produces from every host's (and home's) lollypops options and
+// that the runner consumes. It is the contract between the Nix and the Go
+// halves.
 //
 // # The contract (version 1)
 //
@@ -8,7 +9,8 @@
 //
 //	{
 //	  "version": 1,
-//	  "hosts": { "<name>": <host>, ... }
+//	  "hosts": { "<name>": <host>, ... },
+//	  "homes": { "<name>": <home>, ... }
 //	}
 //
 // <name> is the host's attribute name in nixosConfigurations; it names the
@@ -41,6 +43,20 @@
 //	  },
 //	  "tasks": ["deploy-flake", "deploy-secrets", "rebuild"],
 //	  "extraTasks": { "<task>": { "desc": "...", "cmds": ["..."], "deps": ["..."], "dir": "." } }
+//	}
+//
+// A home is a home-manager configuration deployed on its own, as its user
+// (nix/project-home.nix; <name> is its attribute name in
+// homeConfigurations, "alice" or "alice@host1"). The runner makes it a
+// [Host] with [Host.Home] set; hosts and homes share one namespace.
+//
+//	{
+//	  "activation-package": "/nix/store/<hash>-home-manager-generation.drv", // or its output
+//	  "home-directory": "/home/alice",           // the list of written secrets lives below
+//	  "deployment": { "tags": [...], "ssh": {...}, "sudo": {...} },  // as a host's
+//	  "secrets": { "remove-stale": false, "files": [ <secret>, ... ] },
+//	  "tasks": ["deploy-secrets", "rebuild"],    // no deploy-flake, no diff
+//	  "extraTasks": { ... }
 //	}
 //
 // A secret is:
