@@ -23,7 +23,7 @@ import (
 // module itself needs nixpkgs' lib); nix/project-home.nix projects them,
 // as the app does.
 
-const homeNix = `{ greeting, sshConfig }:
+const homeNix = `{ greeting, sshConfig, secret, uploadAt, removeStale }:
 {
   activationPackage = derivation {
     name = "home-manager-generation";
@@ -50,15 +50,15 @@ const homeNix = `{ greeting, sshConfig }:
         sudo = { enable = false; command = "sudo"; opts = [ ]; };
       };
       secrets = {
-        remove-stale = false;
-        files.token = {
-          name = "token";
+        remove-stale = removeStale;
+        files.${secret} = {
+          name = secret;
           cmd = "printf %s home-secret-value";
-          path = "/home/alice/lollypops-secrets/token";
+          path = "/home/alice/lollypops-secrets/${secret}";
           owner = "alice";
           group = "alice";
           mode = "0400";
-          upload-at = "pre-activation";
+          upload-at = uploadAt;
           allow-empty = false;
         };
       };
@@ -93,9 +93,17 @@ ln -sfn "$new/home-files/.config/greeting" "$HOME/.config/greeting"
 echo "home-manager: activated $new as $(id -un)"
 `
 
-// homeTarget projects the test home configuration with greeting through
+// homeConfig is what varies in the test home configuration.
+type homeConfig struct {
+	greeting    string // the content of the file linked into the home
+	secret      string // the name of its one secret
+	uploadAt    string
+	removeStale bool
+}
+
+// homeTarget projects the test home configuration through
 // nix/project-home.nix and returns it as a target of the run.
-func homeTarget(t *testing.T, f *fakehost.Fleet, name, greeting string) *config.Host {
+func homeTarget(t *testing.T, f *fakehost.Fleet, name string, c homeConfig) *config.Host {
 	t.Helper()
 	dir := t.TempDir()
 	for file, text := range map[string]string{"home.nix": homeNix, "builder.sh": homeBuilder, "activate.sh": homeActivate} {
@@ -107,8 +115,15 @@ func homeTarget(t *testing.T, f *fakehost.Fleet, name, greeting string) *config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	expr := fmt.Sprintf("import %s { name = %s; home = import %s { greeting = %s; sshConfig = %s; }; flake = null; }",
-		project, nixString(name), filepath.Join(dir, "home.nix"), nixString(greeting), nixString(f.SSHConfig))
+	if c.secret == "" {
+		c.secret = "token"
+	}
+	if c.uploadAt == "" {
+		c.uploadAt = config.PreActivation
+	}
+	expr := fmt.Sprintf("import %s { name = %s; home = import %s { greeting = %s; sshConfig = %s; secret = %s; uploadAt = %s; removeStale = %t; }; flake = null; }",
+		project, nixString(name), filepath.Join(dir, "home.nix"), nixString(c.greeting), nixString(f.SSHConfig),
+		nixString(c.secret), nixString(c.uploadAt), c.removeStale)
 	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--json", "--expr", expr)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -166,7 +181,7 @@ func TestHomeTarget(t *testing.T) {
 	h := f.Host("other")
 	const name = "alice@other"
 
-	r := newRunner(t, map[string]*config.Host{name: homeTarget(t, f, name, "hello 1")})
+	r := newRunner(t, map[string]*config.Host{name: homeTarget(t, f, name, homeConfig{greeting: "hello 1"})})
 	res := r.run(name)
 	if res.code != 0 {
 		t.Fatalf("deploy: %s", res)
@@ -199,10 +214,21 @@ func TestHomeTarget(t *testing.T) {
 		t.Errorf("the host's system was activated: %v", acts)
 	}
 
-	// A changed configuration: generation 2, the link follows.
-	r2 := newRunner(t, map[string]*config.Host{name: homeTarget(t, f, name, "hello 2")})
-	if res := r2.run(name); res.code != 0 {
+	// A changed configuration: generation 2, the link follows; its new
+	// secret waits for the activation, the old one goes (remove-stale,
+	// from the manifest in the home).
+	r2 := newRunner(t, map[string]*config.Host{name: homeTarget(t, f, name,
+		homeConfig{greeting: "hello 2", secret: "token2", uploadAt: config.PostActivation, removeStale: true})})
+	res = r2.run(name)
+	if res.code != 0 {
 		t.Fatalf("second deploy: %s", res)
+	}
+	if got := sh(t, h, "stat -c '%U:%G %a' /home/alice/lollypops-secrets/token2; ls /home/alice/lollypops-secrets"); got != "alice:alice 400\ntoken2\n" {
+		t.Errorf("the secrets after the second deploy: %q", got)
+	}
+	out := res.output()
+	if a, s := strings.Index(out, "home-manager: activated"), strings.Index(out, "/home/alice/lollypops-secrets/token2"); a < 0 || s < a {
+		t.Errorf("the post-activation secret was not written after the activation:\n%s", res)
 	}
 	st2 := homeStateOf(t, h)
 	if st2.profile != "home-manager-2-link" || st2.gen == st.gen || st2.greeting != "hello 2" {
@@ -229,7 +255,7 @@ func TestHomeTarget(t *testing.T) {
 func TestHomeAndHostsInOneRun(t *testing.T) {
 	f := newFleet(t, fakehost.HostSpec{Name: "host1"}, aliceHost("other"))
 	const name = "alice@other"
-	r := newRunner(t, map[string]*config.Host{"host1": host(f, "host1"), name: homeTarget(t, f, name, "hello")})
+	r := newRunner(t, map[string]*config.Host{"host1": host(f, "host1"), name: homeTarget(t, f, name, homeConfig{greeting: "hello"})})
 
 	list := r.run("--list-all")
 	if list.code != 0 {
