@@ -523,7 +523,7 @@ func knownStep(inv *config.Inventory, hosts []string, step string) error {
 		if inv.Hosts[h].HasTask(step) {
 			return nil
 		}
-		for _, t := range append(slices.Clone(config.BuiltinTasks), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
+		for _, t := range append(slices.Clone(inv.Hosts[h].Builtins()), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
 			if !slices.Contains(all, t) {
 				all = append(all, t)
 			}

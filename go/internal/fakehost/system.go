@@ -137,7 +137,7 @@ func writeSystemFiles(dir string) error {
 // example with nix-store --add, naming the directory "source") to deploy
 // it. Every host a flake is deployed to needs an entry.
 func WriteFlake(dir string, systems map[string]System) error {
-	return WriteFlakeWithConfig(dir, systems, nil)
+	return WriteFlakeWithOutputs(dir, systems, nil, "")
 }
 
 // WriteFlakeWithConfig is WriteFlake with more of each configuration:
@@ -146,13 +146,20 @@ func WriteFlake(dir string, systems map[string]System) error {
 // host of configs without a system gets the expression alone as its
 // `config`, which may throw, to stand for a host that does not evaluate.
 func WriteFlakeWithConfig(dir string, systems map[string]System, configs map[string]string) error {
-	if err := writeFlake(dir, systems, configs); err != nil {
+	return WriteFlakeWithOutputs(dir, systems, configs, "")
+}
+
+// WriteFlakeWithOutputs is WriteFlakeWithConfig with more outputs: Nix
+// text of attributes ("homeConfigurations = …;") added to the flake's
+// outputs, which can use `self`.
+func WriteFlakeWithOutputs(dir string, systems map[string]System, configs map[string]string, outputs string) error {
+	if err := writeFlake(dir, systems, configs, outputs); err != nil {
 		return fmt.Errorf("fakehost: flake %s: %w", dir, err)
 	}
 	return nil
 }
 
-func writeFlake(dir string, systems map[string]System, configs map[string]string) error {
+func writeFlake(dir string, systems map[string]System, configs map[string]string, outputs string) error {
 	names := make([]string, 0, len(systems))
 	for n := range systems {
 		if !hostRE.MatchString(n) {
@@ -170,7 +177,7 @@ func writeFlake(dir string, systems map[string]System, configs map[string]string
 	slices.Sort(only)
 	var b strings.Builder
 	b.WriteString("# A test flake written by fakehost.WriteFlake: fake NixOS systems, no nixpkgs.\n{\n")
-	b.WriteString("  outputs = _: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
+	b.WriteString("  outputs = { self }: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
 	for _, n := range names {
 		args, err := systems[n].args(n)
 		if err != nil {
@@ -185,7 +192,11 @@ func writeFlake(dir string, systems map[string]System, configs map[string]string
 	for _, n := range only {
 		fmt.Fprintf(&b, "      %s.config = %s;\n", nixString(n), configs[n])
 	}
-	b.WriteString("    };\n  };\n}\n")
+	b.WriteString("    };\n")
+	if outputs != "" {
+		b.WriteString("    " + outputs + "\n")
+	}
+	b.WriteString("  };\n}\n")
 	if err := writeSystemFiles(dir); err != nil {
 		return err
 	}

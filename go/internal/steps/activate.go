@@ -351,14 +351,20 @@ func buildHere(ctx context.Context, e *Env) (string, error) {
 // copyClosure copies the system's closure to the host over the shared
 // connection.
 func (e *Env) copyClosure(ctx context.Context, c *ssh.Client, system string) error {
+	return e.copyPaths(ctx, c, "the system's closure", system)
+}
+
+// copyPaths copies the closure of a store path to the host over the shared
+// connection; what names it for messages.
+func (e *Env) copyPaths(ctx context.Context, c *ssh.Client, what, storePath string) error {
 	bin, err := e.wrapper(c)
 	if err != nil {
 		return err
 	}
-	e.printf("copying the system's closure to %s", e.Host.Name)
-	argv := nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", system)
+	e.printf("copying %s to %s", what, e.Host.Name)
+	argv := nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", storePath)
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
-		return &Hinted{Err: fmt.Errorf("copying the system: %w", err),
+		return &Hinted{Err: fmt.Errorf("copying %s: %w", what, err),
 			Hint: "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"}
 	}
 	return nil

@@ -50,7 +50,13 @@ func Describe(e *Env, step string) ([]string, error) {
 		return append(lines, onHost(h, recv)+"  # all files are committed together, or none"), nil
 	case config.TaskRebuild:
 		d := &h.Deployment
-		if ownActivation(e) {
+		if h.Home != nil {
+			home, err := homeRebuildShown(e, c)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, home...)
+		} else if ownActivation(e) {
 			own, err := ownShown(e, c)
 			if err != nil {
 				return nil, err

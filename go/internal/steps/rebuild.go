@@ -60,9 +60,21 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	h := e.Host
+	if h.Home != nil {
+		if err := checkHomeAction(e); err != nil {
+			return Outcome{}, err
+		}
+	}
 	c, err := e.connect(ctx)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if h.Home != nil {
+		note, err := homeRebuild(ctx, e, c)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return e.afterActivation(ctx, c, note)
 	}
 	if ownActivation(e) {
 		note, err := rebuildOwn(ctx, e, c)
