@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -296,5 +297,62 @@ func TestHomeAndHostsInOneRun(t *testing.T) {
 	}
 	if got := systemOf(t, f.Host("host1")).kernel; got != deployedKernel {
 		t.Errorf("host1 runs kernel %q, not the deployed system's", got)
+	}
+}
+
+// TestFlakeHomeTarget: a flake's homeConfigurations, evaluated by the
+// runner (--flake) through the projection of lollypops' home-manager
+// module (lollypops.inventory-entry, here the real nix/project-home.nix in
+// the flake), only when the command needs them, alongside its
+// nixosConfigurations.
+func TestFlakeHomeTarget(t *testing.T) {
+	f := newFleet(t, fakehost.HostSpec{Name: "host1"}, aliceHost("other"))
+	dir := filepath.Join(t.TempDir(), "fleet")
+	project, err := os.ReadFile("../../nix/project-home.nix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := host(f, "host1")
+	configs := map[string]string{
+		"host1": entryConfig(t, c),
+		"trap":  `{ lollypops.inventory-entry = { name, flake }: throw "trap was evaluated"; }`,
+	}
+	homes := fmt.Sprintf(`homeConfigurations."alice@other" = let
+      h = import ./home.nix { greeting = "from the flake"; sshConfig = %s; secret = "token"; uploadAt = "pre-activation"; removeStale = false; };
+    in h // { config = h.config // { lollypops = h.config.lollypops // {
+      inventory-entry = { name, ... }: import ./project-home.nix { inherit name; home = h; };
+    }; }; };`, nixString(f.SSHConfig))
+	if err := fakehost.WriteFlakeWithOutputs(dir, map[string]fakehost.System{"host1": {Kernel: deployedKernel}}, configs, homes); err != nil {
+		t.Fatal(err)
+	}
+	// A pure evaluation has no builtins.currentSystem.
+	system := map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}[runtime.GOARCH]
+	pure := strings.ReplaceAll(homeNix, "builtins.currentSystem", nixString(system))
+	for file, text := range map[string]string{"home.nix": pure, "builder.sh": homeBuilder, "activate.sh": homeActivate, "project-home.nix": string(project)} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	os.Mkdir(work, 0o755)
+	r := &runner{t: t, dir: work, flake: dir}
+	const name = "alice@other"
+
+	res := r.run(name)
+	if res.code != 0 || strings.Contains(res.output(), "trap") {
+		t.Fatalf("%s alone, without evaluating the hosts:\n%s", name, res)
+	}
+	if st := homeStateOf(t, f.Host("other")); st.profile != "home-manager-1-link" || st.greeting != "from the flake" {
+		t.Errorf("alice's home: %+v", st)
+	}
+
+	res = r.run("all")
+	if res.code != 3 || !strings.HasPrefix(summaryLine(res, "host1"), "host1 ok") ||
+		!strings.HasPrefix(summaryLine(res, name), name+" ok") || !strings.HasPrefix(summaryLine(res, "trap"), "trap failed") {
+		t.Errorf("all: want host1 and %s ok, trap failed:\n%s", name, res)
+	}
+	// The same package again: activated, no new generation.
+	if st := homeStateOf(t, f.Host("other")); st.profile != "home-manager-1-link" || st.greeting != "from the flake" {
+		t.Errorf("alice's home after all: %+v", st)
 	}
 }
