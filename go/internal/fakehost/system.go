@@ -23,10 +23,17 @@ var systemFiles embed.FS
 // The zero value is a system with sshd that activates fine; it is also
 // what every host boots at its first start.
 type System struct {
-	// Kernel and Initrd are the contents of the toplevel's kernel and
-	// initrd files ("" = system.nix's defaults), so that a closure diff
-	// can see a kernel change.
-	Kernel, Initrd string
+	// Kernel is the kernel's version ("" = system.nix's, 6.6.30): the
+	// toplevel's kernel links to bzImage in a store path linux-<Kernel> of
+	// its own, whose contents are the version, as on NixOS. Systems with
+	// the same Kernel share it: a closure diff, and the reboot after a
+	// switch, see whether the kernel changed. Store path name characters
+	// only.
+	Kernel string
+	// Initrd is the contents of the initrd ("" = system.nix's), which
+	// links into the store path initrd-linux-<Kernel>: a different Initrd
+	// with the same kernel changes the initrd alone.
+	Initrd string
 	// FailActivation makes the activation script fail:
 	// /run/current-system still switches, switch-to-configuration exits 2.
 	FailActivation bool
@@ -77,6 +84,9 @@ func (s System) args(hostName string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{ hostName = %s; system = %s;", nixString(hostName), nixString(nixSystem()))
 	if s.Kernel != "" {
+		if !pkgRE.MatchString(s.Kernel) {
+			return "", fmt.Errorf("kernel %q: want a version such as 6.6.31 (store path name characters)", s.Kernel)
+		}
 		fmt.Fprintf(&b, " kernel = %s;", nixString(s.Kernel))
 	}
 	if s.Initrd != "" {

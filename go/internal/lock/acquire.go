@@ -18,6 +18,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
 // Holder is the record a holder leaves on the host.
@@ -220,6 +221,9 @@ func scriptError(host string, werr error, stderr string) error {
 		hint = "the deploy lock runs flock (util-linux) and timeout (coreutils) on the host; NixOS has both"
 	case strings.Contains(why, "lock directory"):
 		hint = "lollypops keeps its deploy lock there; it refuses a directory another user could change"
+	case sudopw.Hint(why) != "":
+		// The lock is the first command through sudo a run sends.
+		hint = sudopw.Hint(why)
 	}
 	return &Error{Err: fmt.Errorf("deploy lock on %s: %s", host, why), hint: hint}
 }
