@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,10 +105,13 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 			return nil, err
 		}
 	} else {
-		if t.Hosts, err = nixeval.Names(ctx, nix, f); err != nil {
-			return nil, err
-		}
-		if t.Homes, err = nixeval.HomeNames(ctx, nix, f); err != nil {
+		// Both lists at once: each is a nix process of its own.
+		var homesErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { t.Homes, homesErr = nixeval.HomeNames(ctx, nix, f) })
+		t.Hosts, err = nixeval.Names(ctx, nix, f)
+		wg.Wait()
+		if err = cmp.Or(err, homesErr); err != nil {
 			return nil, err
 		}
 	}
