@@ -79,6 +79,12 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	listing := f.Listing() || f.Experiments || f.ClearCache
 	// A real run executes steps; the other modes only print.
 	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
+	if !listing {
+		// Before deciding how to run: LP_* variables may be overrides.
+		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
+			return exitUsage, err
+		}
+	}
 	if o.streams(src, calls, real && !bare) {
 		return deployStreaming(in, o, src, calls, vars, action, stdin, stdout, stderr, out, rep)
 	}
@@ -99,9 +105,6 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	evalFailed, why := src.Failed()
 	calls = withoutHosts(calls, why)
 	if !listing {
-		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
-			return exitUsage, err
-		}
 		if err := o.Overrides.apply(inv); err != nil {
 			return exitUsage, err
 		}

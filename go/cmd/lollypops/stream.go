@@ -75,9 +75,6 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 	if all {
 		names = src.Names()
 	}
-	if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
-		return exitUsage, err
-	}
 	step, err := stepBinary()
 	if err != nil {
 		return exitError, err
