@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -100,7 +101,13 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 	if rep != nil {
 		gen.Env[report.EnvWanted] = "1"
 	}
-	in.setOnFirst(func() { os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600) })
+	// The first interrupt also stops the evaluations: nothing new starts.
+	evalCtx, stopEval := context.WithCancel(in.ctx)
+	defer stopEval()
+	in.setOnFirst(func() {
+		os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600)
+		stopEval()
+	})
 	defer in.setOnFirst(nil)
 	keeper, err := lock.Start(run)
 	if err != nil {
@@ -139,7 +146,7 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 		}
 	}
 	start := time.Now()
-	evalErr := src.Stream(in.ctx, nilIf(all, names), func(name string, h *config.Host, failure string) {
+	evalErr := src.Stream(evalCtx, nilIf(all, names), func(name string, h *config.Host, failure string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if h == nil {
@@ -191,7 +198,7 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 		started[n] = planned[n]
 	}
 	defer closeConnections(run, inv, started, keeper, out)
-	if evalErr != nil && runErr == nil {
+	if evalErr != nil && runErr == nil && !in.interrupted() {
 		runErr = evalErr
 	}
 	if all {
