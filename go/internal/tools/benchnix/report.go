@@ -140,42 +140,66 @@ func (r *report) markdown() string {
 	w("Each host is `lib.evalModules` (nixpkgs lib, a nix-community/nixpkgs.lib checkout) of a synthetic module set shaped like NixOS's, lollypops' NixOS module and a host module (ssh to 127.0.0.1 on a port where nothing listens, 5 secrets, 2 tags, a few dozen services and programs enabled): what `lib.nixosSystem` returns (`config`, `options`), without nixpkgs' own modules and packages (`go/internal/tools/benchnix`). The synthetic set has %d modules (plus %d `default.nix` files that only import others) and %d options, counted as NixOS counts them (visible, not internal; a submodule's options once, under `<name>`).\n\n",
 		r.syn.Modules, r.syn.Imports, r.syn.Options)
 	w("Why that size: NixOS 19.03 had 887 modules and 7,630 options ([nixpkgs#57477](https://github.com/NixOS/nixpkgs/issues/57477)); 20.03 had 10,096 options and 25.05 about 22,000 in its options.json (28,444 with submodules' internal options) ([\"A look at NixOS/Nixpkgs evaluation times over the years\"](https://discourse.nixos.org/t/a-look-at-nixos-nixpkgs-evaluation-times-over-the-years/65114)); a NixOS system imports \"like 1.5k modules\" by default ([NixOS Discourse, 2024](https://discourse.nixos.org/t/nixos-importing-extra-functionality/39753)). So the module count is today's and the option count about half today's: a real host costs more than these. The mix, by module: 40%% services (11 options: `enable`, `str` options whose defaults read other options, `port`, `bool`, an `enum`, `listOf str`, a `submodule` with a `freeformType`; config under `mkIf`/`mkMerge`: users, a systemd unit, an `/etc` file, a firewall port, an assertion), 30%% programs (4), 15%% hardware toggles (3, `ints.between`), 10%% multi-instance services (`attrsOf (submodule ({ name, ... }: …))`, 7), 5%% profiles (`mkDefault` settings of other modules, an `imports` chain of shared helpers); core modules declare `systemd.services`, `environment.etc` (both `attrsOf submodule`), `networking.firewall`, `boot`, …; directories import their members through `default.nix` files. `go/internal/tools/benchnix/gen.go` has the details.\n\n")
-	w("Conditions: every fleet is a flake directory whose inputs are `path:` inputs (the nixpkgs lib, this repository as lollypops, the synthetic set), locked once and put in the store by an untimed evaluation; every timed run has the evaluation cache off (`eval-cache = false`, with the tests' Nix configuration), so each evaluates from scratch. Times are wall-clock medians (min–max) of %d runs, variants taking turns (1 run for 1000 hosts). Peak RSS is the largest sum of the RSS of the command's whole process tree, sampled from /proc every %s (the runner evaluates in several `nix` processes at once; the max RSS of wait4 is only the largest single process). A run whose tree passes %d GiB is killed (the machine is shared), as is one over %s.\n\n",
+	w("Conditions: every fleet is a flake directory whose inputs are `path:` inputs (the nixpkgs lib, this repository as lollypops, the synthetic set), locked once and put in the store by an untimed evaluation; every timed run has the evaluation cache off (`eval-cache = false`, with the tests' Nix configuration), so each evaluates from scratch. Times are wall-clock medians (min–max) of %d runs, variants taking turns (1 run for 1000 hosts). Peak RSS is the largest sum of the RSS of the command's whole process tree, sampled from /proc every %s (the runner evaluates in several `nix` processes at once; the max RSS of wait4 is only the largest single process). CPU is the user+sys time of the process tree (every child waited for), which the machine's load inflates much less than the wall time. A run whose tree passes %d GiB is killed (the machine is shared), as is one over %s.\n\n",
 		r.reps, sampleEvery, r.capKiB>>20, r.timeout)
 	w("- **today**: `nix eval --json .#lollypopsInventory`, where `lollypopsInventory = import \"${lollypops}/nix/inventory.nix\" { inherit lib; } self`: the inventory of every host, as `nix/apps.nix` bakes it into the app for any command.\n")
 	if r.hasFlake {
 		w("- **`--dry host1`**: `lollypops --flake DIR --dry host1`: what one host's deploy evaluates and plans, touching no host.\n")
 		w("- **`--list-all`**: `lollypops --flake DIR --list-all`.\n")
-		w("- **`all`**: `lollypops --flake DIR --report FILE all`; *first step* is the earliest step start in the report minus the runner's start; *to exit*: every host evaluated and failed (nothing listens on its port). CPU is (user+sys)/wall of the whole run, process tree included.\n")
+		w("- **`all`**: `lollypops --flake DIR --report FILE all`; *first step* is the earliest step start in the report minus the runner's start; *to exit*: every host evaluated and failed (nothing listens on its port); (user+sys)/wall of the whole run, process tree included, shows how many cores it kept busy.\n")
 	} else {
 		w("- The runner's own evaluation (`lollypops --flake`) is not measured here: the runner given to the benchmark (%s) has no `--flake`.\n", orNone(r.runner))
 	}
 	w("\n")
-	if r.hasFlake {
-		w("| hosts | today | peak RSS | `--dry host1` | ÷ 1 host | peak RSS | `--list-all` | peak RSS | `all`: first step | `all`: to exit | peak RSS | CPU |\n")
-		w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	} else {
-		w("| hosts | today | peak RSS | CPU |\n|---|---|---|---|\n")
-	}
+	w("| hosts | command | wall, median (min–max) | CPU (user+sys) | peak RSS | notes |\n")
+	w("|---|---|---|---|---|---|\n")
 	base := r.host1Base()
 	for _, res := range r.results {
-		inv := res.runs[vInventory]
-		if !r.hasFlake {
-			w("| %d | %s | %s | %s |\n", res.hosts, timeCell(inv), peakCell(inv), cpuCell(inv))
-			continue
+		for _, v := range []string{vInventory, vHost1, vList, vAll} {
+			rs, ok := res.runs[v]
+			if !ok {
+				continue
+			}
+			var notes []string
+			switch v {
+			case vHost1:
+				if res.hosts > 1 {
+					notes = append(notes, "÷ the 1-host fleet: "+ratioTo(rs, base))
+				}
+			case vAll:
+				if len(res.firstStep) > 0 && failed(rs) == nil {
+					notes = append(notes, "first step starts at "+secs(median(res.firstStep)))
+				}
+				if x, ok := cpuUse(rs); ok {
+					notes = append(notes, fmt.Sprintf("(user+sys)/wall %.2f", x))
+				}
+			}
+			w("| %d | %s | %s | %s | %s | %s |\n", res.hosts, commands[v], timeCell(rs), cpuTime(rs), peakCell(rs), strings.Join(notes, "; "))
 		}
-		h1, list, all := res.runs[vHost1], res.runs[vList], res.runs[vAll]
-		first := "–"
-		if len(res.firstStep) > 0 && failed(all) == nil {
-			first = secs(median(res.firstStep))
-		}
-		w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", res.hosts,
-			timeCell(inv), peakCell(inv), timeCell(h1), ratioTo(h1, base), peakCell(h1),
-			timeCell(list), peakCell(list), first, timeCell(all), peakCell(all), cpuCell(all))
 	}
 	w("\n%s", r.targets())
 	w("%s\n", blockEnd)
 	return b.String()
+}
+
+// commands name the variants in the table.
+var commands = map[string]string{
+	vInventory: "today: the whole inventory",
+	vHost1:     "`--dry host1`",
+	vList:      "`--list-all`",
+	vAll:       "`all` (to exit)",
+}
+
+// cpuTime is the median user+sys time.
+func cpuTime(rs []run) string {
+	if len(rs) == 0 || failed(rs) != nil {
+		return "–"
+	}
+	var ds []time.Duration
+	for _, r := range rs {
+		ds = append(ds, r.cpu)
+	}
+	return secs(median(ds))
 }
 
 func orNone(s string) string {
@@ -183,14 +207,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return "`" + s + "`"
-}
-
-func cpuCell(rs []run) string {
-	x, ok := cpuUse(rs)
-	if !ok {
-		return "–"
-	}
-	return fmt.Sprintf("%.2f", x)
 }
 
 // host1Base is the median `--dry host1` of the one-host fleet.
