@@ -374,6 +374,21 @@ in
       '';
     };
 
+    inventory-entry = mkOption {
+      type = types.unspecified;
+      internal = true;
+      visible = false;
+      readOnly = true;
+      default = import ./entry.nix { inherit lib; } config;
+      defaultText = literalExpression "import ./entry.nix { inherit lib; } config";
+      description = ''
+        The host's entry in the runner's inventory, given
+        `{ name, flake }`: what the runner evaluates of the host (in a pure
+        `nix eval` that cannot import lollypops' files), with the
+        assertions checked and the warnings printed.
+      '';
+    };
+
     warnings = mkOption {
       type = types.listOf types.str;
       internal = true;

@@ -1,0 +1,155 @@
+package nixeval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// A flake whose hosts stand in for NixOS configurations: the runner reads
+// nothing of a host but config.lollypops.inventory-entry.
+const testFlake = `{
+  outputs = { self }: let
+    host = name: extra: {
+      config.lollypops.inventory-entry = { name, flake }:
+        builtins.trace "warning: ${name} is a test host" ({ inherit flake; n = name; } // extra);
+    };
+  in {
+    nixosConfigurations = {
+      a = host "a" { };
+      b = { config.lollypops.inventory-entry = { name, flake }: throw "b is broken"; };
+      c = host "c" { big = builtins.genList (i: i) 100; };
+      d = { config.services = { }; };
+      e = { config.lollypops = { }; };
+      "we ird\"\${name}" = host "weird" { };
+      never = throw "never evaluated";
+    };
+  };
+}`
+
+func testEvaluator(t *testing.T, flake string) *Evaluator {
+	t.Helper()
+	nix, err := exec.LookPath("nix")
+	if err != nil {
+		t.Skip("nix is not installed")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Resolve(context.Background(), nix, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Evaluator{Nix: nix, Flake: f}
+}
+
+func TestEvaluate(t *testing.T) {
+	for _, jobs := range []int{1, 2} {
+		ev := testEvaluator(t, testFlake)
+		ev.Jobs = jobs
+		var warnings bytes.Buffer
+		ev.Stderr = &warnings
+		names := []string{"a", "b", "c", "d", "e", `we ird"${name}`}
+		got := map[string]Result{}
+		var order []string
+		var mu sync.Mutex
+		err := ev.Evaluate(context.Background(), names, func(r Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := got[r.Name]; dup {
+				t.Errorf("jobs %d: %s reported twice", jobs, r.Name)
+			}
+			got[r.Name] = r
+			order = append(order, r.Name)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(names) {
+			t.Fatalf("jobs %d: results for %v, want %v", jobs, order, names)
+		}
+		var a struct {
+			Flake string `json:"flake"`
+			N     string `json:"n"`
+		}
+		if err := json.Unmarshal(got["a"].Entry, &a); err != nil || a.Flake != ev.Flake.Path || a.N != "a" {
+			t.Errorf("jobs %d: a = %s (%v), want flake %s", jobs, got["a"].Entry, err, ev.Flake.Path)
+		}
+		if e := got["b"].Err; e == nil || e.Error() != "b is broken" {
+			t.Errorf("jobs %d: b: error %v, want Nix's message trimmed to \"b is broken\"", jobs, e)
+		}
+		if got["c"].Err != nil || !strings.Contains(string(got["c"].Entry), "99") {
+			t.Errorf("jobs %d: c after the broken b: %+v", jobs, got["c"])
+		}
+		if !got["d"].NoModule || got["d"].Err != nil {
+			t.Errorf("jobs %d: d has no lollypops module: %+v", jobs, got["d"])
+		}
+		if !got["e"].NoModule || got["e"].Err == nil || !strings.Contains(got["e"].Err.Error(), "another revision") {
+			t.Errorf("jobs %d: e has an older module: %+v", jobs, got["e"])
+		}
+		if r := got[`we ird"${name}`]; r.Err != nil || len(r.Entry) == 0 {
+			t.Errorf("jobs %d: a name that needs quoting: %+v", jobs, r)
+		}
+		for _, h := range []string{"a", "c"} {
+			if !strings.Contains(warnings.String(), "warning: "+h+" is a test host") {
+				t.Errorf("jobs %d: the configuration's own trace for %s was not passed on: %q", jobs, h, warnings.String())
+			}
+		}
+		if strings.Contains(warnings.String(), "lollypops-eval") || strings.Contains(warnings.String(), "b is broken") {
+			t.Errorf("jobs %d: entries or the host's error leaked into the passed-on output: %q", jobs, warnings.String())
+		}
+	}
+}
+
+func TestBrokenFlakeFailsEveryHostOnce(t *testing.T) {
+	ev := testEvaluator(t, `{ outputs = { self }: { nixosConfigurations = throw "the flake is broken"; }; }`)
+	ev.Jobs = 1
+	var got []Result
+	ev.Evaluate(context.Background(), []string{"a", "b", "c"}, func(r Result) { got = append(got, r) })
+	if len(got) != 3 {
+		t.Fatalf("got %d results, want 3", len(got))
+	}
+	for _, r := range got {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "the flake is broken") {
+			t.Errorf("%s: %v, want the flake's error", r.Name, r.Err)
+		}
+	}
+}
+
+func TestStoreRef(t *testing.T) {
+	ref := StoreRef("/nix/store/abc-source", "sha256-x+y/z=", "sub/dir/")
+	f, ok := parseStoreRef(ref)
+	if !ok || f.Path != "/nix/store/abc-source/sub/dir" || f.Ref != ref {
+		t.Fatalf("parseStoreRef(%q) = %+v, %v", ref, f, ok)
+	}
+	for _, bad := range []string{"path:/tmp/x?narHash=a", "path:/nix/store/abc-source", "github:a/b", "path:/nix/store/abc-source?narHash=a&rev=b"} {
+		if _, ok := parseStoreRef(bad); ok {
+			t.Errorf("parseStoreRef(%q) accepted", bad)
+		}
+	}
+}
+
+func TestTrim(t *testing.T) {
+	newer := "error:\n       … while calling the 'throw' builtin\n         at /nix/store/x/flake.nix:3:5:\n\n       error: b is broken\n"
+	if got := Trim(newer, nil); got != "b is broken" {
+		t.Errorf("Trim(newer Nix) = %q", got)
+	}
+	old := "error: b is broken\n(use '--show-trace' to show detailed location information)\n"
+	if got := Trim(old, nil); got != "b is broken" {
+		t.Errorf("Trim(Nix 2.8) = %q", got)
+	}
+	assertions := "error: \nFailed assertions in nixosConfigurations.h:\n- one\n- two\n"
+	if got := Trim(assertions, nil); got != "Failed assertions in nixosConfigurations.h:\n- one\n- two" {
+		t.Errorf("Trim(assertions) = %q", got)
+	}
+	if got := Trim(strings.Repeat("error: x\n", 1)+strings.Repeat("line\n", 30), nil); strings.Count(got, "\n") > 13 {
+		t.Errorf("Trim keeps %d lines", strings.Count(got, "\n"))
+	}
+}
