@@ -18,9 +18,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,9 +30,9 @@ func main() {
 	bin := flag.String("bin", "", "directory with the lollypops runner; without it, or when it has no --flake, only today's inventory evaluation is measured")
 	out := flag.String("out", "", "write the table into this Markdown file's benchnix block (default: stdout only)")
 	fleets := flag.String("fleets", "1,10,100,1000", "fleet sizes")
-	reps := flag.Int("reps", 3, "runs per measurement (1 for fleets over 100 hosts)")
+	reps := flag.Int("reps", 3, "runs per measurement of fleets under 100 hosts (larger ones: 1)")
 	modules := flag.Int("modules", 1500, "modules in the synthetic set")
-	capGiB := flag.Int64("cap-gib", 8, "kill a run whose process tree's RSS passes this many GiB (the machine is shared)")
+	capGiB := flag.Int64("cap-gib", 6, "kill a run whose process tree's RSS passes this many GiB (the machine is shared)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "kill a run that takes longer")
 	repo := flag.String("repo", "..", "the lollypops repository (the fleets' lollypops input)")
 	keep := flag.Bool("keep", false, "keep the generated fleets (their directory is printed)")
@@ -58,17 +60,29 @@ func main() {
 		help, _ := exec.Command(b.runner, "--help").CombinedOutput()
 		b.hasFlake = bytes.Contains(help, []byte("--flake"))
 	}
+	b.out = *out
+	stopOnSignal(b)
 	rep, err := b.run()
 	if err != nil {
 		fail(err)
 	}
-	text := rep.markdown()
-	fmt.Print(text)
-	if *out != "" {
-		if err := writeBlock(*out, text); err != nil {
-			fail(err)
+	fmt.Print(rep.markdown())
+}
+
+// stopOnSignal ends the run on SIGINT/SIGTERM: the command being measured
+// (its process group) and the generated fleets go with it.
+func stopOnSignal(b *bench) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-sigs
+		killCurrent()
+		if b.dir != "" && !b.keep {
+			os.RemoveAll(b.dir)
 		}
-	}
+		fmt.Fprintln(os.Stderr, "benchnix: interrupted")
+		os.Exit(130)
+	}()
 }
 
 func fail(err error) {
@@ -84,6 +98,7 @@ type bench struct {
 	capKiB            int64
 	timeout           time.Duration
 	keep              bool
+	out               string
 	env               []string
 	dir               string
 }
@@ -141,6 +156,12 @@ func (b *bench) run() (*report, error) {
 			return nil, err
 		}
 		rep.results = append(rep.results, res)
+		// After each fleet: a run stopped later leaves what it measured.
+		if b.out != "" {
+			if err := writeBlock(b.out, rep.markdown()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return rep, nil
 }
@@ -179,14 +200,16 @@ func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
 		}
 	}
 	reps := b.reps
-	if n > 100 {
+	if n >= 100 {
 		reps = 1
 	}
 	res := &result{hosts: n, runs: map[string][]run{}}
-	variants := []string{vInventory}
+	// The runner's commands first, today's capped evaluation last.
+	var variants []string
 	if b.hasFlake {
-		variants = append(variants, vHost1, vList, vAll)
+		variants = append(variants, vHost1, vAll, vList)
 	}
+	variants = append(variants, vInventory)
 	stopped := map[string]bool{}
 	for rep := range reps {
 		for _, v := range variants {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,6 +60,8 @@ func measure(name string, args, env []string, dir string, capKiB int64, timeout 
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	pid := cmd.Process.Pid
+	setCurrent(pid)
+	defer setCurrent(0)
 	kill := func() { syscall.Kill(-pid, syscall.SIGKILL) }
 	var err error
 loop:
@@ -98,6 +101,27 @@ loop:
 		r.err = fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, tail)
 	}
 	return r
+}
+
+// current is the process group being measured, for killCurrent.
+var current struct {
+	sync.Mutex
+	pgid int
+}
+
+func setCurrent(pgid int) {
+	current.Lock()
+	current.pgid = pgid
+	current.Unlock()
+}
+
+// killCurrent kills the process group being measured, if any.
+func killCurrent() {
+	current.Lock()
+	defer current.Unlock()
+	if current.pgid > 0 {
+		syscall.Kill(-current.pgid, syscall.SIGKILL)
+	}
 }
 
 // treeRSS is the sum of the RSS of root and its descendants, in KiB.
