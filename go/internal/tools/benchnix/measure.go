@@ -25,8 +25,13 @@ type run struct {
 	// count once per process, so it overstates a little.
 	peak int64 // KiB
 	// cpu is user + system time of the command and every child it waited for.
-	cpu      time.Duration
-	load     float64 // the 1-minute load average when the run started
+	cpu  time.Duration
+	load float64 // the 1-minute load average when the run started
+	// runnable is the mean number of the tree's processes that were
+	// running or waiting for a CPU (state R) over the samples: how many
+	// cores the command would keep busy on an idle machine, which
+	// (user+sys)/wall on a loaded one understates.
+	runnable float64
 	err      error
 	overCap  bool // killed: the tree's RSS passed the cap
 	timedOut bool
@@ -64,13 +69,16 @@ func measure(name string, args, env []string, dir string, capKiB int64, timeout 
 	defer setCurrent(0)
 	kill := func() { syscall.Kill(-pid, syscall.SIGKILL) }
 	var err error
+	var samples, running int
 loop:
 	for {
 		select {
 		case err = <-done:
 			break loop
 		case <-tick.C:
-			if rss := treeRSS(pid); rss > r.peak {
+			rss, rn := treeSample(pid)
+			samples, running = samples+1, running+rn
+			if rss > r.peak {
 				r.peak = rss
 				if capKiB > 0 && rss > capKiB && !r.overCap {
 					r.overCap = true
@@ -83,6 +91,9 @@ loop:
 		}
 	}
 	r.wall = time.Since(r.start)
+	if samples > 0 {
+		r.runnable = float64(running) / float64(samples)
+	}
 	// Whatever the runner left behind in its group goes too.
 	syscall.Kill(-pid, syscall.SIGKILL)
 	if ps := cmd.ProcessState; ps != nil {
@@ -126,12 +137,20 @@ func killCurrent() {
 
 // treeRSS is the sum of the RSS of root and its descendants, in KiB.
 func treeRSS(root int) int64 {
+	rss, _ := treeSample(root)
+	return rss
+}
+
+// treeSample reads the sum of the RSS of root and its descendants, in KiB,
+// and how many of them are running or runnable.
+func treeSample(root int) (int64, int) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	parent := map[int]int{}
 	rss := map[int]int64{}
+	state := map[int]string{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -155,18 +174,23 @@ func treeRSS(root int) int64 {
 		ppid, _ := strconv.Atoi(f[1])   // field 4
 		pages, _ := strconv.Atoi(f[21]) // field 24
 		parent[pid] = ppid
+		state[pid] = f[0] // field 3
 		rss[pid] = int64(pages) * int64(os.Getpagesize()) / 1024
 	}
 	var sum int64
+	running := 0
 	for pid := range rss {
 		for p, hops := pid, 0; p > 0 && hops < 64; p, hops = parent[p], hops+1 {
 			if p == root {
 				sum += rss[pid]
+				if state[pid] == "R" {
+					running++
+				}
 				break
 			}
 		}
 	}
-	return sum
+	return sum, running
 }
 
 func loadavg() float64 {

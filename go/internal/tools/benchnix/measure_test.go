@@ -87,3 +87,19 @@ func TestFirstStepStart(t *testing.T) {
 		t.Error("version 2 was read")
 	}
 }
+
+func TestTreeSampleCountsRunnable(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// A shell looping on a builtin never sleeps: it is always running or
+	// waiting for a CPU.
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	if _, n := treeSample(busy.Process.Pid); n != 1 {
+		t.Errorf("busy loop: %d runnable, want 1", n)
+	}
+}
