@@ -65,7 +65,8 @@ bench: deps nix-conf build
 # a synthetic module set shaped like NixOS's, today's inventory and the
 # runner's own; writes its block of docs/benchmarks.md (which `make bench`
 # keeps). Needs LOLLYPOPS_NIXPKGS_LIB, skips without it; not part of
-# `make test` (about an hour; BENCH_NIX_FLAGS='--fleets 1,10,100': minutes).
+# `make test` (half an hour or more: 1000 hosts are evaluated twice;
+# BENCH_NIX_FLAGS='--fleets 1,10,100': minutes).
 bench-nix: deps nix-conf build
 	cd go && $(GO) run ./internal/tools/benchnix --bin $(BUILD) --repo .. --out ../docs/benchmarks.md $(BENCH_NIX_FLAGS)
 

@@ -242,20 +242,22 @@ func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
 func (b *bench) measure(v, dir string) (run, time.Duration) {
 	switch v {
 	case vInventory:
-		return measure("nix", []string{"eval", "--offline", "--json", ".#lollypopsInventory"}, b.env, dir, b.capKiB, b.timeout), 0
+		return measure("nix", []string{"eval", "--offline", "--json", ".#lollypopsInventory"}, b.env, dir, b.capKiB, b.timeout, false), 0
 	case vHost1:
-		return measure(b.runner, []string{"--flake", dir, "--dry", "host1"}, b.env, dir, b.capKiB, b.timeout), 0
+		return measure(b.runner, []string{"--flake", dir, "--dry", "host1"}, b.env, dir, b.capKiB, b.timeout, false), 0
 	case vList:
-		return measure(b.runner, []string{"--flake", dir, "--list-all"}, b.env, dir, b.capKiB, b.timeout), 0
+		return measure(b.runner, []string{"--flake", dir, "--list-all"}, b.env, dir, b.capKiB, b.timeout, false), 0
 	}
 	reportPath := filepath.Join(dir, "report.json")
 	os.Remove(reportPath)
-	r := measure(b.runner, []string{"--flake", dir, "--report", reportPath, "all"}, b.env, dir, b.capKiB, b.timeout)
+	// Up to the first deploy starting: interrupted then, the runner writes
+	// its report, with the step's start.
+	r := measure(b.runner, []string{"--flake", dir, "--report", reportPath, "all"}, b.env, dir, b.capKiB, b.timeout, true)
 	if r.overCap || r.timedOut {
 		return r, 0
 	}
-	// Every host fails (nothing listens on its port): a non-zero exit is
-	// expected; the report says whether the run got to the hosts.
+	// Interrupted, or every host failed (nothing listens on its port): a
+	// non-zero exit is expected; the report says whether a step started.
 	first, err := firstStepStart(reportPath)
 	if err != nil {
 		if r.err == nil {

@@ -34,6 +34,7 @@ type run struct {
 	runnable float64
 	err      error
 	overCap  bool // killed: the tree's RSS passed the cap
+	stopped  bool // interrupted once its first step started (stopAtStep)
 	timedOut bool
 }
 
@@ -43,8 +44,9 @@ const sampleEvery = 20 * time.Millisecond
 
 // measure runs name args in dir with env added, samples its process tree's
 // memory, and kills the tree (its process group) when the sum passes capKiB
-// or the timeout passes.
-func measure(name string, args, env []string, dir string, capKiB int64, timeout time.Duration) run {
+// or the timeout passes. With stopAtStep, the command gets SIGINT as soon as
+// a lollypops-step process (a deploy's first step) appears in its tree.
+func measure(name string, args, env []string, dir string, capKiB int64, timeout time.Duration, stopAtStep bool) run {
 	r := run{load: loadavg()}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -76,8 +78,13 @@ loop:
 		case err = <-done:
 			break loop
 		case <-tick.C:
-			rss, rn := treeSample(pid)
+			rss, rn, step := treeSample(pid)
 			samples, running = samples+1, running+rn
+			if step && stopAtStep && !r.stopped {
+				// The runner writes its report when interrupted.
+				r.stopped = true
+				syscall.Kill(pid, syscall.SIGINT)
+			}
 			if rss > r.peak {
 				r.peak = rss
 				if capKiB > 0 && rss > capKiB && !r.overCap {
@@ -137,17 +144,19 @@ func killCurrent() {
 
 // treeRSS is the sum of the RSS of root and its descendants, in KiB.
 func treeRSS(root int) int64 {
-	rss, _ := treeSample(root)
+	rss, _, _ := treeSample(root)
 	return rss
 }
 
 // treeSample reads the sum of the RSS of root and its descendants, in KiB,
-// and how many of them are running or runnable.
-func treeSample(root int) (int64, int) {
+// how many of them are running or runnable, and whether one of them is a
+// lollypops-step (a deploy step).
+func treeSample(root int) (int64, int, bool) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0
+		return 0, 0, false
 	}
+	comm := map[int]string{}
 	parent := map[int]int{}
 	rss := map[int]int64{}
 	state := map[int]string{}
@@ -175,14 +184,19 @@ func treeSample(root int) (int64, int) {
 		pages, _ := strconv.Atoi(f[21]) // field 24
 		parent[pid] = ppid
 		state[pid] = f[0] // field 3
+		if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+			comm[pid] = s[j+1 : i]
+		}
 		rss[pid] = int64(pages) * int64(os.Getpagesize()) / 1024
 	}
 	var sum int64
 	running := 0
+	step := false
 	for pid := range rss {
 		for p, hops := pid, 0; p > 0 && hops < 64; p, hops = parent[p], hops+1 {
 			if p == root {
 				sum += rss[pid]
+				step = step || comm[pid] == "lollypops-step"
 				if state[pid] == "R" {
 					running++
 				}
@@ -190,7 +204,7 @@ func treeSample(root int) (int64, int) {
 			}
 		}
 	}
-	return sum, running
+	return sum, running, step
 }
 
 func loadavg() float64 {

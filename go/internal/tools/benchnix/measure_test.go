@@ -99,7 +99,7 @@ func TestTreeSampleCountsRunnable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { busy.Process.Kill(); busy.Wait() }()
-	if _, n := treeSample(busy.Process.Pid); n != 1 {
+	if _, n, _ := treeSample(busy.Process.Pid); n != 1 {
 		t.Errorf("busy loop: %d runnable, want 1", n)
 	}
 }
