@@ -226,10 +226,11 @@ func (r result) String() string {
 
 // runner runs lollypops with an inventory, in its own working directory.
 type runner struct {
-	t   *testing.T
-	inv string
-	dir string
-	env []string
+	t     *testing.T
+	inv   string
+	flake string // instead of inv: the flake whose hosts the runner evaluates
+	dir   string
+	env   []string
 }
 
 func newRunner(t *testing.T, hs map[string]*config.Host) *runner {
@@ -261,7 +262,7 @@ func (r *runner) runCtx(ctx context.Context, started func(*exec.Cmd), args ...st
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append([]string{"--inventory", r.inv}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append(r.source(), args...)...)
 	cmd.Dir = r.dir
 	cmd.Env = append(os.Environ(), r.env...)
 	// Its own process group, as a shell's foreground job: a test can send
@@ -283,6 +284,14 @@ func (r *runner) runCtx(ctx context.Context, started func(*exec.Cmd), args ...st
 		r.t.Fatalf("lollypops: %v\n%s", err, res)
 	}
 	return res
+}
+
+// source is the flag that says where the runner's hosts come from.
+func (r *runner) source() []string {
+	if r.flake != "" {
+		return []string{"--flake", r.flake}
+	}
+	return []string{"--inventory", r.inv}
 }
 
 // sh runs a shell command on a fake host and returns its stdout.

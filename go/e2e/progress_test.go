@@ -45,7 +45,7 @@ func (r *runner) runPTY(env []string, started func(*exec.Cmd), args ...string) p
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append([]string{"--inventory", r.inv}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append(r.source(), args...)...)
 	cmd.Dir = r.dir
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); k != "NO_COLOR" && k != "TERM" && !strings.HasPrefix(k, "TASK_") {

@@ -220,7 +220,7 @@ in
     in
     check "original: the app applied to { configFlake } and the package overridden with it" (
       app.type == "app"
-      && hasInfix "-lollypops-inventory.json" pkg.text
+      && hasInfix "-lollypops-hosts.json" pkg.text
       && app.program == "${pkg.outPath}/bin/lollypops"
       && pkg.meta.mainProgram == "lollypops"
     ) (builtins.toJSON { inherit (app) program; })

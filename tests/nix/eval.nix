@@ -365,15 +365,44 @@ let
         seed' = scriptOf seed;
         has = lib.hasInfix;
       in
-      check "the wrapper: the runner with the inventory, \"$@\" verbatim, deployer tools after PATH" (
-        has ''exec /nix/store/00000000000000000000000000000000-runner/bin/lollypops --inventory /nix/store/00000000000000000000000000000000-lollypops-inventory.json "$@"'' full'
+      check "the wrapper: the runner pointed at the flake, \"$@\" verbatim, deployer tools after PATH" (
+        has ''exec /nix/store/00000000000000000000000000000000-runner/bin/lollypops "$@"'' full'
+        && has "export LOLLYPOPS_FLAKE=path:/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source\n" full'
+        && has "export LOLLYPOPS_FLAKE_HOSTS=/nix/store/00000000000000000000000000000000-lollypops-hosts.json" full'
         && has "PATH=\${PATH:+$PATH:}/nix/store/00000000000000000000000000000000-openssh/bin:" full'
-        # birne evaluates locally; ahorn's secrets use pass.
-        && has "-nixos-rebuild/bin" full'
-        && has "-pass/bin" full'
-        && !has "-nixos-rebuild/bin" seed'
-        && !has "-pass/bin" seed'
+        && has "-pass/bin" seed'
+        && !has "-nixos-rebuild/bin" full'
       ) full'
+    )
+    (
+      let
+        apps = import ../../nix/apps.nix {
+          inherit lib;
+          pkgs = stubPkgs;
+          runner = stubPkgs.fake "runner" { };
+        };
+        root = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source";
+        flake = {
+          outPath = root;
+          narHash = "sha256-AbC+/x=";
+          sourceInfo.outPath = root;
+        };
+        sub = flake // {
+          outPath = "${root}/deploy/fleet";
+        };
+        refs = {
+          root = apps.flakeRef flake;
+          sub = apps.flakeRef sub;
+          plain = apps.flakeRef { outPath = root; };
+        };
+      in
+      check "the app locks the flake by its narHash, and a ?dir= flake by its source and dir" (
+        refs == {
+          root = "path:${root}?narHash=sha256-AbC%2B%2Fx%3D";
+          sub = "path:${root}?dir=deploy%2Ffleet&narHash=sha256-AbC%2B%2Fx%3D";
+          plain = "path:${root}";
+        }
+      ) (builtins.toJSON refs)
     )
     (check "the flake exports the modules under their names" (
       lollypops.nixosModules.default == lollypops.nixosModules.lollypops

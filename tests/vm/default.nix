@@ -5,8 +5,9 @@
 # already valid in the VMs: the test evaluates the same fleet
 # (./fleet/hosts.nix) with the same inputs beforehand and registers the
 # systems, sources and tools (`virtualisation.additionalPaths`); all that is
-# built in the VMs is the app's wrapper and inventory (plain text files,
-# for which stdenvNoCC is enough).
+# built in the VMs is the app's wrapper and its list of host names (plain
+# text files, for which stdenvNoCC is enough). The runner evaluates the
+# hosts from the sources, in the deployer VM.
 {
   pkgs,
   self,

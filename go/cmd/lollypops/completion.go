@@ -9,8 +9,9 @@ package main
 // (the words typed after the command name, the last one being the word to
 // complete, possibly empty). The flags come from the real flag set, so they
 // cannot drift from --help; hosts, tags and tasks come from the inventory
-// at hand (the app wrapper's --inventory, LOLLYPOPS_INVENTORY, or an
-// --inventory typed on the line), read for names and tags only. The answer
+// at hand (LOLLYPOPS_INVENTORY, or an --inventory typed on the line), read
+// for names and tags only, or else from the host names the app wrapper
+// lists for its flake (LOLLYPOPS_FLAKE_HOSTS), without evaluating any. The answer
 // is a mode line (plain, files or dirs: complete paths with the shell's
 // own means) followed by one candidate per line, "VALUE\tDESCRIPTION".
 // __complete never fails: without a readable inventory it completes flags.
@@ -63,7 +64,7 @@ var flagValues = map[string][]candidate{
 }
 
 // pathFlags are the flags whose value is a path, completed by the shell.
-var pathFlags = map[string]string{"inventory": modeFiles, "dir": modeDirs, "temp-dir": modeDirs}
+var pathFlags = map[string]string{"inventory": modeFiles, "flake": modeDirs, "dir": modeDirs, "temp-dir": modeDirs}
 
 // actionDescs describe the values of REBUILD_ACTION (plan.Actions).
 var actionDescs = map[string]string{
@@ -115,8 +116,13 @@ func runComplete(wrapperInventory string, words []string, stdout io.Writer) (cod
 		path = line.inventory
 	}
 	var fl *fleet
-	if path != "" {
+	switch hosts := os.Getenv(envFlakeHosts); {
+	case path != "":
 		fl, _ = loadFleet(path)
+	case hosts != "":
+		// A flake's hosts are completed by name and built-in step:
+		// their tags and extra tasks would need every host evaluated.
+		fl, _ = loadFleetNames(hosts)
 	}
 	c := complete(o.fs, fl, line, words[len(words)-1])
 	fmt.Fprintln(stdout, c.mode)
@@ -180,6 +186,25 @@ func loadFleet(path string) (*fleet, error) {
 	}
 	slices.SortFunc(fl.hosts, func(a, b fleetHost) int { return plan.CompareNatural(a.name, b.name) })
 	plan.SortNatural(fl.tags)
+	return fl, nil
+}
+
+// loadFleetNames reads the host names the app lists for a flake (a JSON
+// list): the hosts, with the built-in steps.
+func loadFleetNames(path string) (*fleet, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if err := json.Unmarshal(data, &names); err != nil {
+		return nil, err
+	}
+	fl := &fleet{}
+	for _, name := range names {
+		fl.hosts = append(fl.hosts, fleetHost{name: name, steps: slices.Clone(config.BuiltinTasks), extra: map[string]bool{}})
+	}
+	slices.SortFunc(fl.hosts, func(a, b fleetHost) int { return plan.CompareNatural(a.name, b.name) })
 	return fl, nil
 }
 

@@ -45,7 +45,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		return exitUsage, err
 	}
 	defer func() { code = rep.finish(code, err, in.interrupted(), out) }()
-	doc, err := config.Open(o.Inventory)
+	src, err := openSource(in.ctx, &o.Hosts, stderr)
 	if err != nil {
 		return exitError, err
 	}
@@ -56,7 +56,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	}
 	rep.setAction(action)
 	if o.On != "" || o.Exclude != "" {
-		if calls, err = selectedCalls(doc, o.On, o.Exclude, calls); err != nil {
+		if calls, err = selectedCalls(in.ctx, src, o.On, o.Exclude, calls); err != nil {
 			return exitUsage, err
 		}
 		f.Parallel = true
@@ -78,18 +78,21 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	}
 	listing := f.Listing() || f.Experiments || f.ClearCache
 
-	// Only the hosts the command line names are decoded, so that planning
-	// one host costs the same in a fleet of ten or of thousands.
+	// Only the hosts the command line names are evaluated (or decoded), so
+	// that one host costs the same in a fleet of ten or of thousands.
 	var names []string
 	if !listing {
-		if names, err = hostsOf(calls, doc); err != nil {
+		if names, err = hostsOf(calls, src); err != nil {
 			return exitUsage, err
 		}
 	}
-	inv, err := doc.Inventory(names)
+	inv, err := src.Load(in.ctx, names)
 	if err != nil {
 		return exitError, err
 	}
+	// A host that could not be evaluated fails alone: the others run.
+	evalFailed, why := src.Failed()
+	calls = withoutHosts(calls, why)
 	if !listing {
 		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
 			return exitUsage, err
@@ -166,6 +169,14 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitError, fmt.Errorf("deploy lock: %w", err)
 		}
 		defer closeConnections(run, inv, hosts, keeper, out)
+		if err := recordEvalFailures(run, evalFailed, why); err != nil {
+			return exitError, err
+		}
+	} else {
+		// Nothing runs that would put them in a summary: say it now.
+		for _, h := range evalFailed {
+			out.printf("%s", evalFailure(h, why[h]))
+		}
 	}
 	taskfile, err := taskgen.Generate(sel, inv, gen)
 	if err != nil {
@@ -196,9 +207,12 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	start := time.Now()
 	var runErr error
 	var halt *stopped
-	if real && o.Rollout.enabled() {
+	switch {
+	case real && len(calls) == 0:
+		// Every host named failed its evaluation: nothing to run.
+	case real && o.Rollout.enabled():
 		runErr, halt = o.Rollout.run(in.ctx, req, sel, run, hosts, in.interrupted)
-	} else {
+	default:
 		runErr = taskrun.Run(in.ctx, req)
 	}
 	v.stop()
@@ -217,9 +231,19 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		if f.Listing() && !f.ListJSON && !f.Silent {
 			printTags(stdout, inv)
 		}
+		if len(evalFailed) > 0 {
+			return exitHostsFailed, nil
+		}
 		return exitOK, nil
 	}
-	code, err = summarize(run, sel, hosts, runErr, f.ExitCode, time.Since(start), out, rep)
+	summed := hosts
+	if len(evalFailed) > 0 {
+		summed = maps.Clone(hosts)
+		for _, h := range evalFailed {
+			summed[h] = []string{evalStep}
+		}
+	}
+	code, err = summarize(run, sel, summed, runErr, f.ExitCode, time.Since(start), out, rep)
 	if halt != nil {
 		out.printf("%v", halt)
 		if code == exitOK {
@@ -309,16 +333,16 @@ func rebuildAction(vars []taskrun.Var) (string, error) {
 // hostsOf returns the hosts whose tasks calls name (nil: every host, for
 // "all"). A name that is no host's task is an unknown task, suggested
 // among every host's tasks.
-func hostsOf(calls []string, doc *config.Document) ([]string, error) {
+func hostsOf(calls []string, src *source) ([]string, error) {
 	var names []string
 	for _, c := range calls {
 		if c == plan.AllTask {
 			return nil, nil
 		}
 		host, step, _ := strings.Cut(c, ":")
-		if !doc.Has(host) {
+		if !src.Has(host) {
 			var candidates []string
-			for _, h := range doc.Names() {
+			for _, h := range src.Names() {
 				candidates = append(candidates, h)
 				if step != "" {
 					candidates = append(candidates, plan.TaskName(h, step))
@@ -460,14 +484,14 @@ func printTags(w io.Writer, inv *config.Inventory) {
 
 // selectedCalls turns --on and --exclude into task names: each selected
 // host's deployment, or, when steps are named, those steps of each host.
-func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]string, error) {
-	names, flag, inv, err := selectHosts(doc, on, exclude)
+func selectedCalls(ctx context.Context, src *source, on, exclude string, steps []string) ([]string, error) {
+	names, flag, inv, err := selectHosts(ctx, src, on, exclude)
 	if err != nil {
 		return nil, err
 	}
 	var calls []string
 	for _, s := range steps {
-		if s == plan.AllTask || strings.Contains(s, ":") || doc.Has(s) {
+		if s == plan.AllTask || strings.Contains(s, ":") || src.Has(s) {
 			return nil, &usageError{msg: fmt.Sprintf("%q with %s: name steps (deploy-secrets, rebuild, an extra task), not tasks", s, flag),
 				hint: "lollypops --on @web deploy-secrets runs that step on each selected host"}
 		}
@@ -491,6 +515,9 @@ func selectedCalls(doc *config.Document, on, exclude string, steps []string) ([]
 func knownStep(inv *config.Inventory, hosts []string, step string) error {
 	var all []string
 	for _, h := range hosts {
+		if inv.Hosts[h] == nil {
+			continue // not evaluated: the summary says why
+		}
 		if inv.Hosts[h].HasTask(step) {
 			return nil
 		}
@@ -505,4 +532,37 @@ func knownStep(inv *config.Inventory, hosts []string, step string) error {
 		hint = q + " " + hint
 	}
 	return &usageError{msg: fmt.Sprintf("no selected host has a step %q", step), hint: hint}
+}
+
+// evalStep is the step a host that could not be evaluated failed at, in
+// the summary and the run report.
+const evalStep = "evaluate"
+
+// recordEvalFailures writes, for each host that could not be evaluated, the
+// record of its failed evaluation, for the summary and the run report.
+func recordEvalFailures(run *rundir.Dir, hosts []string, why map[string]string) error {
+	now := time.Now()
+	for _, h := range hosts {
+		r := report.Record{Host: h, Step: evalStep, Status: report.Failed, Start: now, End: now, Error: "not evaluated: " + why[h],
+			Hint: "fix the host's configuration (nix eval .#nixosConfigurations." + h + ".config.system.build.toplevel shows the whole error); the other hosts ran"}
+		if err := report.Write(run.Results(), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withoutHosts drops the calls of the hosts in failed.
+func withoutHosts(calls []string, failed map[string]string) []string {
+	if len(failed) == 0 {
+		return calls
+	}
+	var kept []string
+	for _, c := range calls {
+		host, _, _ := strings.Cut(c, ":")
+		if _, ok := failed[host]; !ok {
+			kept = append(kept, c)
+		}
+	}
+	return kept
 }

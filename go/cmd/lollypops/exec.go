@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 
 // execOptions are the parsed command line of lollypops exec.
 type execOptions struct {
-	Inventory   string
+	Hosts       hostFlags
 	On, Exclude string
 	Concurrency int
 	// ExitCode makes a failed command's own exit status the exit code.
@@ -33,16 +32,16 @@ type execOptions struct {
 }
 
 // execArgs reports whether args call the exec subcommand: "exec" as the
-// first argument, after the --inventory the Nix app puts in front. It
-// returns exec's own arguments, that --inventory included.
+// first argument, or after an --inventory or --flake in front. It returns
+// exec's own arguments, those included.
 func execArgs(args []string) ([]string, bool) {
 	i := 0
 	for i < len(args) {
 		switch {
-		case args[i] == "--inventory" && i+1 < len(args):
+		case (args[i] == "--inventory" || args[i] == "--flake") && i+1 < len(args):
 			i += 2
 			continue
-		case strings.HasPrefix(args[i], "--inventory="):
+		case strings.HasPrefix(args[i], "--inventory=") || strings.HasPrefix(args[i], "--flake="):
 			i++
 			continue
 		}
@@ -64,8 +63,7 @@ func parseExecFlags(args []string) (*execOptions, error) {
 	fs.IntVarP(&o.Concurrency, "concurrency", "C", 0, "Run on at most this many hosts at once (default: all at once).")
 	fs.BoolVarP(&o.ExitCode, "exit-code", "x", false, "Exit with the command's own exit status of the first failed host (in the summary's order) instead of 3.")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "Print each ssh command line.")
-	fs.StringVar(&o.Inventory, "inventory", os.Getenv("LOLLYPOPS_INVENTORY"),
-		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
+	o.Hosts.AddFlags(fs)
 	fs.BoolVarP(&o.Help, "help", "h", false, "Show this help.")
 	fs.SortFlags = false
 	o.fs = fs
@@ -97,9 +95,8 @@ func parseExecFlags(args []string) (*execOptions, error) {
 	if _, err := ssh.Command(nil, o.Argv...); err != nil {
 		return o, &usageError{msg: "exec: " + err.Error(), hint: "the command's words cannot hold control characters"}
 	}
-	if o.Inventory == "" {
-		return o, &usageError{msg: "no inventory given",
-			hint: "run lollypops through your flake's app (nix run .# -- exec ...), which passes --inventory; or pass --inventory PATH"}
+	if err := o.Hosts.check(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -164,11 +161,11 @@ func execMain(in *interrupter, args []string, stdout, stderr io.Writer) int {
 // runExec runs o.Argv on the selected hosts and prints the summary. It
 // returns the exit code and the error to print.
 func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, out *ui) (int, error) {
-	doc, err := config.Open(o.Inventory)
+	src, err := openSource(ctx, &o.Hosts, stderr)
 	if err != nil {
 		return exitError, err
 	}
-	names, _, inv, err := selectHosts(doc, o.On, o.Exclude)
+	names, _, inv, err := selectHosts(ctx, src, o.On, o.Exclude)
 	var ce *config.Error
 	switch {
 	case errors.As(err, &ce):
@@ -176,9 +173,13 @@ func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, ou
 	case err != nil:
 		return exitUsage, err
 	}
-	hosts := make([]*config.Host, len(names))
-	for i, n := range names {
-		hosts[i] = inv.Hosts[n]
+	// A host that could not be evaluated fails alone.
+	evalFailed, why := src.Failed()
+	var hosts []*config.Host
+	for _, n := range names {
+		if h := inv.Hosts[n]; h != nil {
+			hosts = append(hosts, h)
+		}
 	}
 	run, err := rundir.Create()
 	if err != nil {
@@ -193,8 +194,15 @@ func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, ou
 		Failed: func(host string, err error) { printHostError(stderr, host, err) },
 	})
 	report.Render(stderr, execSummary(results), "lollypops: ")
+	for _, h := range evalFailed {
+		out.printf("%s", evalFailure(h, why[h]))
+	}
 	out.printf("took %s", time.Since(start).Round(10*time.Millisecond))
-	return execExitCode(results, o.ExitCode), nil
+	code := execExitCode(results, o.ExitCode)
+	if code == exitOK && len(evalFailed) > 0 {
+		code = exitHostsFailed
+	}
+	return code, nil
 }
 
 // printHostError prints a host's error and its hint in one write, so that

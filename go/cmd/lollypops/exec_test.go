@@ -67,11 +67,12 @@ func TestParseExecFlags(t *testing.T) {
 		t.Errorf("flags: %+v, %v", o, err)
 	}
 	t.Setenv("LOLLYPOPS_INVENTORY", "")
-	if _, err := parseExecFlags([]string{"--on", "a", "--", "x"}); err == nil || err.Error() != "no inventory given" {
+	t.Setenv("LOLLYPOPS_FLAKE", "")
+	if _, err := parseExecFlags([]string{"--on", "a", "--", "x"}); err == nil || err.Error() != "no hosts given: neither --flake nor --inventory" {
 		t.Errorf("no inventory: %v", err)
 	}
 	t.Setenv("LOLLYPOPS_INVENTORY", "env.json")
-	if o, err := parseExecFlags([]string{"--on", "a", "--", "x"}); err != nil || o.Inventory != "env.json" {
+	if o, err := parseExecFlags([]string{"--on", "a", "--", "x"}); err != nil || o.Hosts.Inventory != "env.json" {
 		t.Errorf("LOLLYPOPS_INVENTORY: %+v, %v", o, err)
 	}
 	if _, err := parseExecFlags([]string{"-h"}); !errors.Is(err, errHelp) {

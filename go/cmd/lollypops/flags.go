@@ -18,7 +18,8 @@ import (
 // options are the parsed command line.
 type options struct {
 	taskrun.Flags
-	Inventory string
+	// Hosts says where the hosts come from: a flake or an inventory file.
+	Hosts hostFlags
 	// On and Exclude select hosts by name, glob and @tag (plan.Selector).
 	On, Exclude string
 	// Overrides change how this run reaches its hosts.
@@ -49,8 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Usage = func() {}
 	wd, _ := os.Getwd()
 	o.Flags.AddFlags(fs, wd)
-	fs.StringVar(&o.Inventory, "inventory", os.Getenv("LOLLYPOPS_INVENTORY"),
-		"The inventory JSON written by the lollypops Nix app (which passes this flag).")
+	o.Hosts.AddFlags(fs)
 	fs.StringVar(&o.On, "on", "", "Run on the hosts selected by names, globs ('web-*') and tags ('@web'), comma-separated, in parallel: their whole deployment, or the steps named as arguments (lollypops --on @web deploy-secrets).")
 	fs.StringVar(&o.Exclude, "exclude", "", "Leave out the hosts selected by names, globs and tags (with --on, or alone: every other host).")
 	o.Overrides.AddFlags(fs)
@@ -87,9 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.checkReport(); err != nil {
 		return o, err
 	}
-	if o.Inventory == "" {
-		return o, &usageError{msg: "no inventory given",
-			hint: "run lollypops through your flake's app (nix run .# -- ...), which passes --inventory; or pass --inventory PATH"}
+	if err := o.Hosts.check(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -113,7 +112,7 @@ Examples:
 
 REBUILD_ACTION (a VAR=value argument or the environment): %s (default switch).
 
-Exit codes: 0 success; 1 nothing deployed (bad inventory, missing program);
+Exit codes: 0 success; 1 nothing deployed (flake or inventory unreadable, missing program);
 2 usage (flag, unknown task, REBUILD_ACTION); 3 at least one host failed;
 130 interrupted. With -x, a failed command's own exit code instead of 3.
 

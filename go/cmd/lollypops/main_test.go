@@ -142,8 +142,8 @@ func TestErrors(t *testing.T) {
 		lines []string // expected stderr lines, in order
 	}{
 		{"no inventory", []string{"--list"}, exitUsage, []string{
-			"lollypops: no inventory given",
-			"lollypops: hint: run lollypops through your flake's app (nix run .# -- ...), which passes --inventory; or pass --inventory PATH"}},
+			"lollypops: no hosts given: neither --flake nor --inventory",
+			"lollypops: hint: run lollypops through your flake's app (nix run . -- ...), which passes the flake; or pass --flake DIR"}},
 		{"missing inventory", []string{"--inventory", "/nonexistent.json", "all"}, exitError, []string{
 			"lollypops: inventory: cannot read /nonexistent.json: no such file or directory"}},
 		{"bad inventory", []string{"--inventory", bad, "all"}, exitError, []string{
@@ -280,7 +280,7 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("--version: %d %q", code, out)
 	}
 	code, out, _ = runCLI(t, "--help")
-	for _, want := range []string{"Usage: lollypops", "--inventory string", "-p, --parallel", "Exit codes:"} {
+	for _, want := range []string{"Usage: lollypops", "--flake REF", "--inventory FILE", "--eval-jobs int", "-p, --parallel", "Exit codes:"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q", want)
 		}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/plan"
@@ -10,7 +13,7 @@ import (
 // selectHosts returns, in natural order, the hosts that --on and --exclude
 // select (deploy and exec), the flag that did the selecting, for messages,
 // and the decoded inventory (every host: selecting by tag reads them all).
-func selectHosts(doc *config.Document, on, exclude string) ([]string, string, *config.Inventory, error) {
+func selectHosts(ctx context.Context, src *source, on, exclude string) ([]string, string, *config.Inventory, error) {
 	flag := "--on"
 	var onSel, exSel plan.Selector
 	var err error
@@ -26,13 +29,21 @@ func selectHosts(doc *config.Document, on, exclude string) ([]string, string, *c
 			return nil, flag, nil, &usageError{msg: err.Error(), hint: "--exclude takes host names, globs and @tags, comma-separated"}
 		}
 	}
-	inv, err := doc.Inventory(nil)
-	if err != nil {
-		return nil, flag, nil, err
-	}
-	hosts := make([]plan.HostTags, 0, len(inv.Hosts))
-	for name, h := range inv.Hosts {
-		hosts = append(hosts, plan.HostTags{Name: name, Tags: h.Deployment.Tags})
+	// Names and globs select without evaluating a host; a tag needs every
+	// host's tags.
+	var inv *config.Inventory
+	hosts := make([]plan.HostTags, 0, len(src.Names()))
+	if strings.Contains(on+exclude, "@") {
+		if inv, err = src.Load(ctx, nil); err != nil {
+			return nil, flag, nil, err
+		}
+		for name, h := range inv.Hosts {
+			hosts = append(hosts, plan.HostTags{Name: name, Tags: h.Deployment.Tags})
+		}
+	} else {
+		for _, name := range src.Names() {
+			hosts = append(hosts, plan.HostTags{Name: name})
+		}
 	}
 	names, err := plan.SelectHosts(hosts, onSel, exSel, flag)
 	if err != nil {
@@ -42,5 +53,10 @@ func selectHosts(doc *config.Document, on, exclude string) ([]string, string, *c
 		}
 		return nil, flag, nil, err
 	}
+	if inv, err = src.LoadMatched(ctx, names); err != nil {
+		return nil, flag, nil, err
+	}
+	// Hosts without lollypops' module are no deployment targets.
+	names = slices.DeleteFunc(names, func(n string) bool { return src.noModule[n] })
 	return names, flag, inv, nil
 }

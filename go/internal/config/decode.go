@@ -129,6 +129,21 @@ func Parse(data []byte) (*Document, error) {
 	return doc, nil
 }
 
+// NewDocument returns a document without hosts, whose entries are added
+// one host at a time (Add), as a flake's hosts are evaluated.
+func NewDocument() *Document {
+	return &Document{hosts: map[string]json.RawMessage{}}
+}
+
+// Add sets the entry of one host, to be decoded and validated by Host.
+func (d *Document) Add(name string, entry json.RawMessage) {
+	if _, ok := d.hosts[name]; !ok {
+		i, _ := slices.BinarySearch(d.names, name)
+		d.names = slices.Insert(d.names, i, name)
+	}
+	d.hosts[name] = entry
+}
+
 // Names returns every host's name, sorted.
 func (d *Document) Names() []string { return d.names }
 

@@ -137,13 +137,22 @@ func writeSystemFiles(dir string) error {
 // example with nix-store --add, naming the directory "source") to deploy
 // it. Every host a flake is deployed to needs an entry.
 func WriteFlake(dir string, systems map[string]System) error {
-	if err := writeFlake(dir, systems); err != nil {
+	return WriteFlakeWithConfig(dir, systems, nil)
+}
+
+// WriteFlakeWithConfig is WriteFlake with more of each configuration:
+// configs maps a host name to a Nix expression of an attribute set that
+// is merged (//) into its `config` — lollypops' options, for example. A
+// host of configs without a system gets the expression alone as its
+// `config`, which may throw, to stand for a host that does not evaluate.
+func WriteFlakeWithConfig(dir string, systems map[string]System, configs map[string]string) error {
+	if err := writeFlake(dir, systems, configs); err != nil {
 		return fmt.Errorf("fakehost: flake %s: %w", dir, err)
 	}
 	return nil
 }
 
-func writeFlake(dir string, systems map[string]System) error {
+func writeFlake(dir string, systems map[string]System, configs map[string]string) error {
 	names := make([]string, 0, len(systems))
 	for n := range systems {
 		if !hostRE.MatchString(n) {
@@ -152,6 +161,13 @@ func writeFlake(dir string, systems map[string]System) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	var only []string
+	for n := range configs {
+		if _, ok := systems[n]; !ok {
+			only = append(only, n)
+		}
+	}
+	slices.Sort(only)
 	var b strings.Builder
 	b.WriteString("# A test flake written by fakehost.WriteFlake: fake NixOS systems, no nixpkgs.\n{\n")
 	b.WriteString("  outputs = _: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
@@ -160,7 +176,14 @@ func writeFlake(dir string, systems map[string]System) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}
+		if extra, ok := configs[n]; ok {
+			fmt.Fprintf(&b, "      %s.config = { system.build.toplevel = system %s; } // (%s);\n", nixString(n), args, extra)
+			continue
+		}
 		fmt.Fprintf(&b, "      %s.config.system.build.toplevel = system %s;\n", nixString(n), args)
+	}
+	for _, n := range only {
+		fmt.Fprintf(&b, "      %s.config = %s;\n", nixString(n), configs[n])
 	}
 	b.WriteString("    };\n  };\n}\n")
 	if err := writeSystemFiles(dir); err != nil {

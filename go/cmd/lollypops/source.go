@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/nixeval"
+	"github.com/lollypops/lollypops/go/internal/plan"
+)
+
+// Environment the app wrapper (nix/apps.nix) sets: the flake, locked, and
+// its host names, which the app lists without evaluating any host.
+const (
+	envFlake      = "LOLLYPOPS_FLAKE"
+	envFlakeHosts = "LOLLYPOPS_FLAKE_HOSTS"
+	envInventory  = "LOLLYPOPS_INVENTORY"
+)
+
+// hostFlags say where a run's hosts come from.
+type hostFlags struct {
+	Inventory string
+	Flake     string
+	EvalJobs  int
+	fs        *pflag.FlagSet
+}
+
+func (h *hostFlags) AddFlags(fs *pflag.FlagSet) {
+	h.fs = fs
+	fs.StringVar(&h.Flake, "flake", os.Getenv(envFlake),
+		"The flake whose nixosConfigurations to deploy (`REF`: a directory or flake reference). The app of your flake sets it; each command evaluates only the hosts it needs.")
+	fs.StringVar(&h.Inventory, "inventory", os.Getenv(envInventory),
+		"Read the hosts from an inventory JSON `FILE` (nix/inventory.nix writes one) instead of evaluating a flake.")
+	fs.IntVar(&h.EvalJobs, "eval-jobs", 0, "Evaluate at most this many hosts at once, each in its own nix process (default: one per CPU).")
+}
+
+// check picks one source: a flag given on the command line wins over one
+// from the environment.
+func (h *hostFlags) check() error {
+	changed := func(name string) bool { return h.fs != nil && h.fs.Changed(name) }
+	switch {
+	case changed("flake") && changed("inventory"):
+		return &usageError{msg: "--flake and --inventory: give one of them", hint: "--flake evaluates the hosts of a flake; --inventory reads them from a JSON file"}
+	case changed("inventory"):
+		h.Flake = ""
+	case changed("flake"):
+		h.Inventory = ""
+	case h.Flake != "" && h.Inventory != "":
+		h.Inventory = "" // the app's flake, over an inventory left in the environment
+	}
+	if h.Flake == "" && h.Inventory == "" {
+		return &usageError{msg: "no hosts given: neither --flake nor --inventory",
+			hint: "run lollypops through your flake's app (nix run . -- ...), which passes the flake; or pass --flake DIR"}
+	}
+	if h.EvalJobs < 0 {
+		return &usageError{msg: fmt.Sprintf("--eval-jobs %d: not a number of processes", h.EvalJobs), hint: "--eval-jobs 4; without it, one per CPU"}
+	}
+	return nil
+}
+
+// source is where a run's hosts come from: an inventory file, whose hosts
+// are decoded as the command needs them, or a flake, whose hosts are
+// evaluated as the command needs them, in parallel. A host that cannot be
+// evaluated or decoded fails alone: failed says why, and the run goes on
+// with the others.
+type source struct {
+	doc    *config.Document // the entries at hand: every host of an inventory file
+	eval   *nixeval.Evaluator
+	names  []string // every host, sorted
+	has    map[string]bool
+	stderr io.Writer
+
+	mu       sync.Mutex
+	failed   map[string]string // host → why it has no entry
+	noModule map[string]bool   // hosts without lollypops' module
+}
+
+func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, error) {
+	if h.Inventory != "" {
+		doc, err := config.Open(h.Inventory)
+		if err != nil {
+			return nil, err
+		}
+		return newSource(doc, doc.Names(), nil, stderr), nil
+	}
+	nix := "nix"
+	f, err := nixeval.Resolve(ctx, nix, h.Flake)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if file := os.Getenv(envFlakeHosts); file != "" && os.Getenv(envFlake) == h.Flake {
+		data, err := os.ReadFile(file)
+		if err == nil {
+			err = json.Unmarshal(data, &names)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the flake's host names (%s): %w", file, err)
+		}
+	} else if names, err = nixeval.Names(ctx, nix, f); err != nil {
+		return nil, err
+	}
+	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr}
+	return newSource(config.NewDocument(), names, ev, stderr), nil
+}
+
+func newSource(doc *config.Document, names []string, ev *nixeval.Evaluator, stderr io.Writer) *source {
+	s := &source{doc: doc, eval: ev, names: slices.Clone(names), has: map[string]bool{}, stderr: stderr,
+		failed: map[string]string{}, noModule: map[string]bool{}}
+	sort.Strings(s.names)
+	for _, n := range names {
+		s.has[n] = true
+	}
+	return s
+}
+
+// Names returns every host's name, sorted; a flake's hosts are listed
+// without being evaluated.
+func (s *source) Names() []string { return s.names }
+
+// Has reports whether a host of that name exists.
+func (s *source) Has(name string) bool { return s.has[name] }
+
+// Load returns the named hosts (nil: every host), evaluating those not
+// evaluated yet. Hosts that failed are left out; Failed says why. A host
+// without lollypops' module fails when it is named on the command line,
+// and is left out with a warning when it was not (every host, a glob).
+func (s *source) Load(ctx context.Context, names []string) (*config.Inventory, error) {
+	if names == nil {
+		return s.load(ctx, s.names, true)
+	}
+	return s.load(ctx, names, false)
+}
+
+// LoadMatched is Load for hosts a selector matched: a host without the
+// module is left out, not failed.
+func (s *source) LoadMatched(ctx context.Context, names []string) (*config.Inventory, error) {
+	return s.load(ctx, names, true)
+}
+
+func (s *source) load(ctx context.Context, names []string, all bool) (*config.Inventory, error) {
+	if s.eval != nil {
+		var todo []string
+		for _, n := range names {
+			if !s.doc.Has(n) && !s.isFailed(n) && !s.noModule[n] {
+				todo = append(todo, n)
+			}
+		}
+		if len(todo) > 0 {
+			if err := s.eval.Evaluate(ctx, todo, s.add); err != nil {
+				return nil, err
+			}
+		}
+	}
+	inv := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{}}
+	for _, n := range names {
+		switch {
+		case s.noModule[n] && all:
+			continue
+		case s.noModule[n] && !s.isFailed(n):
+			s.fail(n, "nixosConfigurations."+n+" does not import lollypops.nixosModules.lollypops, so it has no tasks")
+			continue
+		case s.isFailed(n):
+			continue
+		}
+		h, err := s.doc.Host(n)
+		if err != nil {
+			if s.eval == nil {
+				return nil, err // an inventory file is written whole: it is wrong as a whole
+			}
+			s.fail(n, err.Error())
+			continue
+		}
+		inv.Hosts[n] = h
+	}
+	return inv, nil
+}
+
+// add takes one host's evaluation.
+func (s *source) add(r nixeval.Result) {
+	switch {
+	case r.Err != nil:
+		s.fail(r.Name, r.Err.Error())
+	case r.NoModule:
+		s.mu.Lock()
+		s.noModule[r.Name] = true
+		s.mu.Unlock()
+		fmt.Fprintf(s.stderr, "lollypops: nixosConfigurations.%s does not import lollypops.nixosModules.lollypops; it has no tasks\n", r.Name)
+	default:
+		s.doc.Add(r.Name, r.Entry)
+	}
+}
+
+func (s *source) fail(name, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed[name] = why
+}
+
+func (s *source) isFailed(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.failed[name]
+	return ok
+}
+
+// Failed returns the hosts that could not be evaluated, in natural order,
+// with why.
+func (s *source) Failed() ([]string, map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.failed))
+	for n := range s.failed {
+		names = append(names, n)
+	}
+	plan.SortNatural(names)
+	return names, maps.Clone(s.failed)
+}
+
+// evalFailure is a host that could not be evaluated, for messages.
+func evalFailure(host, why string) string {
+	first, rest, _ := strings.Cut(why, "\n")
+	if rest == "" {
+		return fmt.Sprintf("%s: not evaluated: %s", host, first)
+	}
+	return fmt.Sprintf("%s: not evaluated: %s\n%s", host, first, indent(rest))
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/fakehost"
+)
+
+// The runner evaluating a flake's hosts itself (--flake, as the app runs
+// it): only the hosts a command needs, and a host that does not evaluate
+// fails alone. The flake's hosts stand in for NixOS configurations that
+// import lollypops' module: each offers the inventory entry the module
+// would (config.lollypops.inventory-entry), with the fake host's system.
+
+// entryConfig is the `config` of a host whose lollypops options project to
+// h, as the module's inventory-entry would.
+func entryConfig(t *testing.T, h *config.Host) string {
+	t.Helper()
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "{ lollypops.inventory-entry = { name, flake }: builtins.fromJSON " + nixStr(string(data)) + " // { inherit flake; }; }"
+}
+
+func nixStr(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// flakeRunner writes a flake with the hosts' systems and configs and
+// returns a runner that passes --flake, as the app does.
+func flakeRunner(t *testing.T, systems map[string]fakehost.System, configs map[string]string) *runner {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "fleet")
+	if err := fakehost.WriteFlakeWithConfig(src, systems, configs); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	os.Mkdir(work, 0o755)
+	return &runner{t: t, dir: work, flake: src}
+}
+
+// evalFleet: host1 and host2 deploy; "trap" throws when evaluated;
+// "plain" does not import lollypops' module.
+func evalFleet(t *testing.T) (*fakehost.Fleet, *runner) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	systems := map[string]fakehost.System{}
+	configs := map[string]string{
+		"trap":  `{ lollypops.inventory-entry = { name, flake }: throw "trap was evaluated"; }`,
+		"plain": `{ services = { }; }`,
+	}
+	for _, h := range f.Hosts() {
+		systems[h.Name] = fakehost.System{Kernel: deployedKernel}
+		c := host(f, h.Name)
+		c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
+		configs[h.Name] = entryConfig(t, c)
+	}
+	return f, flakeRunner(t, systems, configs)
+}
+
+func TestFlakeEvaluatesOnlyWhatTheCommandNeeds(t *testing.T) {
+	f, r := evalFleet(t)
+	res := r.run("host1")
+	if res.code != 0 {
+		t.Fatalf("host1 alone should deploy without evaluating the others:\n%s", res)
+	}
+	if strings.Contains(res.output(), "trap") || strings.Contains(res.output(), "plain") {
+		t.Errorf("deploying host1 evaluated other hosts:\n%s", res)
+	}
+	h1, h2 := f.Host("host1"), f.Host("host2")
+	if got := sh(t, h1, "cat /run/keys/token"); got != "token-of-host1\n" {
+		t.Errorf("host1's secret: %q", got)
+	}
+	if k := systemOf(t, h1).kernel; k != deployedKernel {
+		t.Errorf("host1 runs kernel %q, want the flake's %q", k, deployedKernel)
+	}
+	// The flake deployed is the flake's own copy in the store, which the
+	// runner locked: the host's config-dir points at it.
+	link := strings.TrimSpace(sh(t, h1, "readlink /var/src/lollypops/flake"))
+	if !strings.HasPrefix(link, "/nix/store/") || sh(t, h1, "test -e "+link+"/flake.nix && echo yes") != "yes\n" {
+		t.Errorf("config-dir/flake -> %q, want the flake's store path", link)
+	}
+	if sh(t, h2, "test -e /run/keys/token && echo yes || echo no") != "no\n" {
+		t.Error("host2 was deployed too")
+	}
+
+	// A step of one host, and a selection by name and glob: the same.
+	for _, args := range [][]string{{"host2:deploy-secrets"}, {"--on", "host*", "deploy-secrets"}, {"--dry", "host1"}} {
+		res := r.run(args...)
+		if res.code != 0 || strings.Contains(res.output(), "trap") {
+			t.Errorf("%q should not evaluate the trap:\n%s", args, res)
+		}
+	}
+	if got := sh(t, h2, "cat /run/keys/token"); got != "token-of-host2\n" {
+		t.Errorf("host2's secret: %q", got)
+	}
+
+	// Listing evaluates every host: the trap is reported, the others are
+	// listed, the host without the module is left out with a warning.
+	res = r.run("--list-all")
+	if res.code != 3 {
+		t.Errorf("--list-all with a host that does not evaluate: exit %d, want 3\n%s", res.code, res)
+	}
+	for _, want := range []string{"host1:deploy-secrets", "host2:rebuild"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("--list-all lacks %q:\n%s", want, res)
+		}
+	}
+	for _, want := range []string{"lollypops: trap: not evaluated: trap was evaluated",
+		"nixosConfigurations.plain does not import lollypops.nixosModules.lollypops"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("--list-all should say %q:\n%s", want, res)
+		}
+	}
+}
+
+func TestFlakeHostThatDoesNotEvaluateBlocksNoOther(t *testing.T) {
+	f, r := evalFleet(t)
+	report := filepath.Join(r.dir, "report.json")
+	res := r.run("--report", report, "all")
+	t.Logf("all:\n%s", res)
+	if res.code != 3 {
+		t.Fatalf("all with a broken host: exit %d, want 3\n%s", res.code, res)
+	}
+	for _, h := range f.Hosts() {
+		if line := summaryLine(res, h.Name); !strings.HasPrefix(line, h.Name+" ok") {
+			t.Errorf("%s should deploy although trap does not evaluate: %q\n%s", h.Name, line, res)
+		}
+		if got := sh(t, h, "cat /run/keys/token"); got != "token-of-"+h.Name+"\n" {
+			t.Errorf("%s's secret: %q", h.Name, got)
+		}
+	}
+	if line := summaryLine(res, "trap"); !strings.HasPrefix(line, "trap failed") || !strings.Contains(res.stderr, "trap was evaluated") {
+		t.Errorf("trap's summary should say it failed with Nix's message: %q\n%s", line, res)
+	}
+	if summaryLine(res, "plain") != "" {
+		t.Errorf("a host without lollypops' module is no target of all:\n%s", res)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Hosts []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+			Steps  []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+				Error  string `json:"error"`
+			} `json:"steps"`
+		} `json:"hosts"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, h := range rep.Hosts {
+		if h.Name == "trap" {
+			found = len(h.Steps) == 1 && h.Steps[0].Name == "evaluate" && h.Steps[0].Status == "failed" &&
+				strings.Contains(h.Steps[0].Error, "trap was evaluated")
+		}
+	}
+	if !found {
+		t.Errorf("the report should have trap failed at its evaluation:\n%s", data)
+	}
+
+	// Named on the command line, with a host that deploys: the same, in
+	// order; the host without the module is an error of its own.
+	res = r.run("host1", "trap", "plain")
+	if res.code != 3 || !strings.HasPrefix(summaryLine(res, "host1"), "host1 ok") ||
+		!strings.HasPrefix(summaryLine(res, "trap"), "trap failed") || !strings.HasPrefix(summaryLine(res, "plain"), "plain failed") ||
+		!strings.Contains(res.stderr, "does not import lollypops.nixosModules.lollypops") {
+		t.Errorf("host1 trap plain: want host1 ok, trap and plain failed:\n%s", res)
+	}
+}
