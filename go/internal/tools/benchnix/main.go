@@ -30,10 +30,10 @@ func main() {
 	bin := flag.String("bin", "", "directory with the lollypops runner; without it, or when it has no --flake, only today's inventory evaluation is measured")
 	out := flag.String("out", "", "write the table into this Markdown file's benchnix block (default: stdout only)")
 	fleets := flag.String("fleets", "1,10,100,1000", "fleet sizes")
-	reps := flag.Int("reps", 3, "runs per measurement of fleets under 100 hosts (larger ones: 1)")
+	reps := flag.Int("reps", 3, "runs per measurement of fleets under 100 hosts (larger ones: 1; --dry host1: at least 5 at every size)")
 	modules := flag.Int("modules", 1500, "modules in the synthetic set")
 	capGiB := flag.Int64("cap-gib", 6, "kill a run whose process tree's RSS passes this many GiB (the machine is shared)")
-	timeout := flag.Duration("timeout", 10*time.Minute, "kill a run that takes longer")
+	timeout := flag.Duration("timeout", 30*time.Minute, "kill a run that takes longer")
 	repo := flag.String("repo", "..", "the lollypops repository (the fleets' lollypops input)")
 	keep := flag.Bool("keep", false, "keep the generated fleets (their directory is printed)")
 	flag.Parse()
@@ -76,7 +76,7 @@ func stopOnSignal(b *bench) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		<-sigs
-		killCurrent()
+		stopMeasuring()
 		if b.dir != "" && !b.keep {
 			os.RemoveAll(b.dir)
 		}
@@ -99,6 +99,7 @@ type bench struct {
 	timeout           time.Duration
 	keep              bool
 	out               string
+	save              func() error
 	env               []string
 	dir               string
 }
@@ -149,18 +150,20 @@ func (b *bench) run() (*report, error) {
 		return nil, err
 	}
 	rep := &report{date: time.Now(), machine: machine(), syn: syn, reps: b.reps, capKiB: b.capKiB,
-		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner}
-	for _, n := range b.sizes {
-		res, err := b.fleet(n, syn)
-		if err != nil {
-			return nil, err
+		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner, sizes: b.sizes}
+	// After each measurement, the block holds what was measured so far: a
+	// run stopped later leaves it.
+	b.save = func() error {
+		if b.out == "" {
+			return nil
 		}
+		return writeBlock(b.out, rep.markdown())
+	}
+	for _, n := range b.sizes {
+		res := &result{hosts: n, runs: map[string][]run{}}
 		rep.results = append(rep.results, res)
-		// After each fleet: a run stopped later leaves what it measured.
-		if b.out != "" {
-			if err := writeBlock(b.out, rep.markdown()); err != nil {
-				return nil, err
-			}
+		if err := b.fleet(res, syn); err != nil {
+			return nil, err
 		}
 	}
 	return rep, nil
@@ -182,10 +185,11 @@ type result struct {
 	firstStep []time.Duration
 }
 
-func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
+func (b *bench) fleet(res *result, syn *synthetic) error {
+	n := res.hosts
 	dir := filepath.Join(b.dir, fmt.Sprintf("fleet-%d", n))
 	if err := writeFleet(dir, n, b.lib, b.repo, syn); err != nil {
-		return nil, err
+		return err
 	}
 	// Lock once, and put every input in the store (untimed).
 	for _, args := range [][]string{
@@ -196,14 +200,21 @@ func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), b.env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("fleet of %d: nix %s: %v\n%s", n, strings.Join(args, " "), err, out)
+			return fmt.Errorf("fleet of %d: nix %s: %v\n%s", n, strings.Join(args, " "), err, out)
 		}
 	}
 	reps := b.reps
 	if n >= 100 {
 		reps = 1
 	}
-	res := &result{hosts: n, runs: map[string][]run{}}
+	// --dry host1 is cheap, and its target is a ratio of two sizes: more
+	// runs at every size.
+	repsOf := func(v string) int {
+		if v == vHost1 {
+			return max(b.reps, 5)
+		}
+		return reps
+	}
 	// The runner's commands first, today's capped evaluation last.
 	var variants []string
 	if b.hasFlake {
@@ -211,9 +222,9 @@ func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
 	}
 	variants = append(variants, vInventory)
 	stopped := map[string]bool{}
-	for rep := range reps {
+	for rep := range max(reps, repsOf(vHost1)) {
 		for _, v := range variants {
-			if stopped[v] {
+			if stopped[v] || rep >= repsOf(v) {
 				continue
 			}
 			r, first := b.measure(v, dir)
@@ -232,9 +243,12 @@ func (b *bench) fleet(n int, syn *synthetic) (*result, error) {
 				stopped[v] = r.overCap || r.timedOut
 			}
 			progress("%s", line)
+			if err := b.save(); err != nil {
+				return err
+			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // measure runs variant v on the fleet in dir; for `all`, it also returns the

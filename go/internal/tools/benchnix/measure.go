@@ -56,7 +56,19 @@ func measure(name string, args, env []string, dir string, capKiB int64, timeout 
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	r.start = time.Now()
-	if err := cmd.Start(); err != nil {
+	// Started under the lock that stopOnSignal takes, so that a command
+	// is never started after the benchmark was told to stop.
+	current.Lock()
+	if current.stopping {
+		current.Unlock()
+		select {} // stopOnSignal exits the program
+	}
+	err := cmd.Start()
+	if err == nil {
+		current.pgid = cmd.Process.Pid
+	}
+	current.Unlock()
+	if err != nil {
 		r.err = err
 		return r
 	}
@@ -67,10 +79,12 @@ func measure(name string, args, env []string, dir string, capKiB int64, timeout 
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	pid := cmd.Process.Pid
-	setCurrent(pid)
-	defer setCurrent(0)
+	defer func() {
+		current.Lock()
+		current.pgid = 0
+		current.Unlock()
+	}()
 	kill := func() { syscall.Kill(-pid, syscall.SIGKILL) }
-	var err error
 	var samples, running int
 loop:
 	for {
@@ -121,22 +135,19 @@ loop:
 	return r
 }
 
-// current is the process group being measured, for killCurrent.
+// current is the process group being measured, for stopMeasuring.
 var current struct {
 	sync.Mutex
-	pgid int
+	pgid     int
+	stopping bool
 }
 
-func setCurrent(pgid int) {
-	current.Lock()
-	current.pgid = pgid
-	current.Unlock()
-}
-
-// killCurrent kills the process group being measured, if any.
-func killCurrent() {
+// stopMeasuring kills the process group being measured, if any, and keeps
+// any other from starting.
+func stopMeasuring() {
 	current.Lock()
 	defer current.Unlock()
+	current.stopping = true
 	if current.pgid > 0 {
 		syscall.Kill(-current.pgid, syscall.SIGKILL)
 	}

@@ -18,6 +18,7 @@ type report struct {
 	hasFlake bool
 	runner   string
 	results  []*result
+	sizes    []int // every fleet size the run is to measure
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -157,7 +158,7 @@ func (r *report) markdown() string {
 	w("Each host is `lib.evalModules` (nixpkgs lib, a nix-community/nixpkgs.lib checkout) of a synthetic module set shaped like NixOS's, lollypops' NixOS module and a host module (ssh to 127.0.0.1 on a port where nothing listens, 5 secrets, 2 tags, a few dozen services and programs enabled): what `lib.nixosSystem` returns (`config`, `options`), without nixpkgs' own modules and packages (`go/internal/tools/benchnix`). The synthetic set has %d modules (plus %d `default.nix` files that only import others) and %d options, counted as NixOS counts them (visible, not internal; a submodule's options once, under `<name>`).\n\n",
 		r.syn.Modules, r.syn.Imports, r.syn.Options)
 	w("Why that size: NixOS 19.03 had 887 modules and 7,630 options ([nixpkgs#57477](https://github.com/NixOS/nixpkgs/issues/57477)); 20.03 had 10,096 options and 25.05 about 22,000 in its options.json (28,444 with submodules' internal options) ([\"A look at NixOS/Nixpkgs evaluation times over the years\"](https://discourse.nixos.org/t/a-look-at-nixos-nixpkgs-evaluation-times-over-the-years/65114)); a NixOS system imports \"like 1.5k modules\" by default ([NixOS Discourse, 2024](https://discourse.nixos.org/t/nixos-importing-extra-functionality/39753)). So the module count is today's and the option count about half today's: a real host costs more than these. The mix, by module: 40%% services (11 options: `enable`, `str` options whose defaults read other options, `port`, `bool`, an `enum`, `listOf str`, a `submodule` with a `freeformType`; config under `mkIf`/`mkMerge`: users, a systemd unit, an `/etc` file, a firewall port, an assertion), 30%% programs (4), 15%% hardware toggles (3, `ints.between`), 10%% multi-instance services (`attrsOf (submodule ({ name, ... }: …))`, 7), 5%% profiles (`mkDefault` settings of other modules, an `imports` chain of shared helpers); core modules declare `systemd.services`, `environment.etc` (both `attrsOf submodule`), `networking.firewall`, `boot`, …; directories import their members through `default.nix` files. `go/internal/tools/benchnix/gen.go` has the details.\n\n")
-	w("Conditions: every fleet is a flake directory whose inputs are `path:` inputs (the nixpkgs lib, this repository as lollypops, the synthetic set), locked once and put in the store by an untimed evaluation; every timed run has the evaluation cache off (`eval-cache = false`, with the tests' Nix configuration), so each evaluates from scratch. Times are wall-clock medians (min–max) of %d runs for fleets under 100 hosts, variants taking turns, and of 1 run for larger fleets (their runs take minutes). Peak RSS is the largest sum of the RSS of the command's whole process tree, sampled from /proc every %s (the runner evaluates in several `nix` processes at once; the max RSS of wait4 is only the largest single process). CPU is the user+sys time of the process tree (every child waited for), which the machine's load inflates much less than the wall time. A run whose tree passes %d GiB is killed (the machine is shared), as is one over %s.\n\n",
+	w("Conditions: every fleet is a flake directory whose inputs are `path:` inputs (the nixpkgs lib, this repository as lollypops, the synthetic set), locked once and put in the store by an untimed evaluation; every timed run has the evaluation cache off (`eval-cache = false`, with the tests' Nix configuration), so each evaluates from scratch. Times are wall-clock medians (min–max) of %d runs for fleets under 100 hosts, variants taking turns, and of 1 run for larger fleets (their runs take minutes), except `--dry host1`: at least 5 runs at every size. Peak RSS is the largest sum of the RSS of the command's whole process tree, sampled from /proc every %s (the runner evaluates in several `nix` processes at once; the max RSS of wait4 is only the largest single process). CPU is the user+sys time of the process tree (every child waited for), which the machine's load inflates much less than the wall time. A run whose tree passes %d GiB is killed (the machine is shared), as is one over %s.\n\n",
 		r.reps, sampleEvery, r.capKiB>>20, r.timeout)
 	w("- **today**: `nix eval --json .#lollypopsInventory`, where `lollypopsInventory = import \"${lollypops}/nix/inventory.nix\" { inherit lib; } self`: the inventory of every host, as `nix/apps.nix` bakes it into the app for any command.\n")
 	if r.hasFlake {
@@ -195,6 +196,9 @@ func (r *report) markdown() string {
 			}
 			w("| %d | %s | %s | %s | %s | %s |\n", res.hosts, commands[v], timeCell(rs), cpuTime(rs), peakCell(rs), strings.Join(notes, "; "))
 		}
+	}
+	if missing := r.missing(); missing != "" {
+		w("\nNot measured (the run was stopped first): %s.\n", missing)
 	}
 	w("\n%s", r.targets())
 	w("%s\n", blockEnd)
@@ -239,6 +243,27 @@ func cpuTime(rs []run) string {
 		return "–"
 	}
 	return secs(median(cpus(rs)))
+}
+
+// missing lists the measurements the run was to make and did not.
+func (r *report) missing() string {
+	variants := []string{vInventory}
+	if r.hasFlake {
+		variants = []string{vHost1, vAll, vList, vInventory}
+	}
+	got := map[int]*result{}
+	for _, res := range r.results {
+		got[res.hosts] = res
+	}
+	var out []string
+	for _, n := range r.sizes {
+		for _, v := range variants {
+			if res := got[n]; res == nil || len(res.runs[v]) == 0 {
+				out = append(out, fmt.Sprintf("%d hosts %s", n, commands[v]))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func orNone(s string) string {
