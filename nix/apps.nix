@@ -55,13 +55,18 @@ let
     else
       "path:${outPath}";
 
-  hostNames = configFlake: builtins.attrNames (configFlake.nixosConfigurations or { });
+  # The targets' names: NixOS hosts, and home-manager configurations
+  # deployed on their own.
+  targetNames = configFlake: {
+    hosts = builtins.attrNames (configFlake.nixosConfigurations or { });
+    homes = builtins.attrNames (configFlake.homeConfigurations or { });
+  };
 
   # The runner, pointed at configFlake's hosts.
   wrapperFor =
     configFlake:
     let
-      names = pkgs.writeText "lollypops-hosts.json" (builtins.toJSON (hostNames configFlake));
+      names = pkgs.writeText "lollypops-hosts.json" (builtins.toJSON (targetNames configFlake));
     in
     pkgs.writeShellScriptBin "lollypops" ''
       PATH=''${PATH:+$PATH:}${lib.makeBinPath [ tools.openssh tools.nix tools.pass ]}

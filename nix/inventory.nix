@@ -1,5 +1,6 @@
 # The inventory of a whole flake: the document the runner reads
-# (go/internal/config, version 1), with every host's entry (nix/entry.nix).
+# (go/internal/config, version 1), with every host's entry (nix/entry.nix)
+# and every home-manager configuration's (nix/project-home.nix).
 #
 # The app does not bake it (the runner evaluates the hosts a command needs,
 # go/internal/nixeval); the evaluation tests and `--inventory` use it.
@@ -37,8 +38,20 @@ let
       config.lollypops.inventory-entry { inherit name flake; }
     else
       throw "lollypops: nixosConfigurations.${name} imports a lollypops module of another revision than this runner's; update the lollypops flake input of the flake the host comes from.";
+  # Home-manager configurations deployed on their own: those that import
+  # lollypops.homeModules.default, each projected by nix/project-home.nix.
+  homes = filterAttrs (
+    name: home:
+    let
+      has = home ? config && home.config ? lollypops;
+    in
+    warnIf (!has)
+      "lollypops: homeConfigurations.${name} does not import lollypops.homeModules.default; it has no tasks."
+      has
+  ) (configFlake.homeConfigurations or { });
 in
 {
   inherit version;
   hosts = mapAttrs (name: h: host name h.config) deployable;
+  homes = mapAttrs (name: home: import ./project-home.nix { inherit name home flake; }) homes;
 }

@@ -19,48 +19,39 @@ let
   types' = import ./types.nix { inherit lib; };
   secrets = import ./secrets-options.nix { inherit lib; };
   tasks = import ./tasks.nix { inherit lib; };
-  compat = import ./compat.nix { inherit lib; };
+  reach = import ./deployment-options.nix { inherit lib; };
 
   cfg = config.lollypops;
-  inherit (cfg.deployment) ssh sudo;
 
-  # Written as for the original lollypops: what it meant, with a warning
-  # (or an assertion, for what cannot be read safely).
-  optsLoc = path: [ "lollypops" "deployment" ] ++ path ++ [ "opts" ];
-  optsChecks =
-    path:
-    compat.optsChecks (optsLoc path) (
-      builtins.concatLists (lib.getAttrFromPath (path ++ [ "opts" ]) options.lollypops.deployment).definitions
-    );
-  opts = path: {
-    apply = compat.splitOpts (optsLoc path);
-  };
+  reachChecks = reach.checks options cfg.deployment;
 
+  # Written as for the original lollypops: what it meant, with a warning.
   compatWarnings =
     lib.optional (cfg.deployment.group != null) "${showOption [ "lollypops" "deployment" "group" ]}: the original lollypops' single group is a tag here: write lollypops.deployment.tags = [ ${builtins.toJSON cfg.deployment.group} ] and select its hosts with `--on @${cfg.deployment.group}`."
-    ++ (optsChecks [ "ssh" ]).warnings
-    ++ (optsChecks [ "sudo" ]).warnings;
+    ++ reachChecks.warnings;
 
-  deploymentAssertions = [
-    {
-      assertion = ssh.host-key-policy == "pinned" -> ssh.host-key != null;
-      message = "${showOption [ "lollypops" "deployment" "ssh" "host-key-policy" ]}: \"pinned\" needs the host's public key in lollypops.deployment.ssh.host-key.";
-    }
-    {
-      assertion = ssh.host-key != null -> ssh.host-key-policy == "pinned";
-      message = "${showOption [ "lollypops" "deployment" "ssh" "host-key" ]}: is set, but host-key-policy is \"${ssh.host-key-policy}\"; use \"pinned\" or remove the key.";
-    }
-  ]
-  ++ lib.mapAttrsToList (name: c: {
-    assertion = (c.cmd == null) != (c.url == null);
-    message = "${showOption [ "lollypops" "deployment" "health-checks" name ]}: set exactly one of cmd (run on the host) and url (fetched from the deployer).";
-  }) cfg.deployment.health-checks;
+  deploymentAssertions =
+    reachChecks.assertions
+    ++ lib.mapAttrsToList (name: c: {
+      assertion = (c.cmd == null) != (c.url == null);
+      message = "${showOption [ "lollypops" "deployment" "health-checks" name ]}: set exactly one of cmd (run on the host) and url (fetched from the deployer).";
+    }) cfg.deployment.health-checks;
 in
 {
   _class = "nixos";
   # One identity whichever path or flake the module is imported through, so
   # importing it twice is harmless.
   key = "lollypops/nixos-module";
+
+  imports = [
+    (reach.module {
+      host = {
+        default = config.networking.hostName;
+        defaultText = literalExpression "config.networking.hostName";
+      };
+      user.default = "root";
+    })
+  ];
 
   options.lollypops = {
     deployment = {
@@ -103,19 +94,6 @@ in
         '';
       };
 
-      tags = mkOption {
-        type = types.listOf types'.tag;
-        default = [ ];
-        example = [
-          "web"
-          "eu-west"
-        ];
-        description = ''
-          Tags of the host. `lollypops --list-all` lists each tag with its
-          hosts.
-        '';
-      };
-
       # The original lollypops' one group per host, a tag here.
       group = mkOption {
         type = types.nullOr types'.tag;
@@ -127,119 +105,6 @@ in
         '';
       };
 
-      ssh = {
-        host = mkOption {
-          type = types'.sshHost;
-          default = config.networking.hostName;
-          defaultText = literalExpression "config.networking.hostName";
-          example = "host1.example.org";
-          description = "Address of the host: a name, an ssh_config alias or an IP address.";
-        };
-
-        user = mkOption {
-          type = types.nullOr types'.userName;
-          default = "root";
-          example = null;
-          description = ''
-            User to log in as. `null` leaves the choice to ssh: a `User` in
-            ssh_config, else the local user's name.
-          '';
-        };
-
-        command = mkOption {
-          type = types'.program;
-          default = "ssh";
-          description = "The ssh client to run on the deployer. Its arguments go in `opts`.";
-        };
-
-        opts = mkOption (
-          opts [ "ssh" ]
-          // {
-            type = types.listOf types'.textLine;
-            default = [ ];
-            example = [
-              "-p"
-              "2222"
-              "-o"
-              "ProxyJump=jump.example.org"
-            ];
-            description = ''
-              Extra arguments for ssh, one per element; they are passed as they
-              are, never interpreted by a shell. For configurations written for
-              the original lollypops, an element that starts with `-` and holds
-              several plain words (`"-p 2222"`) is split at its spaces, with a
-              warning; one with shell syntax (quotes, `$`, ...) or whose words
-              are not options each followed by at most one argument is an
-              error.
-            '';
-          }
-        );
-
-        host-key = mkOption {
-          type = types.nullOr types'.hostKey;
-          default = null;
-          example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
-          description = ''
-            The host's public key (a line of its
-            `/etc/ssh/ssh_host_ed25519_key.pub`). When set, lollypops accepts
-            only this key from the host, whatever the deployer's
-            `known_hosts` says.
-          '';
-        };
-
-        host-key-policy = mkOption {
-          type = types.enum [
-            "strict"
-            "accept-new"
-            "pinned"
-          ];
-          default = if ssh.host-key != null then "pinned" else "strict";
-          defaultText = literalExpression ''
-            if config.lollypops.deployment.ssh.host-key != null then "pinned" else "strict"
-          '';
-          description = ''
-            How the host's key is checked:
-
-            - `strict`: it must already be in the deployer's `known_hosts`.
-            - `accept-new`: an unknown host's key is recorded on first
-              contact; a changed key is refused.
-            - `pinned`: it must be `host-key`.
-          '';
-        };
-      };
-
-      sudo = {
-        enable = mkOption {
-          type = types.bool;
-          default = false;
-          description = ''
-            Whether to run the commands on the host through sudo, for a
-            `ssh.user` that is not root. That user still needs access to the
-            Nix daemon (the default on NixOS) and passwordless sudo.
-          '';
-        };
-
-        command = mkOption {
-          type = types'.program;
-          default = "sudo";
-          example = "doas";
-          description = "The sudo program on the host.";
-        };
-
-        opts = mkOption (
-          opts [ "sudo" ]
-          // {
-            type = types.listOf types'.textLine;
-            default = [ ];
-            example = [ "-H" ];
-            description = ''
-              Extra arguments for the sudo program, one per element (an
-              element that starts with `-` and holds several words is read as
-              in `ssh.opts`).
-            '';
-          }
-        );
-      };
     };
 
     deployment.rollback = {
@@ -342,16 +207,7 @@ in
         group.default = "root";
       }
       // {
-        remove-stale = mkOption {
-          type = types.bool;
-          default = false;
-          description = ''
-            Whether to delete the files that lollypops wrote to the host in an
-            earlier deployment and that are no longer configured. lollypops
-            keeps a list of the files it writes on the host for this; it never
-            deletes a file it did not write.
-          '';
-        };
+        remove-stale = secrets.removeStaleOption;
       };
 
     tasks = tasks.tasksOption;
@@ -364,8 +220,6 @@ in
       readOnly = true;
       default =
         deploymentAssertions
-        ++ (optsChecks [ "ssh" ]).assertions
-        ++ (optsChecks [ "sudo" ]).assertions
         ++ secrets.assertions [ "lollypops" "secrets" ] cfg.secrets
         ++ tasks.assertions cfg;
       description = ''

@@ -75,6 +75,10 @@ in
   that lollypops deploys.
 '' nixos
 + section "Home Manager module" ''
-  Import `lollypops.hmModule` in `home-manager.users.<user>` of such a host:
-  lollypops deploys that user's secrets with the host's.
+  Import `lollypops.homeModules.default` in `home-manager.users.<user>` of such a
+  host: lollypops deploys that user's secrets with the host's. Import it in a
+  `homeConfigurations.<name>` of the flake, and lollypops deploys that home on
+  its own, to any host with Nix: the `deployment`, `secrets.remove-stale`, `tasks`
+  and `extraTasks` options below are for that case (a home inside a NixOS host
+  follows the host's).
 '' homeManager

@@ -220,6 +220,20 @@ in
       };
     };
 
+  # `secrets.remove-stale` of a NixOS host, and of a home-manager
+  # configuration deployed on its own (a home inside a NixOS host follows
+  # the host's).
+  removeStaleOption = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      Whether to delete the files that lollypops wrote to the host in an
+      earlier deployment and that are no longer configured. lollypops
+      keeps a list of the files it writes on the host for this; it never
+      deletes a file it did not write.
+    '';
+  };
+
   # The warnings of `cfg`'s secrets, in the order of their names.
   warnings = cfg: lib.concatMap (f: f.warnings) (builtins.attrValues cfg.files);
 

@@ -19,6 +19,14 @@ let
     "diff"
   ];
 
+  # A home-manager configuration deployed on its own has no flake on the
+  # host and no system to diff (go/internal/config HomeBuiltinTasks).
+  homeBuiltinTasks = [
+    "check-vars"
+    "deploy-secrets"
+    "rebuild"
+  ];
+
   extraTaskModule = {
     options = {
       desc = mkOption {
@@ -59,11 +67,14 @@ let
 
   opt = path: showOption ([ "lollypops" ] ++ path);
 
-  known = cfg: lib.unique (builtinTasks ++ builtins.attrNames cfg.extraTasks);
+  knownWith = builtinList: cfg: lib.unique (builtinList ++ builtins.attrNames cfg.extraTasks);
+  known = knownWith builtinTasks;
   knownTextOf = cfg: concatStringsSep ", " (known cfg);
 
-  unknownDeps =
-    cfg: name: builtins.filter (d: !builtins.elem d (known cfg)) cfg.extraTasks.${name}.deps;
+  unknownDepsWith =
+    builtinList: cfg: name:
+    builtins.filter (d: !builtins.elem d (knownWith builtinList cfg)) cfg.extraTasks.${name}.deps;
+  unknownDeps = unknownDepsWith builtinTasks;
 
   unknownDepsText =
     cfg: name:
@@ -73,6 +84,51 @@ let
     "${opt [ "extraTasks" name "deps" ]}: unknown task${
       lib.optionalString (builtins.length missing > 1) "s"
     } ${concatStringsSep ", " (map builtins.toJSON missing)}; known tasks of this host: ${knownTextOf cfg}";
+
+  # Assertions on a module's `config.lollypops`, whose built-in steps are
+  # `builtinList`.
+  assertionsWith =
+    builtinList: cfg:
+    let
+      knownText = concatStringsSep ", " (knownWith builtinList cfg);
+      unknown = path: name: {
+        assertion = builtins.elem name (knownWith builtinList cfg);
+        message = "${opt path}: unknown task \"${name}\"; known tasks of this host: ${knownText}; define new ones in lollypops.extraTasks.";
+      };
+      order = lib.toposort (
+        a: b: builtins.elem a (cfg.extraTasks.${b}.deps)
+      ) (builtins.attrNames cfg.extraTasks);
+    in
+    map (unknown [ "tasks" ]) cfg.tasks
+    ++ lib.imap0 (i: name: {
+      assertion = !builtins.elem name (lib.take i cfg.tasks);
+      message = "${opt [ "tasks" ]}: \"${name}\" is listed twice.";
+    }) cfg.tasks
+    ++ lib.concatLists (
+      lib.mapAttrsToList (
+        name: task:
+        [
+          {
+            assertion = types'.isTaskName name;
+            message = "${opt [ "extraTasks" name ]}: a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-').";
+          }
+        ]
+        ++ [
+          {
+            assertion = !builtins.elem name task.deps;
+            message = "${opt [ "extraTasks" name "deps" ]}: the task depends on itself.";
+          }
+        ]
+      ) cfg.extraTasks
+    )
+    ++ [
+      {
+        assertion = order ? result;
+        message = "${opt [ "extraTasks" ]}: the deps form a cycle: ${
+          concatStringsSep " -> " (order.cycle or [ ] ++ lib.take 1 (order.cycle or [ ]))
+        }.";
+      }
+    ];
 in
 {
   tasksOption = mkOption {
@@ -139,46 +195,38 @@ in
     ) (builtins.attrNames cfg.extraTasks);
 
   # Assertions on a module's `config.lollypops`.
-  assertions =
-    cfg:
-    let
-      knownText = knownTextOf cfg;
-      unknown = path: name: {
-        assertion = builtins.elem name (known cfg);
-        message = "${opt path}: unknown task \"${name}\"; known tasks of this host: ${knownText}; define new ones in lollypops.extraTasks.";
-      };
-      order = lib.toposort (
-        a: b: builtins.elem a (cfg.extraTasks.${b}.deps)
-      ) (builtins.attrNames cfg.extraTasks);
-    in
-    map (unknown [ "tasks" ]) cfg.tasks
-    ++ lib.imap0 (i: name: {
-      assertion = !builtins.elem name (lib.take i cfg.tasks);
-      message = "${opt [ "tasks" ]}: \"${name}\" is listed twice.";
-    }) cfg.tasks
-    ++ lib.concatLists (
-      lib.mapAttrsToList (
-        name: task:
-        [
-          {
-            assertion = types'.isTaskName name;
-            message = "${opt [ "extraTasks" name ]}: a task name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-').";
-          }
-        ]
-        ++ [
-          {
-            assertion = !builtins.elem name task.deps;
-            message = "${opt [ "extraTasks" name "deps" ]}: the task depends on itself.";
-          }
-        ]
-      ) cfg.extraTasks
-    )
-    ++ [
-      {
-        assertion = order ? result;
-        message = "${opt [ "extraTasks" ]}: the deps form a cycle: ${
-          concatStringsSep " -> " (order.cycle or [ ] ++ lib.take 1 (order.cycle or [ ]))
-        }.";
-      }
+  assertions = assertionsWith builtinTasks;
+
+  # The tasks of a home-manager configuration deployed on its own: a new
+  # kind of target, with no configurations written for the original
+  # lollypops to keep working, so an unknown dep is an error here.
+  homeTasksOption = mkOption {
+    type = types.listOf types.str;
+    default = [
+      "deploy-secrets"
+      "rebuild"
     ];
+    example = [
+      "deploy-secrets"
+      "example"
+      "rebuild"
+    ];
+    description = ''
+      When the home-manager configuration is deployed on its own (from
+      `homeConfigurations`): the tasks that deploying it runs, one after the
+      other: built-in steps (`deploy-secrets`, `rebuild`, which builds the
+      activation package here, copies it and activates it as the user) or
+      names of `extraTasks`.
+    '';
+  };
+
+  homeAssertions =
+    cfg:
+    assertionsWith homeBuiltinTasks cfg
+    ++ map (name: {
+      assertion = unknownDepsWith homeBuiltinTasks cfg name == [ ];
+      message = "${opt [ "extraTasks" name "deps" ]}: unknown tasks ${
+        concatStringsSep ", " (map builtins.toJSON (unknownDepsWith homeBuiltinTasks cfg name))
+      }; known tasks of this home: ${concatStringsSep ", " (knownWith homeBuiltinTasks cfg)}.";
+    }) (builtins.attrNames cfg.extraTasks);
 }

@@ -1,11 +1,21 @@
 package e2e
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/fakehost"
@@ -179,5 +189,115 @@ func TestFlakeHostThatDoesNotEvaluateBlocksNoOther(t *testing.T) {
 		!strings.HasPrefix(summaryLine(res, "trap"), "trap failed") || !strings.HasPrefix(summaryLine(res, "plain"), "plain failed") ||
 		!strings.Contains(res.stderr, "does not import lollypops.nixosModules.lollypops") {
 		t.Errorf("host1 trap plain: want host1 ok, trap and plain failed:\n%s", res)
+	}
+}
+
+// A host starts deploying as soon as its own evaluation is done, while the
+// others are still being evaluated: host2's evaluation cannot end before
+// host1 has been deployed to. It fetches (a fixed-output fetch, allowed in
+// a pure evaluation) from a local server that answers only once host1 has
+// its secret. A runner that evaluated every host before deploying any
+// would wait for the server's give-up instead, and host2 would then fail
+// its evaluation (the answer would not match its hash).
+func TestFlakeHostDeploysWhileOthersEvaluate(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	h1 := f.Host("host1")
+	// What the gate answers, at a URL of its own: new for every run, or
+	// Nix answers from its store or its download cache.
+	var released atomic.Value
+	var sawSecret atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) {
+			if out, err := h1.Exec(context.Background(), "cat", "/run/keys/token"); err == nil && string(out) == "token-of-host1\n" {
+				sawSecret.Store(true)
+				io.WriteString(w, released.Load().(string))
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		io.WriteString(w, "gave up waiting for host1\n")
+	}))
+	defer srv.Close()
+
+	for _, jobs := range []string{"1", "2"} {
+		content := fmt.Sprintf("released %d\n", time.Now().UnixNano())
+		released.Store(content)
+		sawSecret.Store(false)
+		systems := map[string]fakehost.System{}
+		configs := map[string]string{}
+		for _, h := range f.Hosts() {
+			systems[h.Name] = fakehost.System{Kernel: deployedKernel}
+			c := host(f, h.Name)
+			c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
+			configs[h.Name] = entryConfig(t, c)
+		}
+		gate := fmt.Sprintf(`builtins.readFile (builtins.fetchurl { url = %s; sha256 = "%x"; })`,
+			nixStr(fmt.Sprintf("%s/gate/%x", srv.URL, sha256.Sum256([]byte(content)))), sha256.Sum256([]byte(content)))
+		configs["host2"] = strings.Replace(configs["host2"], "{ name, flake }: ", "{ name, flake }: builtins.seq ("+gate+") ", 1)
+		r := flakeRunner(t, systems, configs)
+		sh(t, h1, "rm -f /run/keys/token")
+		res := r.run("--eval-jobs", jobs, "all")
+		if res.code != 0 {
+			t.Fatalf("--eval-jobs %s all: host1 should deploy while host2 is evaluated:\n%s", jobs, res)
+		}
+		if !sawSecret.Load() {
+			t.Errorf("--eval-jobs %s: host2's evaluation ended before host1 was deployed to", jobs)
+		}
+	}
+}
+
+// An interrupt while hosts are still being evaluated: the evaluations
+// stop, and nothing new starts.
+func TestFlakeInterruptStopsTheEvaluations(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	h1 := f.Host("host1")
+	// host2's evaluation waits for this server, which never answers
+	// before the test ends.
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { <-done }))
+	defer srv.Close()
+	defer close(done)
+
+	systems := map[string]fakehost.System{}
+	configs := map[string]string{}
+	for _, h := range f.Hosts() {
+		systems[h.Name] = fakehost.System{Kernel: deployedKernel}
+		c := host(f, h.Name)
+		c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
+		configs[h.Name] = entryConfig(t, c)
+	}
+	gate := fmt.Sprintf(`builtins.readFile (builtins.fetchurl { url = %s; sha256 = "%x"; })`,
+		nixStr(fmt.Sprintf("%s/never/%d", srv.URL, time.Now().UnixNano())), sha256.Sum256([]byte("never")))
+	configs["host2"] = strings.Replace(configs["host2"], "{ name, flake }: ", "{ name, flake }: builtins.seq ("+gate+") ", 1)
+	r := flakeRunner(t, systems, configs)
+
+	res := r.runCtx(t.Context(), func(cmd *exec.Cmd) {
+		go func() {
+			// Ctrl-C once host1 has its secret: it is deploying.
+			for range 600 {
+				if out, err := h1.Exec(context.Background(), "cat", "/run/keys/token"); err == nil && string(out) == "token-of-host1\n" {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		}()
+	}, "all")
+	if res.code != 130 {
+		t.Fatalf("interrupted run: exit %d, want 130\n%s", res.code, res)
+	}
+	// host1 got the terminal's Ctrl-C too: its step stops where it can
+	// (as without a flake); it had started.
+	if line := summaryLine(res, "host1"); line == "" || strings.HasPrefix(line, "host1 not") {
+		t.Errorf("host1 was deploying: %q\n%s", line, res)
+	}
+	// The run ended although host2's evaluation would never have: it was
+	// stopped, and host2 never started.
+	if line := summaryLine(res, "host2"); !strings.HasPrefix(line, "host2 not run") {
+		t.Errorf("host2, still being evaluated, should not start: %q\n%s", line, res)
+	}
+	if out := sh(t, f.Host("host2"), "test -e /run/keys/token && echo yes || echo no"); out != "no\n" {
+		t.Error("host2 was deployed after the interrupt")
 	}
 }

@@ -39,12 +39,12 @@ var (
 // flakeHosts are the host names the tests deploy the flake to; each has a
 // nixosConfigurations entry, as on a real fleet. newFleet refuses others.
 var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other",
-	"nosshd", "broken", "checked"}
+	"nosshd", "broken", "checked", "rebooted", "samekernel"}
 
 // deployedKernel is the kernel of the flake's systems, unlike the one the
-// hosts boot first: a host runs the deployed system when its
-// /run/current-system/kernel says so.
-const deployedKernel = "deployed-by-e2e"
+// hosts boot first (fakehost's default, 6.6.30): a host runs the deployed
+// system when its /run/current-system/kernel says so.
+const deployedKernel = "6.6.31-e2e"
 
 // diffPackages are the packages of host2's system in the test flake.
 var diffPackages = []string{"hello-2.12.1", "curl-8.5.0"}
@@ -105,6 +105,9 @@ func setup(m *testing.M) int {
 	// Systems that break the host: without sshd, or failing to activate.
 	systems["nosshd"] = fakehost.System{Kernel: deployedKernel, StopSSHD: true}
 	systems["broken"] = fakehost.System{Kernel: deployedKernel, FailActivation: true}
+	// The kernel the hosts boot first, with a package more: a new system
+	// that needs no reboot.
+	systems["samekernel"] = fakehost.System{Packages: []string{"hello-2.12.1"}}
 	src := filepath.Join(dir, "flake", "source")
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -98,12 +98,39 @@ let
       modules = modules ++ [ ./stubs/nixos.nix ];
     };
 
+  # A stand-in for home-manager's homeManagerConfiguration: the module
+  # system with the home-manager options lollypops reads, and an activation
+  # package (a derivation that is never built: the projection takes its
+  # drvPath).
+  homeManagerConfiguration =
+    { modules }:
+    let
+      ev = lib.evalModules {
+        class = "homeManager";
+        modules = modules ++ [ ./stubs/home-manager.nix ];
+      };
+    in
+    {
+      inherit (ev) config options;
+      activationPackage = derivation {
+        name = "home-manager-generation";
+        system = "x86_64-linux";
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          "echo ${ev.config.home.username} >$out"
+        ];
+      };
+    };
+
   # Flakes have a store path; these are never built.
   asFlake = f: f // { outPath = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source"; };
   project = import ../../nix/inventory.nix { inherit lib; };
 
   seed = asFlake (import ./fixtures/seed-example.nix { inherit lollypops nixosSystem; });
-  full = asFlake (import ./fixtures/full.nix { inherit lollypops nixosSystem; });
+  full = asFlake (
+    import ./fixtures/full.nix { inherit lollypops nixosSystem homeManagerConfiguration; }
+  );
   # The VM test's fleet (tests/vm/fleet/hosts.nix), as far as it evaluates
   # without nixpkgs: its lollypops settings, projected.
   vmFleet = asFlake {
@@ -403,6 +430,61 @@ let
           plain = "path:${root}";
         }
       ) (builtins.toJSON refs)
+    )
+    (check "a home-manager configuration without the module is left out" (
+      !(inventories.full.homes ? nomodule) && inventories.full.homes ? bob
+    ) "")
+    (
+      let
+        bob = inventories.full.homes.bob;
+      in
+      check "a home deployed on its own: the user logs in, no sudo, deploy-secrets then rebuild" (
+        bob.deployment.ssh.user == "bob"
+        && !bob.deployment.sudo.enable
+        && bob.tasks == [
+          "deploy-secrets"
+          "rebuild"
+        ]
+        && bob.home-directory == "/home/bob"
+        && lib.hasSuffix "-home-manager-generation.drv" bob.activation-package
+      ) (builtins.toJSON bob)
+    )
+    (
+      let
+        homeWith =
+          settings:
+          homeManagerConfiguration {
+            modules = [
+              lollypops.homeModules.default
+              {
+                home.username = "alice";
+                home.homeDirectory = "/home/alice";
+                lollypops.deployment.ssh.host = "h";
+              }
+              settings
+            ];
+          };
+        refused =
+          settings:
+          !(builtins.tryEval (
+            builtins.deepSeq (import ../../nix/project-home.nix {
+              name = "alice";
+              home = homeWith settings;
+            }) true
+          )).success;
+        messages = settings: failedMessages (homeWith settings).config.lollypops.assertions;
+      in
+      check "a home's tasks: no deploy-flake, no unknown deps; its projection refuses failed assertions" (
+        refused { lollypops.tasks = [ "deploy-flake" ]; }
+        && builtins.any (lib.hasPrefix "lollypops.tasks: unknown task \"deploy-flake\"") (messages {
+          lollypops.tasks = [ "deploy-flake" ];
+        })
+        && builtins.any (lib.hasPrefix "lollypops.extraTasks.x.deps: unknown tasks \"diff\"") (messages {
+          lollypops.extraTasks.x.deps = [ "diff" ];
+        })
+        && messages { } == [ ]
+        && !refused { }
+      ) (builtins.toJSON (messages { lollypops.extraTasks.x.deps = [ "diff" ]; }))
     )
     (check "the flake exports the modules under their names" (
       lollypops.nixosModules.default == lollypops.nixosModules.lollypops

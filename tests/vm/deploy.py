@@ -105,7 +105,7 @@ with subtest("secrets have their content, mode and owner"):
     has_secret(beta, "/run/keys/beta-secret", "beta-secret-value", "400 root root")
     has_secret(gamma, "/run/keys/gamma-secret", "gamma-secret-value", "400 root root")
 
-with subtest("home-manager secrets are deployed for the users that import hmModule"):
+with subtest("home-manager secrets are deployed for the users that import homeModules.default"):
     has_secret(
         alpha, "/home/alice/lollypops-secrets/hm-secret", "alice-hm-value", "400 alice users"
     )

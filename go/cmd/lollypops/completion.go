@@ -153,20 +153,22 @@ func loadFleet(path string) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	type entry struct {
+		Deployment struct {
+			Tags []string `json:"tags"`
+		} `json:"deployment"`
+		ExtraTasks map[string]struct{} `json:"extraTasks"`
+	}
 	var doc struct {
-		Hosts map[string]struct {
-			Deployment struct {
-				Tags []string `json:"tags"`
-			} `json:"deployment"`
-			ExtraTasks map[string]struct{} `json:"extraTasks"`
-		} `json:"hosts"`
+		Hosts map[string]entry `json:"hosts"`
+		Homes map[string]entry `json:"homes"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
 	fl := &fleet{}
-	for name, h := range doc.Hosts {
-		fh := fleetHost{name: name, tags: h.Deployment.Tags, steps: slices.Clone(config.BuiltinTasks),
+	add := func(name string, h entry, builtins []string) {
+		fh := fleetHost{name: name, tags: h.Deployment.Tags, steps: slices.Clone(builtins),
 			extra: map[string]bool{}}
 		var extra []string
 		for step := range h.ExtraTasks {
@@ -184,25 +186,34 @@ func loadFleet(path string) (*fleet, error) {
 			}
 		}
 	}
+	for name, h := range doc.Hosts {
+		add(name, h, config.BuiltinTasks)
+	}
+	for name, h := range doc.Homes {
+		add(name, h, config.HomeBuiltinTasks)
+	}
 	slices.SortFunc(fl.hosts, func(a, b fleetHost) int { return plan.CompareNatural(a.name, b.name) })
 	plan.SortNatural(fl.tags)
 	return fl, nil
 }
 
-// loadFleetNames reads the host names the app lists for a flake (a JSON
-// list): the hosts, with the built-in steps.
+// loadFleetNames reads the names the app lists for a flake: the hosts and
+// homes, with the built-in steps.
 func loadFleetNames(path string) (*fleet, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	if err := json.Unmarshal(data, &names); err != nil {
+	var t targetNames
+	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, err
 	}
 	fl := &fleet{}
-	for _, name := range names {
+	for _, name := range t.Hosts {
 		fl.hosts = append(fl.hosts, fleetHost{name: name, steps: slices.Clone(config.BuiltinTasks), extra: map[string]bool{}})
+	}
+	for _, name := range t.Homes {
+		fl.hosts = append(fl.hosts, fleetHost{name: name, steps: slices.Clone(config.HomeBuiltinTasks), extra: map[string]bool{}})
 	}
 	slices.SortFunc(fl.hosts, func(a, b fleetHost) int { return plan.CompareNatural(a.name, b.name) })
 	return fl, nil

@@ -260,3 +260,20 @@ func TestCompletionFlag(t *testing.T) {
 		}
 	}
 }
+
+// A home-manager target completes like a host, with a home's steps.
+func TestCompleteHome(t *testing.T) {
+	const homes = "../../internal/config/testdata/homes.json"
+	for _, c := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"alice@"}, []string{"alice@birne", "alice@birne:check-vars", "alice@birne:deploy-secrets", "alice@birne:rebuild", "alice@birne:hello"}},
+		{[]string{"--on", "@"}, []string{"@desktop"}},
+		{[]string{"--on", "alice@birne", ""}, []string{"check-vars", "deploy-secrets", "rebuild", "hello"}},
+	} {
+		if _, got := completeCLI(t, homes, c.words...); !slices.Equal(got, c.want) {
+			t.Errorf("%q: %q, want %q", c.words, got, c.want)
+		}
+	}
+}

@@ -77,6 +77,17 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		f.List = true
 	}
 	listing := f.Listing() || f.Experiments || f.ClearCache
+	// A real run executes steps; the other modes only print.
+	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
+	if !listing {
+		// Before deciding how to run: LP_* variables may be overrides.
+		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
+			return exitUsage, err
+		}
+	}
+	if o.streams(src, calls, real && !bare) {
+		return deployStreaming(in, o, src, calls, vars, action, stdin, stdout, stderr, out, rep)
+	}
 
 	// Only the hosts the command line names are evaluated (or decoded), so
 	// that one host costs the same in a fleet of ten or of thousands.
@@ -94,9 +105,6 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	evalFailed, why := src.Failed()
 	calls = withoutHosts(calls, why)
 	if !listing {
-		if err := o.Overrides.adoptLegacy(vars, stderr); err != nil {
-			return exitUsage, err
-		}
 		if err := o.Overrides.apply(inv); err != nil {
 			return exitUsage, err
 		}
@@ -113,9 +121,6 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitUsage, err
 		}
 	}
-	// A real run executes steps; the other modes only print.
-	real := !f.Listing() && !f.Summary && !f.Dry && !f.Status && !f.Experiments && !f.ClearCache
-
 	// Only a real run starts the step binary; listings show its path.
 	step, err := stepBinary()
 	if err != nil && real {
@@ -521,7 +526,7 @@ func knownStep(inv *config.Inventory, hosts []string, step string) error {
 		if inv.Hosts[h].HasTask(step) {
 			return nil
 		}
-		for _, t := range append(slices.Clone(config.BuiltinTasks), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
+		for _, t := range append(slices.Clone(inv.Hosts[h].Builtins()), slices.Sorted(maps.Keys(inv.Hosts[h].ExtraTasks))...) {
 			if !slices.Contains(all, t) {
 				all = append(all, t)
 			}

@@ -81,6 +81,16 @@ func startView(in *interrupter, out *ui, tty *os.File, req *taskrun.Request, res
 	return v
 }
 
+// plan sets a host's steps once they are known (progress.Model.Plan).
+func (v *view) plan(host string, steps []string) {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.model.Plan(host, steps)
+}
+
 // newView returns a view that draws on tty, of the size size returns.
 // Colour is the caller's decision: NO_COLOR and --color=false turn it off.
 func newView(tty io.Writer, size func() (int, int), hosts map[string][]string, results string, color bool) *view {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -98,20 +99,49 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var t targetNames
 	if file := os.Getenv(envFlakeHosts); file != "" && os.Getenv(envFlake) == h.Flake {
-		data, err := os.ReadFile(file)
-		if err == nil {
-			err = json.Unmarshal(data, &names)
+		if t, err = readTargetNames(file); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the flake's host names (%s): %w", file, err)
+	} else {
+		// Both lists at once: each is a nix process of its own.
+		var homesErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { t.Homes, homesErr = nixeval.HomeNames(ctx, nix, f) })
+		t.Hosts, err = nixeval.Names(ctx, nix, f)
+		wg.Wait()
+		if err = cmp.Or(err, homesErr); err != nil {
+			return nil, err
 		}
-	} else if names, err = nixeval.Names(ctx, nix, f); err != nil {
-		return nil, err
 	}
-	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr}
-	return newSource(config.NewDocument(), names, ev, stderr), nil
+	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr, Homes: map[string]bool{}}
+	for _, n := range t.Homes {
+		if slices.Contains(t.Hosts, n) {
+			return nil, &usageError{msg: fmt.Sprintf("%q is both a NixOS host (nixosConfigurations) and a home-manager configuration (homeConfigurations)", n),
+				hint: "their names share the task names (\"<name>:rebuild\"); rename one of them"}
+		}
+		ev.Homes[n] = true
+	}
+	return newSource(config.NewDocument(), append(t.Hosts, t.Homes...), ev, stderr), nil
+}
+
+// targetNames is what the app lists of a flake (LOLLYPOPS_FLAKE_HOSTS).
+type targetNames struct {
+	Hosts []string `json:"hosts"` // nixosConfigurations
+	Homes []string `json:"homes"` // homeConfigurations
+}
+
+func readTargetNames(file string) (targetNames, error) {
+	var t targetNames
+	data, err := os.ReadFile(file)
+	if err == nil {
+		err = json.Unmarshal(data, &t)
+	}
+	if err != nil {
+		return t, fmt.Errorf("reading the flake's target names (%s): %w", file, err)
+	}
+	return t, nil
 }
 
 func newSource(doc *config.Document, names []string, ev *nixeval.Evaluator, stderr io.Writer) *source {
@@ -168,7 +198,7 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 		case s.noModule[n] && all:
 			continue
 		case s.noModule[n] && !s.isFailed(n):
-			s.fail(n, "nixosConfigurations."+n+" does not import lollypops.nixosModules.lollypops, so it has no tasks")
+			s.fail(n, s.noModuleMsg(n)+", so it has no tasks")
 			continue
 		case s.isFailed(n):
 			continue
@@ -186,6 +216,49 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 	return inv, nil
 }
 
+// Stream is Load, one host at a time: each of the named hosts (nil: every
+// host) is passed to each as soon as it is evaluated, in no set order,
+// from one goroutine at a time; failure says why a host has none.
+func (s *source) Stream(ctx context.Context, names []string, each func(name string, h *config.Host, failure string)) error {
+	all := names == nil
+	if all {
+		names = s.names
+	}
+	give := func(n string) {
+		inv, err := s.load(ctx, []string{n}, all)
+		if err != nil {
+			each(n, nil, err.Error())
+			return
+		}
+		if h := inv.Hosts[n]; h != nil {
+			each(n, h, "")
+		} else if s.isFailed(n) {
+			each(n, nil, s.failedWhy(n))
+		}
+	}
+	var todo []string
+	for _, n := range names {
+		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.noModule[n] {
+			give(n)
+		} else {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	return s.eval.Evaluate(ctx, todo, func(r nixeval.Result) {
+		s.add(r)
+		give(r.Name)
+	})
+}
+
+func (s *source) failedWhy(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed[name]
+}
+
 // add takes one host's evaluation.
 func (s *source) add(r nixeval.Result) {
 	switch {
@@ -195,10 +268,20 @@ func (s *source) add(r nixeval.Result) {
 		s.mu.Lock()
 		s.noModule[r.Name] = true
 		s.mu.Unlock()
-		fmt.Fprintf(s.stderr, "lollypops: nixosConfigurations.%s does not import lollypops.nixosModules.lollypops; it has no tasks\n", r.Name)
+		fmt.Fprintf(s.stderr, "lollypops: %s; it has no tasks\n", s.noModuleMsg(r.Name))
+	case r.Home:
+		s.doc.AddHome(r.Name, r.Entry)
 	default:
 		s.doc.Add(r.Name, r.Entry)
 	}
+}
+
+// noModuleMsg says that a target does not import lollypops' module.
+func (s *source) noModuleMsg(name string) string {
+	if s.eval != nil && s.eval.Homes[name] {
+		return "homeConfigurations." + name + " does not import lollypops.homeModules.default"
+	}
+	return "nixosConfigurations." + name + " does not import lollypops.nixosModules.lollypops"
 }
 
 func (s *source) fail(name, why string) {

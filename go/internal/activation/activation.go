@@ -92,14 +92,17 @@ case $f in
 *) echo "lollypops: $1 points to $f, which is not in the Nix store" >&2; exit 1 ;;
 esac
 echo "building the system configuration..." >&2
-nix --extra-experimental-features 'nix-command flakes' build --out-link "$3/new" "path:$f#nixosConfigurations.\"$2\".config.system.build.toplevel" || exit 1
+ref="path:$f"
+if [ -n "$4" ]; then ref="$ref?dir=$4"; fi
+nix --extra-experimental-features 'nix-command flakes' build --out-link "$3/new" "$ref#nixosConfigurations.\"$2\".config.system.build.toplevel" || exit 1
 p=$(readlink -e -- "$3/new") || exit 1
 echo "lollypops-system $p"`
 
-// BuildArgv builds the system on the host; its last output line is
+// BuildArgv builds the system on the host from the flake flakeLink points
+// to (in its directory dir, "" for its root); its last output line is
 // "lollypops-system <store path>" (see ParseSystem).
-func BuildArgv(flakeLink, host, id string) []string {
-	return []string{"sh", "-c", buildScript, "lollypops-build", flakeLink, host, Dir(id)}
+func BuildArgv(flakeLink, host, id, dir string) []string {
+	return []string{"sh", "-c", buildScript, "lollypops-build", flakeLink, host, Dir(id), dir}
 }
 
 // pinScript registers a copied system as a GC root of the activation.

@@ -50,6 +50,63 @@ func TestDecodeFull(t *testing.T) {
 	if a.IsBuiltin("rebuild") || !a.IsBuiltin("deploy-flake") || a.IsBuiltin("example") {
 		t.Error("IsBuiltin does not account for replaced built-ins")
 	}
+
+	if inv.Hosts["ahorn"].Home != nil {
+		t.Error("a NixOS host has Home set")
+	}
+}
+
+func TestDecodeHome(t *testing.T) {
+	inv, err := Load("testdata/homes.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The home-manager target is a target of the run like the hosts.
+	h := inv.Hosts["alice@birne"]
+	if h == nil || h.Home == nil {
+		t.Fatalf("the home-manager target: %+v", h)
+	}
+	if h.Name != "alice@birne" || h.Home.Directory != "/home/alice" || h.Deployment.SSH.Target() != "alice@10.0.0.2" ||
+		h.Home.ActivationPackage != "/nix/store/8cpd4nj5gb1jc3vqrb4g1w3g3xc0lqmd-home-manager-generation.drv" {
+		t.Errorf("home target = %+v, home %+v", h, h.Home)
+	}
+	if h.IsBuiltin("deploy-flake") || h.IsBuiltin("diff") || !h.IsBuiltin("rebuild") || !h.HasTask("hello") {
+		t.Error("a home target's built-ins are check-vars, deploy-secrets and rebuild")
+	}
+}
+
+// TestMarshalRoundTrip: an inventory written by MarshalJSON decodes to the
+// same targets, each kind in its own map of the document.
+func TestMarshalRoundTrip(t *testing.T) {
+	inv, err := Decode(bytes.NewReader(mutate(t, func(d map[string]any) { alice(d) })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Hosts map[string]json.RawMessage `json:"hosts"`
+		Homes map[string]json.RawMessage `json:"homes"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc.Homes["alice@birne"]; !ok || len(doc.Homes) != 1 || len(doc.Hosts) != len(inv.Hosts)-1 {
+		t.Fatalf("hosts %d, homes %d: %s", len(doc.Hosts), len(doc.Homes), data)
+	}
+	again, err := Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range inv.Hosts {
+		a, _ := json.Marshal(Inventory{Version: 1, Hosts: map[string]*Host{name: h}})
+		b, _ := json.Marshal(Inventory{Version: 1, Hosts: map[string]*Host{name: again.Hosts[name]}})
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s changed:\n%s\n%s", name, a, b)
+		}
+	}
 }
 
 // mutate loads testdata/full.json as generic JSON, applies f and returns the
@@ -88,6 +145,24 @@ func at(doc map[string]any, path ...any) map[string]any {
 
 func ahorn(doc map[string]any, path ...any) map[string]any {
 	return at(doc, append([]any{"hosts", "ahorn"}, path...)...)
+}
+
+// alice returns the home-manager target of testdata/homes.json, which it
+// first adds to doc (testdata/full.json has none).
+func alice(doc map[string]any, path ...any) map[string]any {
+	homes := doc["homes"].(map[string]any)
+	if homes["alice@birne"] == nil {
+		data, err := os.ReadFile("testdata/homes.json")
+		if err != nil {
+			panic(err)
+		}
+		var h map[string]any
+		if err := json.Unmarshal(data, &h); err != nil {
+			panic(err)
+		}
+		homes["alice@birne"] = at(h, "homes", "alice@birne")
+	}
+	return at(doc, append([]any{"homes", "alice@birne"}, path...)...)
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -200,8 +275,41 @@ func TestDecodeErrors(t *testing.T) {
 		}, `inventory: host "web:1": the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')`},
 		{"not a store path", func(d map[string]any) { ahorn(d)["flake"] = "/home/me/flake" },
 			`inventory: host "ahorn": flake: "/home/me/flake" is not a Nix store path`},
-		{"store sub-path", func(d map[string]any) { ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" },
-			`inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub" is not a Nix store path`},
+		// A ?dir= flake is a directory of its source; one that could not
+		// be written in a flake reference is refused.
+		{"store sub-path that escapes", func(d map[string]any) {
+			ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/../etc"
+		}, `inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/../etc": the flake's directory in its source can only use letters, digits and '._+-/', without '..'`},
+		{"store sub-path with a query", func(d map[string]any) {
+			ahorn(d)["flake"] = "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub&x=1"
+		}, `inventory: host "ahorn": flake: "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source/sub&x=1": the flake's directory in its source can only use letters, digits and '._+-/', without '..'`},
+		{"missing homes", func(d map[string]any) { delete(d, "homes") },
+			"inventory: homes: missing"},
+		{"homes not an object", func(d map[string]any) { d["homes"] = []any{} },
+			"inventory: homes: must be an object, got []"},
+		{"a host and a home of one name", func(d map[string]any) { at(d, "homes")["ahorn"] = alice(d) },
+			`inventory: host "ahorn": is both a NixOS host (nixosConfigurations) and a home-manager target (homeConfigurations)`},
+		{"a NixOS field in a home", func(d map[string]any) { alice(d, "deployment")["config-dir"] = "/var/src/lollypops" },
+			`inventory: home "alice@birne": deployment.config-dir: unknown field`},
+		{"missing home field", func(d map[string]any) { delete(alice(d), "home-directory") },
+			`inventory: home "alice@birne": home-directory: missing`},
+		{"home activation package not in the store", func(d map[string]any) { alice(d)["activation-package"] = "/home/alice/result" },
+			`inventory: home "alice@birne": activation-package: "/home/alice/result" is not a Nix store path`},
+		{"home activation package sub-path", func(d map[string]any) {
+			alice(d)["activation-package"] = "/nix/store/8cpd4nj5gb1jc3vqrb4g1w3g3xc0lqmd-home-manager-generation/activate"
+		}, `inventory: home "alice@birne": activation-package: "/nix/store/8cpd4nj5gb1jc3vqrb4g1w3g3xc0lqmd-home-manager-generation/activate" is not a Nix store path`},
+		{"relative home directory", func(d map[string]any) { alice(d)["home-directory"] = "alice" },
+			`inventory: home "alice@birne": home-directory: "alice" is not an absolute path`},
+		{"home with deploy-flake", func(d map[string]any) { alice(d)["tasks"] = []any{"deploy-flake", "rebuild"} },
+			`inventory: home "alice@birne": tasks[0]: unknown task "deploy-flake"`},
+		{"home with a bad ssh user", func(d map[string]any) { alice(d, "deployment", "ssh")["user"] = "-oProxyCommand=x" },
+			`inventory: home "alice@birne": deployment.ssh.user: "-oProxyCommand=x" is not a user name`},
+		{"home name starting with @", func(d map[string]any) { at(d, "homes")["@alice"] = alice(d) },
+			`inventory: home "@alice": the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')`},
+		{"home name with colon", func(d map[string]any) { at(d, "homes")["alice:x"] = alice(d) },
+			`inventory: home "alice:x": the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')`},
+		{"home named all", func(d map[string]any) { at(d, "homes")["all"] = alice(d) },
+			`inventory: home "all": the name "all" is reserved for the task that deploys every host`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 // inventory spells it (for example "deployment.ssh.user").
 type Error struct {
 	Host  string
+	Home  bool // Host names a home-manager target ("homes")
 	Field string
 	Msg   string
 	Hint  string
@@ -25,7 +26,10 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("inventory: ")
-	if e.Host != "" {
+	switch {
+	case e.Host != "" && e.Home:
+		fmt.Fprintf(&b, "home %q: ", e.Host)
+	case e.Host != "":
 		fmt.Fprintf(&b, "host %q: ", e.Host)
 	}
 	if e.Field != "" {
@@ -74,6 +78,7 @@ func Decode(r io.Reader) (*Inventory, error) {
 // its cost does not grow with the fleet.
 type Document struct {
 	hosts map[string]json.RawMessage
+	homes map[string]json.RawMessage
 	names []string
 }
 
@@ -113,48 +118,76 @@ func Parse(data []byte) (*Document, error) {
 			Hint: "the lollypops runner and the Nix module that wrote the inventory come from different revisions; update the lollypops flake input so both match"}
 	}
 	for _, k := range sortedKeys(top) {
-		if k != "version" && k != "hosts" {
+		if k != "version" && k != "hosts" && k != "homes" {
 			return nil, &Error{Field: k, Msg: "unknown field"}
 		}
 	}
-	raw, ok = top["hosts"]
-	if !ok {
-		return nil, &Error{Field: "hosts", Msg: "missing"}
-	}
 	doc := &Document{}
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(raw, &doc.hosts) != nil {
-		return nil, &Error{Field: "hosts", Msg: "must be an object, got " + preview(raw)}
+	for _, m := range []struct {
+		field string
+		into  *map[string]json.RawMessage
+	}{{"hosts", &doc.hosts}, {"homes", &doc.homes}} {
+		raw, ok := top[m.field]
+		if !ok {
+			return nil, &Error{Field: m.field, Msg: "missing"}
+		}
+		if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(raw, m.into) != nil {
+			return nil, &Error{Field: m.field, Msg: "must be an object, got " + preview(raw)}
+		}
 	}
-	doc.names = sortedKeys(doc.hosts)
+	for _, name := range sortedKeys(doc.homes) {
+		if _, ok := doc.hosts[name]; ok {
+			return nil, &Error{Host: name, Msg: "is both a NixOS host (nixosConfigurations) and a home-manager target (homeConfigurations)",
+				Hint: "their names share the task names (\"<name>:rebuild\"); rename one of them"}
+		}
+	}
+	doc.names = append(sortedKeys(doc.hosts), sortedKeys(doc.homes)...)
+	sort.Strings(doc.names)
 	return doc, nil
 }
 
-// NewDocument returns a document without hosts, whose entries are added
-// one host at a time (Add), as a flake's hosts are evaluated.
+// NewDocument returns a document without targets, whose entries are added
+// one at a time (Add, AddHome), as a flake's hosts and homes are evaluated.
 func NewDocument() *Document {
-	return &Document{hosts: map[string]json.RawMessage{}}
+	return &Document{hosts: map[string]json.RawMessage{}, homes: map[string]json.RawMessage{}}
 }
 
 // Add sets the entry of one host, to be decoded and validated by Host.
 func (d *Document) Add(name string, entry json.RawMessage) {
-	if _, ok := d.hosts[name]; !ok {
+	d.add(d.hosts, name, entry)
+}
+
+// AddHome sets the entry of one home-manager target.
+func (d *Document) AddHome(name string, entry json.RawMessage) {
+	d.add(d.homes, name, entry)
+}
+
+func (d *Document) add(into map[string]json.RawMessage, name string, entry json.RawMessage) {
+	if !d.Has(name) {
 		i, _ := slices.BinarySearch(d.names, name)
 		d.names = slices.Insert(d.names, i, name)
 	}
-	d.hosts[name] = entry
+	into[name] = entry
 }
 
-// Names returns every host's name, sorted.
+// Names returns every target's name (hosts and homes), sorted.
 func (d *Document) Names() []string { return d.names }
 
-// Has reports whether the inventory has a host of that name.
+// Has reports whether the inventory has a host or home of that name.
 func (d *Document) Has(name string) bool {
 	_, ok := d.hosts[name]
+	if !ok {
+		_, ok = d.homes[name]
+	}
 	return ok
 }
 
-// Host decodes and validates one host.
+// Host decodes and validates one target: a NixOS host, or a home-manager
+// target as a Host with Home set.
 func (d *Document) Host(name string) (*Host, error) {
+	if raw, ok := d.homes[name]; ok {
+		return decodeHome(name, raw)
+	}
 	raw, ok := d.hosts[name]
 	if !ok {
 		return nil, &Error{Host: name, Msg: "no such host in the inventory"}
@@ -168,6 +201,21 @@ func (d *Document) Host(name string) (*Host, error) {
 	}
 	h.Name = name
 	if err := validateHost(name, h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func decodeHome(name string, raw json.RawMessage) (*Host, error) {
+	if err := checkShape(raw, reflect.TypeFor[Home](), []string{"homes", name}); err != nil {
+		return nil, err
+	}
+	e := &Home{}
+	if err := json.Unmarshal(raw, e); err != nil {
+		return nil, &Error{Host: name, Msg: err.Error()}
+	}
+	h := e.Target(name)
+	if err := validateHome(name, h); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -275,11 +323,11 @@ func checkShape(data json.RawMessage, t reflect.Type, path []string) error {
 }
 
 // shapeError turns a document path into an Error: paths below
-// hosts.<name> name the host and the field inside it.
+// hosts.<name> (or homes.<name>) name the host and the field inside it.
 func shapeError(path []string, msg string) error {
 	e := &Error{Msg: msg}
-	if len(path) >= 2 && path[0] == "hosts" {
-		e.Host = path[1]
+	if len(path) >= 2 && (path[0] == "hosts" || path[0] == "homes") {
+		e.Host, e.Home = path[1], path[0] == "homes"
 		path = path[2:]
 	}
 	e.Field = joinPath(path)

@@ -1,6 +1,10 @@
-// Package config decodes and validates the inventory: the JSON document that
-// nix/apps.nix produces from every host's lollypops options and that the
-// runner consumes. It is the contract between the Nix and the Go halves.
+// Package config decodes and validates the inventory: the JSON that Nix
+// produces from each host's (and home's) lollypops options (nix/entry.nix,
+// nix/project-home.nix) and that the runner consumes. It is the contract
+// between the Nix and the Go halves. The runner gets one target's entry at
+// a time from a flake (go/internal/nixeval, NewDocument, Add and AddHome),
+// or a whole document from a file (--inventory, which nix/inventory.nix
+// writes).
 //
 // # The contract (version 1)
 //
@@ -8,7 +12,8 @@
 //
 //	{
 //	  "version": 1,
-//	  "hosts": { "<name>": <host>, ... }
+//	  "hosts": { "<name>": <host>, ... },
+//	  "homes": { "<name>": <home>, ... }
 //	}
 //
 // <name> is the host's attribute name in nixosConfigurations; it names the
@@ -16,7 +21,7 @@
 // passed to nixos-rebuild --flake. A host is:
 //
 //	{
-//	  "flake": "/nix/store/<hash>-source",      // the configFlake's source
+//	  "flake": "/nix/store/<hash>-source",      // the configFlake's source (…-source/<dir> for ?dir=)
 //	  "deployment": {
 //	    "config-dir": "/var/src/lollypops",      // absolute path on the host
 //	    "deploy-method": "copy" | "archive",
@@ -41,6 +46,20 @@
 //	  },
 //	  "tasks": ["deploy-flake", "deploy-secrets", "rebuild"],
 //	  "extraTasks": { "<task>": { "desc": "...", "cmds": ["..."], "deps": ["..."], "dir": "." } }
+//	}
+//
+// A home is a home-manager configuration deployed on its own, as its user
+// (nix/project-home.nix; <name> is its attribute name in
+// homeConfigurations, "alice" or "alice@host1"). The runner makes it a
+// [Host] with [Host.Home] set; hosts and homes share one namespace.
+//
+//	{
+//	  "activation-package": "/nix/store/<hash>-home-manager-generation.drv", // or its output
+//	  "home-directory": "/home/alice",           // the list of written secrets lives below
+//	  "deployment": { "tags": [...], "ssh": {...}, "sudo": {...} },  // as a host's
+//	  "secrets": { "remove-stale": false, "files": [ <secret>, ... ] },
+//	  "tasks": ["deploy-secrets", "rebuild"],    // no deploy-flake, no diff
+//	  "extraTasks": { ... }
 //	}
 //
 // A secret is:

@@ -60,6 +60,8 @@ var nixOnlyOptions = map[string]string{
 var projectedFields = map[string]string{
 	"flake":                             "the configFlake's store path",
 	"secrets.files[].home-manager-user": "the home-manager user the secret belongs to",
+	"activation-package":                "the home configuration's activationPackage (homes)",
+	"home-directory":                    "the home configuration's home.homeDirectory (homes)",
 }
 
 type nixEvaluation struct {
@@ -125,6 +127,9 @@ func testNixChecks(t *testing.T, ev *nixEvaluation) {
 	if !strings.Contains(ev.stderr, "nixosConfigurations.nomodule does not import lollypops.nixosModules.lollypops") {
 		t.Errorf("no warning for the host without the module; stderr:\n%s", ev.stderr)
 	}
+	if !strings.Contains(ev.stderr, "homeConfigurations.nomodule does not import lollypops.homeModules.default") {
+		t.Errorf("no warning for the home configuration without the module; stderr:\n%s", ev.stderr)
+	}
 	if !strings.Contains(ev.stderr, "lollypops: nixosConfigurations.kartoffel: lollypops.deployment.group: ") {
 		t.Errorf("no warning for the original lollypops' deployment.group; stderr:\n%s", ev.stderr)
 	}
@@ -189,8 +194,8 @@ func optionField(loc []string) string {
 	return b.String()
 }
 
-// goFields lists the fields of a host, as optionField spells them, that this
-// package reads (through the json tags of its types).
+// goFields lists the fields of a host or a home, as optionField spells
+// them, that this package reads (through the json tags of its types).
 func goFields() map[string]bool {
 	fields := map[string]bool{}
 	var walk func(t reflect.Type, prefix string)
@@ -223,6 +228,7 @@ func goFields() map[string]bool {
 		}
 	}
 	walk(reflect.TypeFor[Host](), "")
+	walk(reflect.TypeFor[Home](), "")
 	return fields
 }
 
@@ -265,6 +271,7 @@ func testNixOptionsRead(t *testing.T, ev *nixEvaluation) {
 func projectedPaths(t *testing.T, raw json.RawMessage) map[string]bool {
 	var doc struct {
 		Hosts map[string]any `json:"hosts"`
+		Homes map[string]any `json:"homes"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
@@ -303,6 +310,9 @@ func projectedPaths(t *testing.T, raw json.RawMessage) map[string]bool {
 	}
 	for _, h := range doc.Hosts {
 		walk(h, reflect.TypeFor[Host](), "")
+	}
+	for _, h := range doc.Homes {
+		walk(h, reflect.TypeFor[Home](), "")
 	}
 	return paths
 }

@@ -1,5 +1,10 @@
 package config
 
+import (
+	"encoding/json"
+	"strings"
+)
+
 // Version is the inventory version this runner reads.
 const Version = 1
 
@@ -15,6 +20,11 @@ const (
 
 // BuiltinTasks lists the built-in per-host tasks in their natural order.
 var BuiltinTasks = []string{TaskCheckVars, TaskDeployFlake, TaskDeploySecrets, TaskRebuild, TaskDiff}
+
+// HomeBuiltinTasks are the built-in tasks of a home-manager target: it has
+// no flake on the host to deploy, and no system to diff; its rebuild
+// activates the home configuration.
+var HomeBuiltinTasks = []string{TaskCheckVars, TaskDeploySecrets, TaskRebuild}
 
 // Deploy methods.
 const (
@@ -35,8 +45,12 @@ const (
 	PostActivation = "post-activation"
 )
 
-// Inventory is the decoded document. Hosts is keyed by the nixosConfigurations
-// attribute name.
+// Inventory is the decoded document. Hosts holds every target, keyed by its
+// name: the NixOS hosts (the document's "hosts", by nixosConfigurations
+// attribute name) and the home-manager targets (its "homes", by
+// homeConfigurations attribute name), which have Host.Home set. Both kinds
+// share one namespace of names, tasks and selection; MarshalJSON writes each
+// into its own map.
 type Inventory struct {
 	Version int              `json:"version"`
 	Hosts   map[string]*Host `json:"hosts"`
@@ -52,6 +66,93 @@ type Host struct {
 
 	// Name is the host's key in Inventory.Hosts; set by Decode.
 	Name string `json:"-"`
+	// Home is set for a home-manager target (an entry of the document's
+	// "homes"): its Flake, and the Deployment fields other than Tags, SSH
+	// and Sudo, are then unset and unused.
+	Home *HomeTarget `json:"-"`
+}
+
+// HomeTarget is what a home-manager target has that a NixOS host has not.
+type HomeTarget struct {
+	// ActivationPackage is the configuration's activation package: its
+	// derivation (built here) or its output path. Its activate script
+	// switches the user's home to it.
+	ActivationPackage string
+	// Directory is the user's home directory on the host; the list of the
+	// secrets lollypops wrote there lives below it.
+	Directory string
+}
+
+// Home is one entry of the document's "homes": a home-manager
+// configuration deployed to a host on its own, as its user.
+type Home struct {
+	ActivationPackage string               `json:"activation-package"`
+	HomeDirectory     string               `json:"home-directory"`
+	Deployment        HomeDeployment       `json:"deployment"`
+	Secrets           Secrets              `json:"secrets"`
+	Tasks             []string             `json:"tasks"`
+	ExtraTasks        map[string]ExtraTask `json:"extraTasks"`
+}
+
+// HomeDeployment says how to reach a home-manager target's host.
+type HomeDeployment struct {
+	Tags []string `json:"tags"`
+	SSH  SSH      `json:"ssh"`
+	Sudo Sudo     `json:"sudo"`
+}
+
+// Target returns the home entry as a target of the run.
+func (e *Home) Target(name string) *Host {
+	return &Host{
+		Name: name,
+		Deployment: Deployment{
+			Tags: e.Deployment.Tags,
+			SSH:  e.Deployment.SSH,
+			Sudo: e.Deployment.Sudo,
+		},
+		Secrets:    e.Secrets,
+		Tasks:      e.Tasks,
+		ExtraTasks: e.ExtraTasks,
+		Home:       &HomeTarget{ActivationPackage: e.ActivationPackage, Directory: e.HomeDirectory},
+	}
+}
+
+// HomeEntry returns a home-manager target as its entry of "homes".
+func (h *Host) HomeEntry() *Home {
+	return &Home{
+		ActivationPackage: h.Home.ActivationPackage,
+		HomeDirectory:     h.Home.Directory,
+		Deployment:        HomeDeployment{Tags: h.Deployment.Tags, SSH: h.Deployment.SSH, Sudo: h.Deployment.Sudo},
+		Secrets:           h.Secrets,
+		Tasks:             h.Tasks,
+		ExtraTasks:        h.ExtraTasks,
+	}
+}
+
+// MarshalJSON writes the inventory as the document Decode reads: NixOS
+// hosts under "hosts", home-manager targets under "homes".
+func (inv Inventory) MarshalJSON() ([]byte, error) {
+	doc := struct {
+		Version int              `json:"version"`
+		Hosts   map[string]*Host `json:"hosts"`
+		Homes   map[string]*Home `json:"homes"`
+	}{Version: inv.Version, Hosts: map[string]*Host{}, Homes: map[string]*Home{}}
+	for name, h := range inv.Hosts {
+		if h.Home != nil {
+			doc.Homes[name] = h.HomeEntry()
+		} else {
+			doc.Hosts[name] = h
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// Builtins returns the built-in tasks the host offers.
+func (h *Host) Builtins() []string {
+	if h.Home != nil {
+		return HomeBuiltinTasks
+	}
+	return BuiltinTasks
 }
 
 // Deployment says how to reach the host and how to ship the flake.
@@ -158,11 +259,33 @@ func (s *SSH) Target() string {
 }
 
 // HasTask reports whether name is a built-in or one of the host's extra tasks.
+// FlakeSource splits the flake's path into the store path of its source
+// and the directory of its flake.nix in there ("" at the root): a flake
+// written with ?dir= lives below its source, which is what the store,
+// nix copy and the host's GC root know.
+func (h *Host) FlakeSource() (root, dir string) {
+	rest, ok := strings.CutPrefix(h.Flake, "/nix/store/")
+	if !ok {
+		return h.Flake, ""
+	}
+	name, dir, _ := strings.Cut(rest, "/")
+	return "/nix/store/" + name, strings.Trim(dir, "/")
+}
+
+// FlakeRef is the flake reference of the flake at the store path root, in
+// directory dir of it.
+func FlakeRef(root, dir string) string {
+	if dir == "" {
+		return "path:" + root
+	}
+	return "path:" + root + "?dir=" + dir
+}
+
 func (h *Host) HasTask(name string) bool {
 	if _, ok := h.ExtraTasks[name]; ok {
 		return true
 	}
-	for _, b := range BuiltinTasks {
+	for _, b := range h.Builtins() {
 		if b == name {
 			return true
 		}
@@ -176,7 +299,7 @@ func (h *Host) IsBuiltin(name string) bool {
 	if _, ok := h.ExtraTasks[name]; ok {
 		return false
 	}
-	for _, b := range BuiltinTasks {
+	for _, b := range h.Builtins() {
 		if b == name {
 			return true
 		}

@@ -17,6 +17,10 @@ var (
 	// hostNameRe matches nixosConfigurations names that can name tasks:
 	// no ":" (the task separator), no glob or template characters.
 	hostNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// homeNameRe matches homeConfigurations names: as host names, and "@"
+	// inside ("alice@host1", home-manager's usual spelling); a leading "@"
+	// would read as a tag on the command line.
+	homeNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]*$`)
 	// taskNameRe matches extra task names (the part after "<host>:").
 	taskNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	// sshHostRe matches what ssh takes as a destination host: a name, an
@@ -41,12 +45,20 @@ var ReservedHostNames = []string{"all"}
 func Validate(inv *Inventory) error {
 	for _, name := range sortedKeys(inv.Hosts) {
 		h := inv.Hosts[name]
-		if err := validateHost(name, h); err != nil {
+		check := validateHost
+		if h.Home != nil {
+			check = validateHome
+		}
+		if err := check(name, h); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// flakeDirRe is the directory of a ?dir= flake in its source: it becomes
+// part of a flake reference's query, unescaped.
+var flakeDirRe = regexp.MustCompile(`^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$`)
 
 func validateHost(name string, h *Host) error {
 	fail := func(field, format string, args ...any) error {
@@ -60,21 +72,83 @@ func validateHost(name string, h *Host) error {
 		return &Error{Host: name, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
 			Hint: "rename this entry of nixosConfigurations"}
 	}
-	if err := storepath.Validate(h.Flake); err != nil || strings.Contains(h.Flake[len(storepath.StoreDir)+1:], "/") {
+	// The flake's source in the store, and the directory of its flake.nix
+	// in there for a ?dir= flake.
+	root, dir := h.FlakeSource()
+	if err := storepath.Validate(root); err != nil {
 		return fail("flake", "%q is not a Nix store path", h.Flake)
+	}
+	if dir != "" && (!flakeDirRe.MatchString(dir) || slices.Contains(strings.Split(dir, "/"), "..") || strings.Contains(dir, "//") ||
+		strings.HasSuffix(h.Flake, "/")) {
+		return fail("flake", "%q: the flake's directory in its source can only use letters, digits and '._+-/', without '..'", h.Flake)
 	}
 
 	d := &h.Deployment
 	if err := checkAbsPath(d.ConfigDir); err != nil {
 		return fail("deployment.config-dir", "%v", err)
 	}
+	if d.DeployMethod != MethodCopy && d.DeployMethod != MethodArchive {
+		return fail("deployment.deploy-method", "%q is not one of %q, %q", d.DeployMethod, MethodCopy, MethodArchive)
+	}
+	if err := validateReach(name, d); err != nil {
+		return err
+	}
+	if err := validateActivation(name, d); err != nil {
+		return err
+	}
+	if err := validateSecrets(name, &h.Secrets); err != nil {
+		return err
+	}
+	return validateTasks(name, h)
+}
+
+// validateHome checks a home-manager target (an entry of "homes").
+func validateHome(name string, h *Host) error {
+	fail := func(field, format string, args ...any) error {
+		return &Error{Host: name, Home: true, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if !homeNameRe.MatchString(name) || len(name) > 128 {
+		return &Error{Host: name, Home: true, Msg: "the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')",
+			Hint: "the name is its attribute name in homeConfigurations (\"alice\" or \"alice@host1\"); it names its tasks, as in \"<name>:rebuild\""}
+	}
+	if slices.Contains(ReservedHostNames, name) {
+		return &Error{Host: name, Home: true, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
+			Hint: "rename this entry of homeConfigurations"}
+	}
+	p := h.Home.ActivationPackage
+	if err := storepath.Validate(p); err != nil || strings.Contains(p[len(storepath.StoreDir)+1:], "/") {
+		return fail("activation-package", "%q is not a Nix store path", p)
+	}
+	if err := checkAbsPath(h.Home.Directory); err != nil {
+		return fail("home-directory", "%v", err)
+	}
+	if err := validateReach(name, &h.Deployment); err != nil {
+		return markHome(err)
+	}
+	if err := validateSecrets(name, &h.Secrets); err != nil {
+		return markHome(err)
+	}
+	return markHome(validateTasks(name, h))
+}
+
+// markHome makes an error about a target name it as a home-manager target.
+func markHome(err error) error {
+	if e, ok := err.(*Error); ok {
+		e.Home = true
+	}
+	return err
+}
+
+// validateReach checks what a NixOS host and a home-manager target share:
+// tags, ssh and sudo.
+func validateReach(name string, d *Deployment) error {
+	fail := func(field, format string, args ...any) error {
+		return &Error{Host: name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
 	for _, tag := range d.Tags {
 		if !tagRe.MatchString(tag) || len(tag) > 64 {
 			return fail("deployment.tags", "%q is not a tag: letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
 		}
-	}
-	if d.DeployMethod != MethodCopy && d.DeployMethod != MethodArchive {
-		return fail("deployment.deploy-method", "%q is not one of %q, %q", d.DeployMethod, MethodCopy, MethodArchive)
 	}
 	if err := validateSSH(name, &d.SSH); err != nil {
 		return err
@@ -87,13 +161,7 @@ func validateHost(name string, h *Host) error {
 			return fail(fmt.Sprintf("deployment.sudo.opts[%d]", i), "%v", err)
 		}
 	}
-	if err := validateActivation(name, d); err != nil {
-		return err
-	}
-	if err := validateSecrets(name, &h.Secrets); err != nil {
-		return err
-	}
-	return validateTasks(name, h)
+	return nil
 }
 
 func validateSSH(host string, s *SSH) error {
@@ -231,7 +299,7 @@ func validateTasks(host string, h *Host) error {
 }
 
 func unknownTask(host, field, name string, h *Host) error {
-	known := slices.Clone(BuiltinTasks)
+	known := slices.Clone(h.Builtins())
 	for _, k := range sortedKeys(h.ExtraTasks) {
 		if !slices.Contains(known, k) {
 			known = append(known, k)

@@ -336,13 +336,16 @@ func TestFleet(t *testing.T) {
 }
 
 func TestSystemArgs(t *testing.T) {
-	got, err := System{Kernel: `k "2" ${x}`, FailActivation: true, StopSSHD: true, Packages: []string{"hello-2.12"}}.args("h1")
-	want := `{ hostName = "h1"; system = "` + nixSystem() + `"; kernel = "k \"2\" \${x}"; failActivation = true; stopSshd = true; packages = [ "hello-2.12" ]; }`
+	got, err := System{Kernel: "6.6.31", Initrd: `i "2" ${x}`, FailActivation: true, StopSSHD: true, Packages: []string{"hello-2.12"}}.args("h1")
+	want := `{ hostName = "h1"; system = "` + nixSystem() + `"; kernel = "6.6.31"; initrd = "i \"2\" \${x}"; failActivation = true; stopSshd = true; packages = [ "hello-2.12" ]; }`
 	if err != nil || got != want {
 		t.Errorf("args:\n got %s (%v)\nwant %s", got, err, want)
 	}
 	if _, err := (System{Packages: []string{"a b"}}).args("h1"); err == nil {
 		t.Error("a package name with a blank was accepted")
+	}
+	if _, err := (System{Kernel: "6.6 rc1"}).args("h1"); err == nil {
+		t.Error("a kernel version with a blank was accepted")
 	}
 	if err := WriteFlake(t.TempDir(), map[string]System{"Bad_Name": {}}); err == nil {
 		t.Error("an invalid host name was accepted")

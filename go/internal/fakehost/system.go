@@ -23,10 +23,17 @@ var systemFiles embed.FS
 // The zero value is a system with sshd that activates fine; it is also
 // what every host boots at its first start.
 type System struct {
-	// Kernel and Initrd are the contents of the toplevel's kernel and
-	// initrd files ("" = system.nix's defaults), so that a closure diff
-	// can see a kernel change.
-	Kernel, Initrd string
+	// Kernel is the kernel's version ("" = system.nix's, 6.6.30): the
+	// toplevel's kernel links to bzImage in a store path linux-<Kernel> of
+	// its own, whose contents are the version, as on NixOS. Systems with
+	// the same Kernel share it: a closure diff, and the reboot after a
+	// switch, see whether the kernel changed. Store path name characters
+	// only.
+	Kernel string
+	// Initrd is the contents of the initrd ("" = system.nix's), which
+	// links into the store path initrd-linux-<Kernel>: a different Initrd
+	// with the same kernel changes the initrd alone.
+	Initrd string
 	// FailActivation makes the activation script fail:
 	// /run/current-system still switches, switch-to-configuration exits 2.
 	FailActivation bool
@@ -77,6 +84,9 @@ func (s System) args(hostName string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{ hostName = %s; system = %s;", nixString(hostName), nixString(nixSystem()))
 	if s.Kernel != "" {
+		if !pkgRE.MatchString(s.Kernel) {
+			return "", fmt.Errorf("kernel %q: want a version such as 6.6.31 (store path name characters)", s.Kernel)
+		}
 		fmt.Fprintf(&b, " kernel = %s;", nixString(s.Kernel))
 	}
 	if s.Initrd != "" {
@@ -137,7 +147,7 @@ func writeSystemFiles(dir string) error {
 // example with nix-store --add, naming the directory "source") to deploy
 // it. Every host a flake is deployed to needs an entry.
 func WriteFlake(dir string, systems map[string]System) error {
-	return WriteFlakeWithConfig(dir, systems, nil)
+	return WriteFlakeWithOutputs(dir, systems, nil, "")
 }
 
 // WriteFlakeWithConfig is WriteFlake with more of each configuration:
@@ -146,13 +156,20 @@ func WriteFlake(dir string, systems map[string]System) error {
 // host of configs without a system gets the expression alone as its
 // `config`, which may throw, to stand for a host that does not evaluate.
 func WriteFlakeWithConfig(dir string, systems map[string]System, configs map[string]string) error {
-	if err := writeFlake(dir, systems, configs); err != nil {
+	return WriteFlakeWithOutputs(dir, systems, configs, "")
+}
+
+// WriteFlakeWithOutputs is WriteFlakeWithConfig with more outputs: Nix
+// text of attributes ("homeConfigurations = …;") added to the flake's
+// outputs, which can use `self`.
+func WriteFlakeWithOutputs(dir string, systems map[string]System, configs map[string]string, outputs string) error {
+	if err := writeFlake(dir, systems, configs, outputs); err != nil {
 		return fmt.Errorf("fakehost: flake %s: %w", dir, err)
 	}
 	return nil
 }
 
-func writeFlake(dir string, systems map[string]System, configs map[string]string) error {
+func writeFlake(dir string, systems map[string]System, configs map[string]string, outputs string) error {
 	names := make([]string, 0, len(systems))
 	for n := range systems {
 		if !hostRE.MatchString(n) {
@@ -170,7 +187,7 @@ func writeFlake(dir string, systems map[string]System, configs map[string]string
 	slices.Sort(only)
 	var b strings.Builder
 	b.WriteString("# A test flake written by fakehost.WriteFlake: fake NixOS systems, no nixpkgs.\n{\n")
-	b.WriteString("  outputs = _: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
+	b.WriteString("  outputs = { self }: let\n    system = import ./system.nix;\n  in {\n    nixosConfigurations = {\n")
 	for _, n := range names {
 		args, err := systems[n].args(n)
 		if err != nil {
@@ -185,7 +202,11 @@ func writeFlake(dir string, systems map[string]System, configs map[string]string
 	for _, n := range only {
 		fmt.Fprintf(&b, "      %s.config = %s;\n", nixString(n), configs[n])
 	}
-	b.WriteString("    };\n  };\n}\n")
+	b.WriteString("    };\n")
+	if outputs != "" {
+		b.WriteString("    " + outputs + "\n")
+	}
+	b.WriteString("  };\n}\n")
 	if err := writeSystemFiles(dir); err != nil {
 		return err
 	}

@@ -137,6 +137,28 @@ func TestSystem(t *testing.T) {
 		"sys1-local": {Packages: []string{"local-1.0"}},
 	})
 	sys1, k2, k3 := buildToplevel(t, flake, "sys1"), buildToplevel(t, flake, "sys1-k2"), buildToplevel(t, flake, "sys1-k3")
+	// kernel and initrd link into store paths of their own, which systems
+	// with the same kernel share, as on NixOS.
+	links := func(top string) [2]string {
+		var l [2]string
+		for i, f := range []string{"kernel", "initrd"} {
+			p, err := os.Readlink(filepath.Join(top, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l[i] = p
+		}
+		return l
+	}
+	if l := links(sys1); !strings.HasSuffix(l[0], "-linux-6.6.30/bzImage") || !strings.HasSuffix(l[1], "-initrd-linux-6.6.30/initrd") {
+		t.Errorf("sys1: kernel and initrd links %q", l)
+	}
+	if l := links(k2); !strings.HasSuffix(l[0], "-linux-k2/bzImage") {
+		t.Errorf("sys1-k2: kernel link %q", l)
+	}
+	if a, b := links(sys1), links(buildToplevel(t, flake, "sys1-local")); a != b {
+		t.Errorf("systems with the same kernel have different kernels: %q, %q", a, b)
+	}
 	ref := func(name string) string { return "path:" + flake + "#" + name }
 
 	t.Run("bash is /bin/sh", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/peercred"
 	"io"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
 // Holder is the record a holder leaves on the host.
@@ -219,6 +221,9 @@ func scriptError(host string, werr error, stderr string) error {
 		hint = "the deploy lock runs flock (util-linux) and timeout (coreutils) on the host; NixOS has both"
 	case strings.Contains(why, "lock directory"):
 		hint = "lollypops keeps its deploy lock there; it refuses a directory another user could change"
+	case sudopw.Hint(why) != "":
+		// The lock is the first command through sudo a run sends.
+		hint = sudopw.Hint(why)
 	}
 	return &Error{Err: fmt.Errorf("deploy lock on %s: %s", host, why), hint: hint}
 }
@@ -270,22 +275,12 @@ func Self(run *rundir.Dir, pid int) Holder {
 
 // peerPID is the pid of the process at the other end: the run's lollypops.
 func peerPID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
+	p, err := peercred.Of(c)
 	if err != nil {
 		return 0, err
 	}
-	var cred *syscall.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if cerr != nil {
-		return 0, cerr
-	}
-	if cred.Pid <= 0 {
+	if p.PID <= 0 {
 		return 0, errors.New("no peer process")
 	}
-	return int(cred.Pid), nil
+	return p.PID, nil
 }

@@ -39,6 +39,9 @@ func TestScriptError(t *testing.T) {
 		{"Warning: Permanently added 'x'\nlollypops: lock directory: /run/lollypops has owner uid 1000 and mode drwxrwxrwx; it must be owned by uid 0 and writable by no one else; only lollypops uses /run/lollypops: remove it\n",
 			"deploy lock on host1: lock directory: /run/lollypops has owner uid 1000", "refuses a directory another user could change"},
 		{"", "deploy lock on host1: ssh: exit status 255", "keeps other runs off host1"},
+		{"lollypops: sudo refused the password (user deploy)\n", "deploy lock on host1: sudo refused the password (user deploy)", "tried once there"},
+		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\nsudo: a password is required\n",
+			"deploy lock on host1: sudo: a terminal is required", "--ask-sudo-password or --sudo-password-command"},
 	}
 	for _, c := range cases {
 		err := scriptError("host1", errors.New("ssh: exit status 255"), c.stderr)

@@ -23,8 +23,11 @@ type Result struct {
 	// Entry is the host's inventory entry, as JSON; nil when the host has
 	// none.
 	Entry json.RawMessage
-	// NoModule is set for a host that does not import lollypops' NixOS
-	// module (or imports one of another revision: Err says so).
+	// Home is set for a home-manager configuration deployed on its own
+	// (homeConfigurations).
+	Home bool
+	// NoModule is set for a host that does not import lollypops' module
+	// (or imports one of another revision: Err says so).
 	NoModule bool
 	// Err is why the host could not be evaluated: Nix's message, trimmed.
 	Err error
@@ -42,6 +45,9 @@ func (e *HostError) Error() string { return e.Msg }
 type Evaluator struct {
 	Nix   string // the nix program
 	Flake *Flake
+	// Homes are the names that are home-manager configurations
+	// (homeConfigurations); the others are nixosConfigurations.
+	Homes map[string]bool
 	// Jobs is how many nix processes run at once (0: one per CPU).
 	Jobs int
 	// MemoryBudget is the peak memory, in bytes, one nix process should
@@ -72,7 +78,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, names []string, each func(Resu
 	if budget <= 0 {
 		budget = defaultBudget(jobs)
 	}
-	q := &queue{pending: append([]string(nil), names...)}
+	q := &queue{pending: append([]string(nil), names...), home: e.Homes}
 	var mu sync.Mutex
 	report := func(r Result) {
 		mu.Lock()
@@ -138,14 +144,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, names []string, each func(Resu
 type queue struct {
 	mu      sync.Mutex
 	pending []string
+	home    map[string]bool
 }
 
 // take returns up to size hosts, and no more than a fair share of what is
-// left, so that the last hosts do not all wait for one process.
+// left, so that the last hosts do not all wait for one process; all of one
+// kind (hosts or homes: one flake output per process).
 func (q *queue) take(size, jobs int) []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(size, max(1, (len(q.pending)+jobs-1)/jobs), len(q.pending))
+	for i := 1; i < n; i++ {
+		if q.home[q.pending[i]] != q.home[q.pending[0]] {
+			n = i
+			break
+		}
+	}
 	chunk := q.pending[:n:n]
 	q.pending = q.pending[n:]
 	return chunk
@@ -179,8 +193,9 @@ func defaultBudget(jobs int) int64 {
 // chunk's hosts got a result (the others are to be evaluated again) and
 // the process's peak memory in bytes.
 func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)) (int, int64) {
+	home := e.Homes[chunk[0]]
 	cmd := exec.CommandContext(ctx, e.Nix, nixArgs("eval", "--json", "--no-write-lock-file",
-		e.Flake.Ref+"#nixosConfigurations", "--apply", Expression(e.Flake.Path, chunk))...)
+		e.Flake.Ref+"#"+output(home), "--apply", Expression(e.Flake.Path, chunk))...)
 	cmd.Stdout = io.Discard
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -215,6 +230,7 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 			e.forward([]string{line})
 			continue
 		}
+		r.Home = home
 		report(r)
 		done++
 	}
@@ -237,7 +253,7 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 		if msg == "" {
 			msg = Trim("", waitErr)
 		}
-		report(Result{Name: chunk[done], Err: &HostError{Host: chunk[done], Msg: msg}})
+		report(Result{Name: chunk[done], Home: home, Err: &HostError{Host: chunk[done], Msg: msg}})
 		return done + 1, rss
 	}
 	e.forward(pending)
@@ -334,11 +350,20 @@ func Trim(stderr string, err error) string {
 	return strings.Join(lines, "\n")
 }
 
+// output is the flake output that holds a kind of target.
+func output(home bool) string {
+	if home {
+		return "homeConfigurations"
+	}
+	return "nixosConfigurations"
+}
+
 // Expression is the --apply function that evaluates the named hosts of
-// nixosConfigurations, one after the other, tracing each host's result on
+// nixosConfigurations (or homes of homeConfigurations), one after the other, tracing each host's result on
 // its own line as soon as it is known. It is self-contained: a pure
 // evaluation cannot import lollypops' Nix files, so the projection comes
-// from the host's own module (lollypops.inventory-entry).
+// from the target's own module (lollypops.inventory-entry, in lollypops'
+// NixOS and home-manager modules alike).
 func Expression(flakePath string, names []string) string {
 	var b bytes.Buffer
 	b.WriteString(`configs: map (name:

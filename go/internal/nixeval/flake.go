@@ -104,17 +104,29 @@ func parseStoreRef(ref string) (*Flake, bool) {
 
 // Names lists the flake's nixosConfigurations, without evaluating any.
 func Names(ctx context.Context, nix string, f *Flake) ([]string, error) {
+	return names(ctx, nix, f, "nixosConfigurations")
+}
+
+// HomeNames lists the flake's homeConfigurations, none when it has none.
+func HomeNames(ctx context.Context, nix string, f *Flake) ([]string, error) {
+	return names(ctx, nix, f, "homeConfigurations")
+}
+
+func names(ctx context.Context, nix string, f *Flake, output string) ([]string, error) {
 	cmd := exec.CommandContext(ctx, nix, nixArgs("eval", "--json", "--no-write-lock-file",
-		f.Ref+"#nixosConfigurations", "--apply", "builtins.attrNames")...)
+		f.Ref+"#"+output, "--apply", "builtins.attrNames")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	if err != nil && strings.Contains(stderr.String(), "does not provide attribute") {
+		return nil, nil // an output the flake lacks lists nothing
+	}
 	if err != nil {
-		return nil, &Error{Msg: "listing the flake's nixosConfigurations: " + Trim(stderr.String(), err)}
+		return nil, &Error{Msg: "listing the flake's " + output + ": " + Trim(stderr.String(), err)}
 	}
 	var names []string
 	if err := json.Unmarshal(out, &names); err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("listing the flake's nixosConfigurations: unexpected output %.200s", out)}
+		return nil, &Error{Msg: fmt.Sprintf("listing the flake's %s: unexpected output %.200s", output, out)}
 	}
 	return names, nil
 }

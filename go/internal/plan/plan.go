@@ -83,7 +83,7 @@ func addHost(g *Graph, h *config.Host) {
 	}
 	g.add(umbrella)
 
-	for _, step := range config.BuiltinTasks {
+	for _, step := range h.Builtins() {
 		if h.IsBuiltin(step) {
 			t := &Task{Name: TaskName(h.Name, step), Host: h.Name, Step: step, Kind: Builtin, Desc: builtinDesc(h, step)}
 			if step != config.TaskCheckVars {
@@ -125,6 +125,14 @@ func sortedExtra(h *config.Host) []string {
 
 func builtinDesc(h *config.Host, step string) string {
 	d := &h.Deployment
+	if h.Home != nil {
+		switch step {
+		case config.TaskCheckVars:
+			return fmt.Sprintf("Check the settings of %s and the tools they need here", h.Name)
+		case config.TaskRebuild:
+			return fmt.Sprintf("Build the home configuration %s here, copy it and activate it as %s", h.Name, d.SSH.Target())
+		}
+	}
 	switch step {
 	case config.TaskCheckVars:
 		return fmt.Sprintf("Check the settings of %s and the tools they need here", h.Name)

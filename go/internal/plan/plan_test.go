@@ -188,3 +188,30 @@ func TestCheckAction(t *testing.T) {
 		}
 	}
 }
+
+// A home-manager target has the same umbrella and step names as a host,
+// but only the built-ins that mean something for a home.
+func TestBuildHome(t *testing.T) {
+	inv := load(t, "homes.json")
+	g := Build(inv)
+	want := []string{
+		"alice@birne", "alice@birne:check-vars", "alice@birne:deploy-secrets", "alice@birne:rebuild", "alice@birne:hello",
+		"all",
+	}
+	if got := names(g); !slices.Equal(got, want) {
+		t.Errorf("tasks:\n got %q\nwant %q", got, want)
+	}
+	if c := g.Lookup("alice@birne").Calls; !slices.Equal(c, []string{"alice@birne:deploy-secrets", "alice@birne:rebuild"}) {
+		t.Errorf("umbrella calls %q", c)
+	}
+	if d := g.Lookup("all").Deps; !slices.Equal(d, []string{"alice@birne"}) {
+		t.Errorf("all deps %q", d)
+	}
+	if !ActivationFollows(g, inv.Hosts["alice@birne"], "switch") {
+		t.Error("a home's post-activation secrets do not wait for its activation")
+	}
+	sel, err := SelectHosts([]HostTags{{Name: "alice@birne", Tags: []string{"desktop"}}, {Name: "birne"}}, Selector{"alice@*"}, nil, "--on")
+	if err != nil || !slices.Equal(sel, []string{"alice@birne"}) {
+		t.Errorf("--on alice@*: %q, %v", sel, err)
+	}
+}

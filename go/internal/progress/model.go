@@ -9,6 +9,7 @@
 package progress
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,22 @@ func New(steps map[string][]string) *Model {
 		}
 	}
 	return m
+}
+
+// Plan sets the steps a host is to run, once they are known: a flake's
+// host is shown evaluating until its plan exists.
+func (m *Model) Plan(host string, steps []string) {
+	h := m.byName[host]
+	if h == nil {
+		h = &Host{Name: host}
+		m.byName[host] = h
+		m.hosts = append(m.hosts, h)
+		slices.SortFunc(m.hosts, func(a, b *Host) int { return plan.CompareNatural(a.Name, b.Name) })
+	}
+	h.Planned = steps
+	for _, s := range steps {
+		m.tasks[plan.TaskName(host, s)] = taskRef{host, s}
+	}
 }
 
 // Hosts returns the hosts in natural order.

@@ -83,6 +83,12 @@ func (d *Dir) HostInventory(host string) string {
 	return filepath.Join(d.Path, "hosts", host+".json")
 }
 
+// HostTaskfile is where the Taskfile of one host's tasks is written, in a
+// run that starts each host as soon as its evaluation is done.
+func (d *Dir) HostTaskfile(host string) string {
+	return filepath.Join(d.Path, "hosts", host+".Taskfile.json")
+}
+
 // Results is the directory of step results.
 func (d *Dir) Results() string { return filepath.Join(d.Path, "results") }
 

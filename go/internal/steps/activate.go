@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/activation"
+	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/ssh"
@@ -82,7 +83,7 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
 			return "", err
 		}
 		e.printf("building the system of %s on the host", h.Name)
-		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id))
+		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
 		if err != nil {
 			return "", &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}
@@ -331,7 +332,7 @@ func (e *Env) hostOutput(ctx context.Context, c *ssh.Client, what string, argv [
 func buildHere(ctx context.Context, e *Env) (string, error) {
 	h := e.Host
 	link := filepath.Join(e.Run.Path, "system-"+h.Name)
-	attr := fmt.Sprintf("path:%s#nixosConfigurations.%q.config.system.build.toplevel", h.Flake, h.Name)
+	attr := fmt.Sprintf("%s#nixosConfigurations.%q.config.system.build.toplevel", config.FlakeRef(h.FlakeSource()), h.Name)
 	e.printf("building the system of %s here", h.Name)
 	argv := nixArgs("build", "--out-link", link, attr)
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
@@ -350,14 +351,20 @@ func buildHere(ctx context.Context, e *Env) (string, error) {
 // copyClosure copies the system's closure to the host over the shared
 // connection.
 func (e *Env) copyClosure(ctx context.Context, c *ssh.Client, system string) error {
+	return e.copyPaths(ctx, c, "the system's closure", system)
+}
+
+// copyPaths copies the closure of a store path to the host over the shared
+// connection; what names it for messages.
+func (e *Env) copyPaths(ctx context.Context, c *ssh.Client, what, storePath string) error {
 	bin, err := e.wrapper(c)
 	if err != nil {
 		return err
 	}
-	e.printf("copying the system's closure to %s", e.Host.Name)
-	argv := nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", system)
+	e.printf("copying %s to %s", what, e.Host.Name)
+	argv := nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", storePath)
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
-		return &Hinted{Err: fmt.Errorf("copying the system: %w", err),
+		return &Hinted{Err: fmt.Errorf("copying %s: %w", what, err),
 			Hint: "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"}
 	}
 	return nil

@@ -21,6 +21,11 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	h := e.Host
+	if h.Home != nil && h.IsBuiltin(config.TaskRebuild) {
+		if err := checkHomeAction(e); err != nil {
+			return Outcome{}, err
+		}
+	}
 	missing := map[string][]string{} // program -> what needs it
 	need := func(prog, why string) {
 		if _, err := exec.LookPath(prog); err != nil {
@@ -33,8 +38,12 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 	if h.IsBuiltin(config.TaskDeployFlake) {
 		need("nix", "deploy-flake")
 	}
-	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.LocalEvaluation {
+	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.LocalEvaluation && h.Home == nil {
 		need("nix", "local-evaluation")
+	}
+	if h.IsBuiltin(config.TaskRebuild) && h.Home != nil {
+		need("nix-store", "building the home configuration")
+		need("nix", "copying the home configuration")
 	}
 	if h.IsBuiltin(config.TaskDeploySecrets) {
 		for _, f := range h.Secrets.Files {
@@ -60,6 +69,14 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 			Hint: "these commands run on the deployer, not on the host; install them or put them on PATH"}
 	}
 	d := &h.Deployment
+	if h.Home != nil {
+		sudo := ""
+		if d.Sudo.Enable {
+			sudo = " with " + d.Sudo.Command
+		}
+		e.printf("%s%s, home-manager configuration built here and activated by its user, REBUILD_ACTION=%s", d.SSH.Target(), sudo, e.Action)
+		return Outcome{}, nil
+	}
 	eval := "evaluated on the host"
 	if d.LocalEvaluation {
 		eval = "evaluated here"

@@ -50,7 +50,13 @@ func Describe(e *Env, step string) ([]string, error) {
 		return append(lines, onHost(h, recv)+"  # all files are committed together, or none"), nil
 	case config.TaskRebuild:
 		d := &h.Deployment
-		if ownActivation(e) {
+		if h.Home != nil {
+			home, err := homeRebuildShown(e, c)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, home...)
+		} else if ownActivation(e) {
 			own, err := ownShown(e, c)
 			if err != nil {
 				return nil, err
@@ -58,7 +64,7 @@ func Describe(e *Env, step string) ([]string, error) {
 			lines = append(lines, own...)
 		} else {
 			what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, h.Name)
-			cmd, err := ssh.Command(&d.Sudo, rebuildArgv(what, d.ConfigDir, e.Action, h.Name)...)
+			cmd, err := ssh.Command(&d.Sudo, rebuildArgv(what, d.ConfigDir, e.Action, h.Name, flakeDir(h))...)
 			if err != nil {
 				return nil, err
 			}
@@ -153,7 +159,7 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 	}
 	attr := fmt.Sprintf("nixosConfigurations.%q.config.system.build.toplevel", h.Name)
 	if d.LocalEvaluation {
-		lines = append(lines, execx.Quote([]string{"nix", "build", "path:" + h.Flake + "#" + attr})+"  # builds the system here")
+		lines = append(lines, execx.Quote([]string{"nix", "build", config.FlakeRef(h.FlakeSource()) + "#" + attr})+"  # builds the system here")
 		if e.Action == "build" {
 			return lines, nil
 		}

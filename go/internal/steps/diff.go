@@ -59,7 +59,7 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 			return Outcome{}, err
 		}
 	} else {
-		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id))
+		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
 		if err != nil {
 			return Outcome{}, &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}

@@ -62,6 +62,11 @@ const deployedScript = `readlink -e -- "$1" || echo
 // over the shared connection; what it cannot tell is "".
 func Deployed(ctx context.Context, e *Env) (flake, system string) {
 	d := &e.Host.Deployment
+	if e.Host.Home != nil {
+		// No flake on the host, and no system: the home's generation is
+		// in the rebuild's output.
+		return "", ""
+	}
 	sys := ""
 	switch {
 	case e.Action == "boot":

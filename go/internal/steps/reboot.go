@@ -93,6 +93,8 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 				Hint: "the boot loader did not boot the new system: check the host's boot entries"}
 		}
 		e.printf("%s is back with the new system after %s", h.Name, time.Since(started).Round(time.Second))
-		return nil
+		// The deploy lock's session ended with the old boot: take it
+		// again before the health checks and the secrets that follow.
+		return e.lock(ctx, c)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/ssh"
@@ -14,23 +15,32 @@ import (
 // original lollypops did, because Nix before 2.19 refuses a symlink as a
 // flake ("is not a flake (because it's not a directory)"): the reference
 // handed to nixos-rebuild is path:<store path>#<host>, which every Nix
-// accepts.
+// accepts, with ?dir=<dir> for a flake below its source's root.
 const rebuildScript = `f=$(readlink -e -- "$1") || { echo "lollypops: $1 does not exist on this host; run the task $3:deploy-flake first" >&2; exit 1; }
 case $f in
 /nix/store/?*) ;;
 *) echo "lollypops: $1 points to $f, which is not in the Nix store" >&2; exit 1 ;;
 esac
-exec nixos-rebuild "$2" --flake "path:$f#$3"`
+ref="path:$f"
+if [ -n "$4" ]; then ref="$ref?dir=$4"; fi
+exec nixos-rebuild "$2" --flake "$ref#$3"`
 
 // rebuildArgs runs nixos-rebuild on the host with the deployed flake. (With
 // local evaluation, the rebuild activates itself: see activate.go.)
 func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
 	d := &e.Host.Deployment
-	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, e.Host.Name)...)
+	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host))...)
 }
 
-func rebuildArgv(script, configDir, action, host string) []string {
-	return []string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host}
+// flakeDir is the directory of the host's flake.nix in its source ("" at
+// the root): a ?dir= flake.
+func flakeDir(h *config.Host) string {
+	_, dir := h.FlakeSource()
+	return dir
+}
+
+func rebuildArgv(script, configDir, action, host, dir string) []string {
+	return []string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host, dir}
 }
 
 // rebuildShown is the rebuild's command line for --verbose and --dry, with
@@ -38,7 +48,7 @@ func rebuildArgv(script, configDir, action, host string) []string {
 func rebuildShown(e *Env, c *ssh.Client) (string, error) {
 	d := &e.Host.Deployment
 	what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, e.Host.Name)
-	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name)...)
+	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host))...)
 	return execx.Quote(argv), err
 }
 
@@ -50,9 +60,21 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	h := e.Host
+	if h.Home != nil {
+		if err := checkHomeAction(e); err != nil {
+			return Outcome{}, err
+		}
+	}
 	c, err := e.connect(ctx)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if h.Home != nil {
+		note, err := homeRebuild(ctx, e, c)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return e.afterActivation(ctx, c, note)
 	}
 	if ownActivation(e) {
 		note, err := rebuildOwn(ctx, e, c)

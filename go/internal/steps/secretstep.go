@@ -20,6 +20,9 @@ import (
 // manifestPath is where the host keeps the list of secret files lollypops
 // wrote, to find the ones no longer configured.
 func manifestPath(h *config.Host) string {
+	if h.Home != nil {
+		return homeManifest(h.Home.Directory)
+	}
 	return path.Join(h.Deployment.ConfigDir, "secrets.manifest")
 }
 

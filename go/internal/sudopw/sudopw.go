@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/peercred"
 	"io"
 	"net"
 	"os"
@@ -123,15 +124,8 @@ func sameUser(conn net.Conn) bool {
 	if !ok {
 		return false
 	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var cred *syscall.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
-	return err == nil && cred != nil && int(cred.Uid) == os.Getuid()
+	p, err := peercred.Of(uc)
+	return err == nil && p.UID == os.Getuid()
 }
 
 // Available reports whether the run serves a sudo password.
@@ -218,7 +212,7 @@ if "$s" -n -k true 2>/dev/null; then
 	exec "$s" "$@"
 fi
 printf '%s\n' "$pw" | "$s" -S -k -p '' true 2>/dev/null || {
-	echo "lollypops: sudo refused the password (user $(id -un))" >&2
+	echo "lollypops: ` + Refused + ` (user $(id -un))" >&2
 	exit 1
 }
 {
@@ -226,6 +220,24 @@ printf '%s\n' "$pw" | "$s" -S -k -p '' true 2>/dev/null || {
 	unset pw
 	exec cat
 } | "$s" -S -k -p '' "$@"`
+
+// Refused is what Script prints when sudo does not take the password.
+const Refused = "sudo refused the password"
+
+// Hint returns advice for what a command through sudo printed on its
+// standard error when sudo wanted a password it did not get, or did not
+// take the one it got; "" otherwise.
+func Hint(stderr string) string {
+	switch {
+	case strings.Contains(stderr, Refused):
+		return "this is not the password sudo on the host wants; it was tried once there, and nothing ran through sudo"
+	case strings.Contains(stderr, "a terminal is required to read the password"),
+		strings.Contains(stderr, "sudo: a password is required"),
+		strings.Contains(stderr, "no tty present and no askpass program specified"):
+		return "sudo on the host asks for a password: give it with --ask-sudo-password or --sudo-password-command, or allow the user sudo without one (NOPASSWD)"
+	}
+	return ""
+}
 
 // Argv is the remote command for argv run through sudo with the password.
 func Argv(sudoCommand string, opts, argv []string) []string {

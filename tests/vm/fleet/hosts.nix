@@ -71,7 +71,7 @@ in
           useGlobalPkgs = true;
           useUserPackages = true;
           users.alice = {
-            imports = [ lollypops.hmModule ];
+            imports = [ lollypops.homeModules.default ];
             home.stateVersion = "25.11";
             lollypops.secrets = {
               cmd-name-prefix = "users/alice/";

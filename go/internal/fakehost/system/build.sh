@@ -2,8 +2,8 @@
 # dash, while a fake host's is bash.
 set -e
 mkdir -p "$out/bin" "$out/sw/bin" "$out/fakehost"
-printf '%s\n' "$kernel" >"$out/kernel"
-printf '%s\n' "$initrd" >"$out/initrd"
+ln -s "$kernel/bzImage" "$out/kernel"
+ln -s "$initrd/initrd" "$out/initrd"
 printf '%s\n' "$version" >"$out/nixos-version"
 printf '%s\n' "$system" >"$out/system"
 # Knobs, read by the scripts at run time.

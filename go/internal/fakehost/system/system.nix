@@ -6,14 +6,20 @@
 #   bin/switch-to-configuration  activate  dry-activate  nixos-version
 #   kernel  initrd  sw/bin/{nixos-rebuild,systemctl,systemd-run,journalctl,reboot,sh,bash}
 #
+# kernel and initrd link into store paths of their own, as on NixOS
+# (…-linux-6.6.30/bzImage, …-initrd-linux-6.6.30/initrd): two systems with
+# the same kernel share it, so a deployer can tell whether a new system
+# changes the kernel (a closure diff, the reboot's check).
+#
 # The knobs are parameters, so that each setting is its own store path.
 {
   hostName,
   # Flakes evaluate purely: builtins.currentSystem is not available there.
   system,
-  # The contents of the files kernel and initrd, so that a closure diff
-  # sees a kernel change.
-  kernel ? "fake-linux-6.6",
+  # The kernel's version: the store path linux-<kernel>, whose bzImage
+  # holds the version.
+  kernel ? "6.6.30",
+  # The initrd's contents: the store path initrd-linux-<kernel>.
   initrd ? "fake-initrd-1",
   version ? "24.05.fake",
   # The activation script fails; as on NixOS, /run/current-system still
@@ -42,16 +48,24 @@ let
       ];
       PATH = "/usr/bin:/bin";
     };
+  # A store path holding one file, its contents given.
+  file =
+    name: file: contents:
+    derivation {
+      inherit name system file contents;
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        ''mkdir -p "$out" && printf '%s\n' "$contents" >"$out/$file"''
+      ];
+      PATH = "/usr/bin:/bin";
+    };
 in
 derivation {
   name = "nixos-system-${hostName}-${version}";
-  inherit
-    system
-    hostName
-    kernel
-    initrd
-    version
-    ;
+  inherit system hostName version;
+  kernel = file "linux-${kernel}" "bzImage" kernel;
+  initrd = file "initrd-linux-${kernel}" "initrd" initrd;
   builder = "/bin/sh";
   args = [ ./build.sh ];
   PATH = "/usr/bin:/bin";

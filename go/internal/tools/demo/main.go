@@ -88,7 +88,7 @@ func run(bin string) error {
 	src := filepath.Join(dir, "flake", "source")
 	systems := map[string]fakehost.System{}
 	for _, n := range names {
-		systems[n] = fakehost.System{Kernel: "demo-kernel", Packages: []string{"hello-2.12"}}
+		systems[n] = fakehost.System{Kernel: "6.6.31", Packages: []string{"hello-2.12"}}
 	}
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		return err
