@@ -36,6 +36,7 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Minute, "kill a run that takes longer")
 	repo := flag.String("repo", "..", "the lollypops repository (the fleets' lollypops input)")
 	keep := flag.Bool("keep", false, "keep the generated fleets (their directory is printed)")
+	toFirst := flag.Bool("all-to-first-step", false, "interrupt `all` when its first step starts, instead of letting every host be evaluated and fail (for a runner that starts no host before all are evaluated: the rest is then a few seconds)")
 	flag.Parse()
 
 	lib := os.Getenv("LOLLYPOPS_NIXPKGS_LIB")
@@ -64,6 +65,7 @@ func main() {
 		b.hasFlake = bytes.Contains(help, []byte("--flake"))
 	}
 	b.out = *out
+	b.allToFirstStep = *toFirst
 	stopOnSignal(b)
 	rep, err := b.run()
 	if err != nil {
@@ -102,6 +104,7 @@ type bench struct {
 	timeout           time.Duration
 	keep              bool
 	out               string
+	allToFirstStep    bool
 	save              func() error
 	env               []string
 	dir               string
@@ -153,7 +156,7 @@ func (b *bench) run() (*report, error) {
 		return nil, err
 	}
 	rep := &report{date: time.Now(), machine: machine(), syn: syn, reps: b.reps, capKiB: b.capKiB,
-		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner, sizes: b.sizes}
+		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner, sizes: b.sizes, allToFirstStep: b.allToFirstStep}
 	// After each measurement, the block holds what was measured so far: a
 	// run stopped later leaves it.
 	b.save = func() error {
@@ -286,9 +289,10 @@ func (b *bench) measure(v, dir string) (run, time.Duration) {
 	}
 	reportPath := filepath.Join(dir, "report.json")
 	os.Remove(reportPath)
-	// Up to the first deploy starting: interrupted then, the runner writes
-	// its report, with the step's start.
-	r := measure(b.runner, []string{"--flake", dir, "--report", reportPath, "all"}, b.env, dir, b.capKiB, b.timeout, true)
+	// To its end, every host evaluated (and failed: nothing listens), or,
+	// with --all-to-first-step, interrupted when the first step starts; the
+	// runner writes its report either way, with the steps' starts.
+	r := measure(b.runner, []string{"--flake", dir, "--report", reportPath, "all"}, b.env, dir, b.capKiB, b.timeout, b.allToFirstStep)
 	if r.overCap || r.timedOut {
 		return r, 0
 	}

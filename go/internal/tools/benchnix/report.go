@@ -19,6 +19,8 @@ type report struct {
 	runner   string
 	results  []*result
 	sizes    []int // every fleet size the run is to measure
+	// allToFirstStep: `all` was interrupted when its first step started.
+	allToFirstStep bool
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -164,7 +166,12 @@ func (r *report) markdown() string {
 	if r.hasFlake {
 		w("- **`--dry host1`**: `lollypops --flake DIR --dry host1`: what one host's deploy evaluates and plans, touching no host.\n")
 		w("- **`--list-all`**: `lollypops --flake DIR --list-all`.\n")
-		w("- **`all`**: `lollypops --flake DIR --report FILE all`, up to the first deploy starting: the benchmark interrupts the runner (SIGINT) as soon as a `lollypops-step` process (a step) appears in its tree, and the runner writes its report; *first step starts at* is the earliest step start in that report minus the runner's start, the wall time runs to the runner's exit. The hosts' ssh points at 127.0.0.1, on a port where nothing listens, so a step that gets further fails at once. For `all` and `--list-all`, the notes give (user+sys)/wall of the whole run (how many cores it got) and *runnable*, the mean number of its processes running or waiting for a CPU (state R in /proc, sampled with the memory): how many cores it would keep busy on an idle machine, which the first understates when the machine is loaded. The target is judged on *runnable*.\n")
+		if r.allToFirstStep {
+			w("- **`all`**: `lollypops --flake DIR --report FILE all`, up to the first deploy starting: the benchmark interrupts the runner (SIGINT) as soon as a `lollypops-step` process (a step) appears in its tree, and the runner writes its report; *first step starts at* is the earliest step start in that report minus the runner's start, the wall time runs to the runner's exit. ")
+		} else {
+			w("- **`all`**: `lollypops --flake DIR --report FILE all`, to its end: every host evaluated and its deploy failed; *first step starts at* is the earliest step start in its report minus the runner's start. ")
+		}
+		w("The hosts' ssh points at 127.0.0.1, on a port where nothing listens, so a step that gets further fails at once. For `all` and `--list-all`, the notes give (user+sys)/wall of the whole run (how many cores it got) and *runnable*, the mean number of its processes running or waiting for a CPU (state R in /proc, sampled with the memory): how many cores it would keep busy on an idle machine, which the first understates when the machine is loaded. The target is judged on *runnable*.\n")
 	} else {
 		w("- The runner's own evaluation (`lollypops --flake`) is not measured here: the runner given to the benchmark (%s) has no `--flake`.\n", orNone(r.runner))
 	}
@@ -210,7 +217,7 @@ var commands = map[string]string{
 	vInventory: "today: the whole inventory",
 	vHost1:     "`--dry host1`",
 	vList:      "`--list-all`",
-	vAll:       "`all` (to the first step)",
+	vAll:       "`all`",
 }
 
 // runnableMean is the median of the runs' mean runnable processes.
