@@ -317,6 +317,9 @@ func (r *report) targets() string {
 		ok := true
 		for _, res := range r.results {
 			h1 := res.runs[vHost1]
+			if res.hosts == 1 {
+				continue
+			}
 			if len(h1) == 0 || failed(h1) != nil {
 				ok = false
 				continue
@@ -327,7 +330,9 @@ func (r *report) targets() string {
 			}
 			worstCPU = max(worstCPU, median(cpus(h1)).Seconds()/median(cpus(base)).Seconds())
 		}
-		row("`--dry host1` within 1.2× of the one-host fleet, every size", fmt.Sprintf("wall at most %.2f× (%d hosts); CPU time at most %.2f×", worst, at, worstCPU), ok && worst <= 1.2)
+		if at > 0 {
+			row("`--dry host1` within 1.2× of the one-host fleet, every size", fmt.Sprintf("wall at most %.2f× (%d hosts); CPU time at most %.2f×", worst, at, worstCPU), ok && worst <= 1.2)
+		}
 	}
 	var largest *result
 	for _, res := range r.results {
