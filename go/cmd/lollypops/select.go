@@ -57,6 +57,6 @@ func selectHosts(ctx context.Context, src *source, on, exclude string) ([]string
 		return nil, flag, nil, err
 	}
 	// Hosts without lollypops' module are no deployment targets.
-	names = slices.DeleteFunc(names, func(n string) bool { return src.noModule[n] })
+	names = slices.DeleteFunc(names, func(n string) bool { return src.hasNoModule(n) })
 	return names, flag, inv, nil
 }

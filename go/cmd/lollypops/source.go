@@ -182,7 +182,7 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 	if s.eval != nil {
 		var todo []string
 		for _, n := range names {
-			if !s.doc.Has(n) && !s.isFailed(n) && !s.noModule[n] {
+			if !s.doc.Has(n) && !s.isFailed(n) && !s.hasNoModule(n) {
 				todo = append(todo, n)
 			}
 		}
@@ -195,9 +195,9 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 	inv := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{}}
 	for _, n := range names {
 		switch {
-		case s.noModule[n] && all:
+		case s.hasNoModule(n) && all:
 			continue
-		case s.noModule[n] && !s.isFailed(n):
+		case s.hasNoModule(n) && !s.isFailed(n):
 			s.fail(n, s.noModuleMsg(n)+", so it has no tasks")
 			continue
 		case s.isFailed(n):
@@ -238,7 +238,7 @@ func (s *source) Stream(ctx context.Context, names []string, each func(name stri
 	}
 	var todo []string
 	for _, n := range names {
-		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.noModule[n] {
+		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.hasNoModule(n) {
 			give(n)
 		} else {
 			todo = append(todo, n)
@@ -288,6 +288,14 @@ func (s *source) fail(name, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failed[name] = why
+}
+
+// hasNoModule reports whether a target turned out not to import
+// lollypops' module.
+func (s *source) hasNoModule(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noModule[name]
 }
 
 func (s *source) isFailed(name string) bool {

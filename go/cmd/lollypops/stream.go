@@ -204,7 +204,7 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 	if all {
 		// Hosts without lollypops' module are no targets of all.
 		for _, n := range names {
-			if src.noModule[n] && !slices.Contains(failures, n) {
+			if src.hasNoModule(n) && !slices.Contains(failures, n) {
 				delete(planned, n)
 			}
 		}
