@@ -56,6 +56,8 @@ type Evaluator struct {
 	// Stderr receives what Nix prints besides the entries: warnings,
 	// the configuration's own traces.
 	Stderr io.Writer
+
+	outMu sync.Mutex // the processes' lines reach Stderr one batch at a time
 }
 
 // marker starts the trace line that carries one host's result.
@@ -267,9 +269,11 @@ func failAll(chunk []string, err error, report func(Result)) {
 }
 
 func (e *Evaluator) forward(lines []string) {
-	if e.Stderr == nil {
+	if e.Stderr == nil || len(lines) == 0 {
 		return
 	}
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
 	for _, l := range lines {
 		fmt.Fprintln(e.Stderr, l)
 	}
