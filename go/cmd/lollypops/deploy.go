@@ -132,20 +132,8 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 	}
 	defer run.Remove()
 
-	gen := taskgen.Options{
-		StepBinary: step,
-		Action:     action,
-		Env:        map[string]string{rundir.EnvVar: run.Path},
-		Record:     real,
-		ListOnly:   f.Listing(),
-	}
-	if f.Verbose {
-		gen.Env[rundir.EnvVerbose] = "1"
-	}
+	gen := genOptions(step, action, run, f, real, rep)
 	hosts := sel.HostSteps()
-	if rep != nil {
-		gen.Env[report.EnvWanted] = "1"
-	}
 	if f.Dry {
 		gen.DryRun = func(t *plan.Task) ([]string, error) {
 			h := inv.Hosts[t.Host]
@@ -155,10 +143,6 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}
 	if real {
-		gen.Guard = &taskgen.Precondition{
-			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
-			Msg: "not started: the run was interrupted",
-		}
 		if err := writeHostInventories(run, inv, hosts); err != nil {
 			return exitError, err
 		}
@@ -167,7 +151,7 @@ func deploy(in *interrupter, o *options, stdin io.Reader, stdout, stderr io.Writ
 			return exitUsage, err
 		}
 		defer stopServing()
-		in.setOnFirst(func() { os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600) })
+		in.setOnFirst(func() { markInterrupted(run) })
 		defer in.setOnFirst(nil)
 		keeper, err := lock.Start(run)
 		if err != nil {
@@ -537,6 +521,38 @@ func knownStep(inv *config.Inventory, hosts []string, step string) error {
 		hint = q + " " + hint
 	}
 	return &usageError{msg: fmt.Sprintf("no selected host has a step %q", step), hint: hint}
+}
+
+// genOptions are the Taskfile's settings for a run: a real run records
+// each step's outcome and starts no step once it was interrupted
+// (markInterrupted).
+func genOptions(step, action string, run *rundir.Dir, f *taskrun.Flags, real bool, rep *runReport) taskgen.Options {
+	gen := taskgen.Options{
+		StepBinary: step,
+		Action:     action,
+		Env:        map[string]string{rundir.EnvVar: run.Path},
+		Record:     real,
+		ListOnly:   f.Listing(),
+	}
+	if f.Verbose {
+		gen.Env[rundir.EnvVerbose] = "1"
+	}
+	if rep != nil {
+		gen.Env[report.EnvWanted] = "1"
+	}
+	if real {
+		gen.Guard = &taskgen.Precondition{
+			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
+			Msg: "not started: the run was interrupted",
+		}
+	}
+	return gen
+}
+
+// markInterrupted keeps the run's steps that have not started from
+// starting (genOptions' guard).
+func markInterrupted(run *rundir.Dir) {
+	os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600)
 }
 
 // evalStep is the step a host that could not be evaluated failed at, in

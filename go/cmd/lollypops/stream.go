@@ -15,7 +15,6 @@ import (
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/lock"
 	"github.com/lollypops/lollypops/go/internal/plan"
-	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/taskgen"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
@@ -85,27 +84,12 @@ func deployStreaming(in *interrupter, o *options, src *source, calls []string, v
 		return exitError, err
 	}
 	defer run.Remove()
-	gen := taskgen.Options{
-		StepBinary: step,
-		Action:     action,
-		Env:        map[string]string{rundir.EnvVar: run.Path},
-		Record:     true,
-		Guard: &taskgen.Precondition{
-			Sh:  `test ! -e "$` + rundir.EnvVar + `/interrupted"`,
-			Msg: "not started: the run was interrupted",
-		},
-	}
-	if f.Verbose {
-		gen.Env[rundir.EnvVerbose] = "1"
-	}
-	if rep != nil {
-		gen.Env[report.EnvWanted] = "1"
-	}
+	gen := genOptions(step, action, run, f, true, rep)
 	// The first interrupt also stops the evaluations: nothing new starts.
 	evalCtx, stopEval := context.WithCancel(in.ctx)
 	defer stopEval()
 	in.setOnFirst(func() {
-		os.WriteFile(filepath.Join(run.Path, "interrupted"), nil, 0o600)
+		markInterrupted(run)
 		stopEval()
 	})
 	defer in.setOnFirst(nil)
