@@ -61,18 +61,32 @@ func flakeRunner(t *testing.T, systems map[string]fakehost.System, configs map[s
 // "plain" does not import lollypops' module.
 func evalFleet(t *testing.T) (*fakehost.Fleet, *runner) {
 	f := newFleet(t, hosts("host1", "host2")...)
+	systems, configs := tokenHosts(t, f)
+	configs["trap"] = `{ lollypops.inventory-entry = { name, flake }: throw "trap was evaluated"; }`
+	configs["plain"] = `{ services = { }; }`
+	return f, flakeRunner(t, systems, configs)
+}
+
+// tokenHosts are the fleet's hosts in a flake: the flake's system, and
+// one secret, /run/keys/token = "token-of-<host>".
+func tokenHosts(t *testing.T, f *fakehost.Fleet) (map[string]fakehost.System, map[string]string) {
+	t.Helper()
 	systems := map[string]fakehost.System{}
-	configs := map[string]string{
-		"trap":  `{ lollypops.inventory-entry = { name, flake }: throw "trap was evaluated"; }`,
-		"plain": `{ services = { }; }`,
-	}
+	configs := map[string]string{}
 	for _, h := range f.Hosts() {
 		systems[h.Name] = fakehost.System{Kernel: deployedKernel}
 		c := host(f, h.Name)
 		c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
 		configs[h.Name] = entryConfig(t, c)
 	}
-	return f, flakeRunner(t, systems, configs)
+	return systems, configs
+}
+
+// gated makes a host's evaluation wait for url, fetched as a fixed-output
+// file of hash sum (allowed in a pure evaluation).
+func gated(config, url string, sum [32]byte) string {
+	gate := fmt.Sprintf(`builtins.readFile (builtins.fetchurl { url = %s; sha256 = "%x"; })`, nixStr(url), sum)
+	return strings.Replace(config, "{ name, flake }: ", "{ name, flake }: builtins.seq ("+gate+") ", 1)
 }
 
 func TestFlakeEvaluatesOnlyWhatTheCommandNeeds(t *testing.T) {
@@ -224,17 +238,9 @@ func TestFlakeHostDeploysWhileOthersEvaluate(t *testing.T) {
 		content := fmt.Sprintf("released %d\n", time.Now().UnixNano())
 		released.Store(content)
 		sawSecret.Store(false)
-		systems := map[string]fakehost.System{}
-		configs := map[string]string{}
-		for _, h := range f.Hosts() {
-			systems[h.Name] = fakehost.System{Kernel: deployedKernel}
-			c := host(f, h.Name)
-			c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
-			configs[h.Name] = entryConfig(t, c)
-		}
-		gate := fmt.Sprintf(`builtins.readFile (builtins.fetchurl { url = %s; sha256 = "%x"; })`,
-			nixStr(fmt.Sprintf("%s/gate/%x", srv.URL, sha256.Sum256([]byte(content)))), sha256.Sum256([]byte(content)))
-		configs["host2"] = strings.Replace(configs["host2"], "{ name, flake }: ", "{ name, flake }: builtins.seq ("+gate+") ", 1)
+		systems, configs := tokenHosts(t, f)
+		sum := sha256.Sum256([]byte(content))
+		configs["host2"] = gated(configs["host2"], fmt.Sprintf("%s/gate/%x", srv.URL, sum), sum)
 		r := flakeRunner(t, systems, configs)
 		sh(t, h1, "rm -f /run/keys/token")
 		res := r.run("--eval-jobs", jobs, "all")
@@ -259,17 +265,8 @@ func TestFlakeInterruptStopsTheEvaluations(t *testing.T) {
 	defer srv.Close()
 	defer close(done)
 
-	systems := map[string]fakehost.System{}
-	configs := map[string]string{}
-	for _, h := range f.Hosts() {
-		systems[h.Name] = fakehost.System{Kernel: deployedKernel}
-		c := host(f, h.Name)
-		c.Secrets.Files = []config.Secret{secret("token", "echo token-of-"+h.Name, "/run/keys/token")}
-		configs[h.Name] = entryConfig(t, c)
-	}
-	gate := fmt.Sprintf(`builtins.readFile (builtins.fetchurl { url = %s; sha256 = "%x"; })`,
-		nixStr(fmt.Sprintf("%s/never/%d", srv.URL, time.Now().UnixNano())), sha256.Sum256([]byte("never")))
-	configs["host2"] = strings.Replace(configs["host2"], "{ name, flake }: ", "{ name, flake }: builtins.seq ("+gate+") ", 1)
+	systems, configs := tokenHosts(t, f)
+	configs["host2"] = gated(configs["host2"], fmt.Sprintf("%s/never/%d", srv.URL, time.Now().UnixNano()), sha256.Sum256([]byte("never")))
 	r := flakeRunner(t, systems, configs)
 
 	res := r.runCtx(t.Context(), func(cmd *exec.Cmd) {
