@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,18 +335,29 @@ func buildHere(ctx context.Context, e *Env) (string, error) {
 	link := filepath.Join(e.Run.Path, "system-"+h.Name)
 	attr := fmt.Sprintf("%s#nixosConfigurations.%q.config.system.build.toplevel", config.FlakeRef(h.FlakeSource()), h.Name)
 	e.printf("building the system of %s here", h.Name)
-	argv := nixArgs("build", "--out-link", link, attr)
-	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
+	return buildHereTo(ctx, e, nixArgs("build", "--out-link", link, attr), e.Stderr, link, "the system",
+		"local evaluation builds here; install Nix, or set local-evaluation = false")
+}
+
+// buildHereTo runs argv, a build on this machine whose result link is
+// link (a GC root while the run lasts), and returns the store path it
+// points to. what names the result and notFound is the hint when the
+// program is missing.
+func buildHereTo(ctx context.Context, e *Env, argv []string, stdout io.Writer, link, what, notFound string) (string, error) {
+	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: stdout, Stderr: e.Stderr}); err != nil {
 		if xe, ok := err.(*execx.Error); ok && xe.NotFound {
-			return "", &Hinted{Err: fmt.Errorf("nix: not found on this machine"), Hint: "local evaluation builds here; install Nix, or set local-evaluation = false"}
+			return "", &Hinted{Err: fmt.Errorf("%s: not found on this machine", argv[0]), Hint: notFound}
 		}
-		return "", &Hinted{Err: fmt.Errorf("building the system: %w", err), Hint: "the build's output is above"}
+		return "", &Hinted{Err: fmt.Errorf("building %s: %w", what, err), Hint: "the build's output is above"}
 	}
-	system, err := os.Readlink(link)
+	out, err := os.Readlink(link)
 	if err != nil {
 		return "", err
 	}
-	return system, nil
+	if !strings.HasPrefix(out, "/nix/store/") {
+		return "", fmt.Errorf("building %s: %s is not a store path", what, out)
+	}
+	return out, nil
 }
 
 // copyClosure copies the system's closure to the host over the shared

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/ssh"
@@ -81,20 +79,7 @@ func realiseHome(ctx context.Context, e *Env) (string, error) {
 	e.printf("building the home configuration %s here", h.Name)
 	argv := []string{"nix-store", "--realise", h.Home.ActivationPackage, "--add-root", link, "--indirect"}
 	// Its stdout is the link's name, which says nothing.
-	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: io.Discard, Stderr: e.Stderr}); err != nil {
-		if xe, ok := err.(*execx.Error); ok && xe.NotFound {
-			return "", &Hinted{Err: fmt.Errorf("nix-store: not found on this machine"), Hint: "home-manager targets are built here; install Nix"}
-		}
-		return "", &Hinted{Err: fmt.Errorf("building the home configuration: %w", err), Hint: "the build's output is above"}
-	}
-	out, err := os.Readlink(link)
-	if err != nil {
-		return "", err
-	}
-	if !strings.HasPrefix(out, "/nix/store/") {
-		return "", fmt.Errorf("building the home configuration: %s is not a store path", out)
-	}
-	return out, nil
+	return buildHereTo(ctx, e, argv, io.Discard, link, "the home configuration", "home-manager targets are built here; install Nix")
 }
 
 // homeRebuildShown is what the rebuild of a home-manager target does, for
