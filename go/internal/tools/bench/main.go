@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,22 +166,7 @@ func nixBlock(path string) string {
 
 // machine describes where the benchmark ran.
 func machine() string {
-	cpu := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-				break
-			}
-		}
-	}
-	version := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return "?"
-		}
-		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	}
+	cpu, version := benchfmt.CPU(), benchfmt.Version
 	return fmt.Sprintf("%d cores (%s), %s; %s; %s; %s", runtime.NumCPU(), cpu, runtime.Version(),
 		version("ssh", "-V"), version("nix", "--version"), version("uname", "-sr"))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
 	"strings"
 	"time"
 )
@@ -17,15 +18,7 @@ type report struct {
 	plans   []planResult
 }
 
-func secs(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	}
-	return fmt.Sprintf("%.3f s", d.Seconds())
-}
+var secs = benchfmt.Secs
 
 func cell(s stats) string {
 	switch {

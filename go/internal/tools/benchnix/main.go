@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -350,22 +351,7 @@ func firstStepStart(path string) (time.Time, error) {
 
 // machine describes where the benchmark ran.
 func machine() string {
-	cpu := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-				break
-			}
-		}
-	}
-	version := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return "?"
-		}
-		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	}
+	cpu, version := benchfmt.CPU(), benchfmt.Version
 	mem := "?"
 	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kib int64

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
 	"os"
 	"slices"
 	"strings"
@@ -35,15 +36,7 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func secs(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	}
-	return fmt.Sprintf("%.3f s", d.Seconds())
-}
+var secs = benchfmt.Secs
 
 // failed is the first run's error, if any run failed.
 func failed(rs []run) error {
