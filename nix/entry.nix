@@ -24,19 +24,8 @@ let
   # The home-manager users that import lollypops' home-manager module.
   hmUsers = filterAttrs (_: user: user ? lollypops) (config.home-manager.users or { });
 
-  secret = hmUser: s: {
-    inherit (s)
-      name
-      cmd
-      path
-      owner
-      group
-      mode
-      upload-at
-      allow-empty
-      ;
-    home-manager-user = hmUser;
-  };
+  parts = import ./entry-parts.nix;
+  inherit (parts) secret;
 
   secretsOf = hmUser: c: mapAttrsToList (_: secret hmUser) c.secrets.files;
 
@@ -66,26 +55,13 @@ let
 in
 checked {
   inherit flake;
-  deployment = {
+  deployment = parts.reach d // {
     inherit (d)
       config-dir
       deploy-method
       local-evaluation
       tags
       ;
-    ssh = {
-      inherit (d.ssh)
-        host
-        user
-        command
-        opts
-        host-key-policy
-        host-key
-        ;
-    };
-    sudo = {
-      inherit (d.sudo) enable command opts;
-    };
     rollback = {
       inherit (d.rollback) enable confirm-timeout;
     };

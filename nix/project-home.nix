@@ -9,8 +9,9 @@
 # are accepted and unused: the activation package holds the whole
 # configuration, so the host needs no flake.
 #
-# Builtins only (no nixpkgs lib, no import): the runner may evaluate it on
-# its own, with `nix eval --apply`, in pure mode.
+# Builtins only (no nixpkgs lib): the home-manager module offers it as
+# `lollypops.inventory-entry`, which the runner evaluates in a pure
+# `nix eval` (go/internal/nixeval).
 { name, home, ... }:
 let
   config = home.config;
@@ -29,20 +30,9 @@ let
         builtins.concatStringsSep "" (map (a: "- ${a.message}\n") failed)
       }";
 
-  secret = s: {
-    inherit (s)
-      name
-      cmd
-      path
-      owner
-      group
-      mode
-      upload-at
-      allow-empty
-      ;
-    # The home's own secrets: not those of a user inside a NixOS host.
-    home-manager-user = null;
-  };
+  parts = import ./entry-parts.nix;
+  # The home's own secrets: not those of a user inside a NixOS host.
+  secret = parts.secret null;
 in
 if !(config ? lollypops) then
   throw "lollypops: ${where} does not import lollypops.homeModules.default; it has no tasks."
@@ -52,21 +42,8 @@ else
     # the rebuild builds it on the deployer (nix-store --realise).
     activation-package = home.activationPackage.drvPath;
     home-directory = config.home.homeDirectory;
-    deployment = {
+    deployment = parts.reach d // {
       inherit (d) tags;
-      ssh = {
-        inherit (d.ssh)
-          host
-          user
-          command
-          opts
-          host-key-policy
-          host-key
-          ;
-      };
-      sudo = {
-        inherit (d.sudo) enable command opts;
-      };
     };
     secrets = {
       inherit (cfg.secrets) remove-stale;

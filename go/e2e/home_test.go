@@ -312,6 +312,10 @@ func TestFlakeHomeTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	parts, err := os.ReadFile("../../nix/entry-parts.nix")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := host(f, "host1")
 	configs := map[string]string{
 		"host1": entryConfig(t, c),
@@ -328,7 +332,7 @@ func TestFlakeHomeTarget(t *testing.T) {
 	// A pure evaluation has no builtins.currentSystem.
 	system := map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}[runtime.GOARCH]
 	pure := strings.ReplaceAll(homeNix, "builtins.currentSystem", nixString(system))
-	for file, text := range map[string]string{"home.nix": pure, "builder.sh": homeBuilder, "activate.sh": homeActivate, "project-home.nix": string(project)} {
+	for file, text := range map[string]string{"home.nix": pure, "builder.sh": homeBuilder, "activate.sh": homeActivate, "project-home.nix": string(project), "entry-parts.nix": string(parts)} {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,37 @@
+# The parts of an inventory entry that a NixOS host (nix/entry.nix) and a
+# home-manager configuration deployed on its own (nix/project-home.nix)
+# share, projected one field at a time. Builtins only.
+{
+  # A secret; hmUser is the home-manager user it belongs to inside a NixOS
+  # host, or null.
+  secret = hmUser: s: {
+    inherit (s)
+      name
+      cmd
+      path
+      owner
+      group
+      mode
+      upload-at
+      allow-empty
+      ;
+    home-manager-user = hmUser;
+  };
+
+  # How the runner reaches the target: lollypops.deployment.{ssh,sudo}.
+  reach = d: {
+    ssh = {
+      inherit (d.ssh)
+        host
+        user
+        command
+        opts
+        host-key-policy
+        host-key
+        ;
+    };
+    sudo = {
+      inherit (d.sudo) enable command opts;
+    };
+  };
+}
