@@ -15,6 +15,12 @@ export NIX_CONF_DIR := $(NIX_CONF)
 export NIX_USER_CONF_FILES := $(NIX_CONF)/nix.conf
 unexport NIX_CONFIG
 
+# nixpkgs' lib for the Nix evaluation tests: LOLLYPOPS_NIXPKGS_LIB when set,
+# else the offline copy beside the checkout (../shared/nixpkgs.lib, where CI
+# has it). Exported, so it reaches deps.sh, the Nix checks and go test.
+LOLLYPOPS_NIXPKGS_LIB ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared/nixpkgs.lib)))
+export LOLLYPOPS_NIXPKGS_LIB
+
 .PHONY: build deps nix-conf demo test lint test-go test-nix bench bench-nix clean
 
 # The release in nix/package.nix, and the commit, for --version.
@@ -48,8 +54,8 @@ test-go: nix-conf
 	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...
 	cd go && $(GO) test -count=1 -timeout 45m ./e2e/...
 
-# The evaluation tests need LOLLYPOPS_NIXPKGS_LIB (a nixpkgs.lib checkout);
-# without it they skip with one line.
+# The evaluation tests need nixpkgs' lib (LOLLYPOPS_NIXPKGS_LIB, above);
+# without it they skip with one line, and .ci/run fails.
 test-nix: nix-conf
 	tests/nix/parse.sh
 	tests/nix/check-vendor-hash.sh
