@@ -78,6 +78,14 @@ checked {
     reboot = {
       inherit (d.reboot) enable timeout;
     };
+    activation = {
+      inherit (d.activation)
+        install-bootloader
+        specialisation
+        keep-specialisation
+        profile-name
+        ;
+    };
   };
   secrets = {
     inherit (cfg.secrets) remove-stale;

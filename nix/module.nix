@@ -32,6 +32,21 @@ let
 
   deploymentAssertions =
     reachChecks.assertions
+    ++ [
+      {
+        assertion = cfg.deployment.activation.specialisation == null || !cfg.deployment.activation.keep-specialisation;
+        message = "${showOption [ "lollypops" "deployment" "activation" "keep-specialisation" ]} cannot be set with ${showOption [ "lollypops" "deployment" "activation" "specialisation" ]}: name the specialisation to activate, or keep the one the host runs, not both.";
+      }
+      (
+        let
+          spec = cfg.deployment.activation.specialisation;
+        in
+        {
+          assertion = spec == null || !(config ? specialisation) || config.specialisation ? ${spec};
+          message = "${showOption [ "lollypops" "deployment" "activation" "specialisation" ]}: the system has no specialisation \"${toString spec}\" (specialisation.<name>).";
+        }
+      )
+    ]
     ++ lib.mapAttrsToList (name: c: {
       assertion = (c.cmd == null) != (c.url == null);
       message = "${showOption [ "lollypops" "deployment" "health-checks" name ]}: set exactly one of cmd (run on the host) and url (fetched from the deployer).";
@@ -125,9 +140,11 @@ in
         type = types.ints.between 5 3600;
         default = 30;
         description = ''
-          Seconds after the activation starts within which the deployer must
-          reach the host again, run the health checks and confirm; otherwise
-          the host rolls back.
+          Seconds the deployer has, after the activation ended, to reach the
+          host again and confirm; the host waits this long plus the longest
+          its health checks can take (every attempt of every check timing
+          out), counted on its monotonic clock, and rolls back without the
+          confirmation.
         '';
       };
     };
@@ -196,6 +213,48 @@ in
         type = types.ints.between 10 86400;
         default = 300;
         description = "Seconds to wait for the host to come back after a reboot.";
+      };
+    };
+
+    deployment.activation = {
+      install-bootloader = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether `switch` and `boot` install the boot loader rather than
+          only update it (`NIXOS_INSTALL_BOOTLOADER=1`, as `nixos-rebuild
+          --install-bootloader`): needed once when a host moves to another
+          boot loader. The flag `--install-bootloader` does it for one run.
+        '';
+      };
+      specialisation = mkOption {
+        type = types.nullOr types'.specialisation;
+        default = null;
+        example = "web";
+        description = ''
+          The specialisation a `switch` or `test` activates (`nixos-rebuild
+          --specialisation`); the profile and the boot loader get the system
+          itself. The flag `--specialisation NAME` does it for one run.
+        '';
+      };
+      keep-specialisation = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether a `switch` or `test` activates the specialisation the host
+          runs, when the new system has one of that name, instead of the
+          system itself (what `nixos-rebuild` activates).
+        '';
+      };
+      profile-name = mkOption {
+        type = types.nullOr types'.specialisation;
+        default = null;
+        example = "fleet";
+        description = ''
+          The profile the system is installed into:
+          `/nix/var/nix/profiles/system-profiles/<name>` instead of the
+          system profile (`nixos-rebuild --profile-name`).
+        '';
       };
     };
 

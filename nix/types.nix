@@ -51,6 +51,12 @@ rec {
     p: p != "/" && lib.hasSuffix "/" p
   )) stripTrailingSlashes absolutePath;
 
+  # The name of a specialisation or a profile: a directory name in the
+  # system (specialisation/<name>) or in the profiles' directory.
+  specialisation = strWith "lollypopsSpecialisation" "specialisation or profile name (letters, digits, `_`, `.`, `+`, `-`; not `.`, `+` or `-` first)" (
+    s: matches "[A-Za-z0-9_][A-Za-z0-9_.+-]*" s && builtins.stringLength s <= 128
+  );
+
   # The name of a program: one word that is not an option.
   program = strWith "lollypopsProgram" "program name or path (one word, not starting with `-`)" (
     matches "[^-[:space:]][^[:space:]]*"

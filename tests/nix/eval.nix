@@ -248,6 +248,12 @@ let
     (firesWith "a health check with neither" "lollypops.deployment.health-checks.web: " {
       lollypops.deployment.health-checks.web.timeout = 5;
     })
+    (firesWith "a specialisation and keep-specialisation" "lollypops.deployment.activation.keep-specialisation cannot be set with" {
+      lollypops.deployment.activation = {
+        specialisation = "web";
+        keep-specialisation = true;
+      };
+    })
     (firesWith "an unknown task" "lollypops.tasks: unknown task \"deploy\"" {
       lollypops.tasks = [ "deploy" ];
     })
@@ -310,6 +316,12 @@ let
       group = "a";
       groups = "b";
     }) (secretOf "x"))
+    (rejects "a specialisation that is a path" { lollypops.deployment.activation.specialisation = "../x"; } (
+      h: h.config.lollypops.deployment.activation.specialisation
+    ))
+    (rejects "a profile name with a slash" { lollypops.deployment.activation.profile-name = "a/b"; } (
+      h: h.config.lollypops.deployment.activation.profile-name
+    ))
     (rejects "a relative config-dir" { lollypops.deployment.config-dir = "var/src"; } (
       h: h.config.lollypops.deployment.config-dir
     ))

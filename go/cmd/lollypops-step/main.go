@@ -211,6 +211,7 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	for _, s := range out.Secrets {
 		rec.Secrets = append(rec.Secrets, report.Secret{Name: s.Name, Path: s.Path})
 	}
+	rec.Activation = activationRecord(out.Activation)
 	if err == nil {
 		return
 	}
@@ -221,7 +222,21 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	}
 	var rb *steps.RolledBack
 	if errors.As(err, &rb) {
-		rec.RolledBack = &report.Rollback{Reason: rb.Reason, Failed: rb.Failed}
+		rec.RolledBack = &report.Rollback{Reason: rb.Reason, Failed: rb.Failed, FailedUnits: rb.Units}
+	}
+}
+
+// activationRecord is what an activation did, for the report.
+func activationRecord(a *steps.Activated) *report.Activation {
+	if a == nil || a.Action == "build" {
+		return nil
+	}
+	u := a.Units
+	return &report.Activation{
+		Action: a.Action, Specialisation: a.Specialisation, DurationMS: a.Duration.Milliseconds(),
+		Units: report.Units{Stopped: u.Stopped, Reloaded: u.Reloaded, Restarted: u.Restarted,
+			Started: u.Started, New: u.New, Failed: u.Failed},
+		NewlyFailed: a.NewlyFailed, Rebooted: a.Rebooted, RebootPending: a.RebootPending,
 	}
 }
 

@@ -190,7 +190,7 @@ func TestActionFromEnvironment(t *testing.T) {
 	}
 	// A command-line variable wins over the environment.
 	code, _, errOut = runCLI(t, "--inventory", minimal, "--dry", "host1", "REBUILD_ACTION=test")
-	if code != 0 || !strings.Contains(errOut, "runs switch-to-configuration test, rolls back unless confirmed within 30s") {
+	if code != 0 || !strings.Contains(errOut, "switch-to-configuration test, then waits 30s for the confirmation (rolls back without it)\n") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
@@ -211,7 +211,7 @@ func TestDryShowsCommands(t *testing.T) {
 		"\n[birne:deploy-flake] ssh 10.0.0.2  # the run's one connection to birne",
 		"\n[birne:deploy-flake] nix copy --to ssh://10.0.0.2 --substitute-on-destination /nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source",
 		"\n[birne:rebuild] nix build 'path:/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.\"birne\".config.system.build.toplevel'  # builds the system here",
-		"\n[birne:rebuild] on birne: sudo systemd-run '--unit=lollypops-activation-<id>' --collect -- /bin/sh -c '<lollypops activation guard>'  # detached from the connection",
+		"\n[birne:rebuild] on birne: sudo systemd-run '--unit=lollypops-activation-<id>' '--description=lollypops activation <id>' --collect --quiet --no-ask-password '--service-type=exec' '--setenv=PATH' '--setenv=LOCALE_ARCHIVE' -- /bin/sh -c '<lollypops-guard script>' lollypops-guard run '/run/lollypops/activation/<id>' '<the system>' switch 30 /nix/var/nix/profiles/system ''  # detached from the connection: switch-to-configuration test, then waits 30s for the confirmation (rolls back without it); only then the profile and the boot loader",
 	} {
 		if !strings.Contains("\n"+errOut, want) {
 			t.Errorf("--dry output lacks %q:\n%s", want[1:], errOut)

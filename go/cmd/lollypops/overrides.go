@@ -29,7 +29,11 @@ type overrides struct {
 	SudoCommand string
 	SudoOpts    string // shell words, replacing the host's sudo.opts
 	LocalEval   bool
-	fs          *pflag.FlagSet
+	// InstallBootloader and Specialisation are nixos-rebuild's
+	// --install-bootloader and --specialisation, for this run.
+	InstallBootloader bool
+	Specialisation    string
+	fs                *pflag.FlagSet
 	// from says where a value came from, for messages: "--ssh-user" or
 	// "LP_REMOTE_USER".
 	from map[string]string
@@ -45,7 +49,12 @@ func (o *overrides) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SudoCommand, "sudo-command", "", "For this run, the sudo program on the hosts (instead of sudo.command).")
 	fs.StringVar(&o.SudoOpts, "sudo-opts", "", "For this run, the sudo arguments, split like a shell would, replacing sudo.opts.")
 	fs.BoolVar(&o.LocalEval, "local-evaluation", false, "For this run, evaluate and build on this machine (--local-evaluation) or on the hosts (--local-evaluation=false), whatever deployment.local-evaluation says.")
+	fs.BoolVar(&o.InstallBootloader, "install-bootloader", false, "For this run, install the boot loader on switch and boot, not only update it (NIXOS_INSTALL_BOOTLOADER=1, as nixos-rebuild --install-bootloader), whatever deployment.activation.install-bootloader says.")
+	fs.StringVar(&o.Specialisation, "specialisation", "", "For this run, activate the specialisation NAME on switch and test (as nixos-rebuild --specialisation), instead of deployment.activation.specialisation.")
 }
+
+// activationFlags are the overrides of the activation's options.
+var activationFlags = []string{"install-bootloader", "specialisation"}
 
 // legacy maps the original lollypops' LP_* variables to the flags.
 var legacy = []struct{ name, flag string }{
@@ -101,7 +110,7 @@ func (o *overrides) any() bool {
 			return true
 		}
 	}
-	return false
+	return slices.ContainsFunc(activationFlags, o.fs.Changed)
 }
 
 // apply changes the hosts of inv and checks them again, so an override
@@ -167,6 +176,13 @@ func (o *overrides) apply(inv *config.Inventory) error {
 		}
 		if changed("local-evaluation") {
 			d.LocalEvaluation = o.LocalEval
+		}
+		if changed("install-bootloader") {
+			d.Activation.InstallBootloader = o.InstallBootloader
+		}
+		if changed("specialisation") {
+			name := o.Specialisation
+			d.Activation.Specialisation, d.Activation.KeepSpecialisation = &name, false
 		}
 	}
 	if err := config.Validate(inv); err != nil {

@@ -1,35 +1,42 @@
 // Package activation switches a NixOS host to a new system so that the host
 // returns to its previous system by itself when the switch breaks it — even
-// when the switch cut the deployer's SSH connection.
+// when the switch cut the deployer's SSH connection, the deployer died, or
+// the host rebooted meanwhile.
 //
 // The protocol, all of it driven by the deployer over the host's shared
 // connection, every remote command as root (through sudo when configured):
 //
-//  1. Prepare: create the activation's state directory,
+//  1. Prepare (prepare.sh): create the activation's state directory,
 //     /run/lollypops/activation/<id>, in /run/lollypops (root's, mode 0700:
 //     no other user can create, replace or read anything in it; an existing
 //     /run/lollypops that is not a root-owned directory writable by root
-//     alone is refused).
+//     alone is refused). It records the run's id and the status "starting".
 //  2. Pin the new system (a GC root in the state directory): build it on the
-//     host (Build) or register the closure the deployer copied (Pin).
-//  3. Guard: start the guard script (Script) detached from the SSH session,
-//     as a transient systemd service (systemd-run): it records the running
-//     system and the profile's generation, sets the system profile (switch),
-//     runs switch-to-configuration, and writes its state to <dir>/status.
-//     If the activation fails, it rolls back at once. Otherwise it waits for
-//     <dir>/confirm; <dir>/abort (a failed health check) or the confirm
-//     timeout make it roll back: the profile returns to its previous
-//     generation and the previous systems are activated again (boot loader
-//     and running system), as `nixos-rebuild switch --rollback` would.
-//  4. The deployer polls the status, then proves the host is still
-//     reachable over a new connection (the old one may have survived a
-//     broken sshd), runs the health checks, and confirms (or aborts).
+//     host (build.sh) or register the closure the deployer copied (pin.sh).
+//  3. Start the guard (guard.sh) detached from the SSH session, as a
+//     transient systemd service (systemd-run), and return at once. Guarded
+//     (switch, test with rollback): it runs switch-to-configuration test,
+//     then waits for the deployer's confirmation within a window counted on
+//     the host's monotonic clock from the end of the activation; a switch
+//     only then becomes the profile's generation and the boot default. It
+//     rolls back by itself without confirmation. Unguarded (boot,
+//     dry-activate, rollback disabled): it activates as nixos-rebuild does.
+//  4. The deployer watches the status (watch.sh: one command that waits on
+//     the host, not a poll per quarter second), reconnects when the
+//     connection drops, waits for "activated", proves the host reachable
+//     over a connection opened after the activation, runs the health
+//     checks, and confirms (signal.sh) — or aborts and lets it roll back.
+//     A guard that stopped without a final state is finished by a recovery
+//     unit (guard.sh recover).
+//  5. Once final, the guard removes its GC roots; the deployer removes the
+//     state directory once it has read it.
 //
 // The guard runs as a service of the host's init, not of sshd: a lost
 // connection, a stopped sshd, or a killed deployer cannot stop it halfway.
 package activation
 
 import (
+	"embed"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -37,11 +44,40 @@ import (
 	"time"
 )
 
+// The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
+// linted (make lint) and tested under bash, dash, busybox sh and mksh.
+//
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh
+var scripts embed.FS
+
+// Script returns the text of one of the package's host-side scripts.
+func Script(name string) string {
+	b, err := scripts.ReadFile(name)
+	if err != nil {
+		panic("activation: no script " + name)
+	}
+	return string(b)
+}
+
 // Root is the directory of lollypops' state on the host.
 const Root = "/run/lollypops"
 
-// Profile is the system profile.
-const Profile = "/nix/var/nix/profiles/system"
+// SystemProfile is the system profile; ProfilePath names another.
+const SystemProfile = "/nix/var/nix/profiles/system"
+
+// ProfilePath is the profile a system is installed into: the system
+// profile, or /nix/var/nix/profiles/system-profiles/<name> (nixos-rebuild's
+// --profile-name), which the boot loader lists too.
+func ProfilePath(name string) string {
+	if name == "" {
+		return SystemProfile
+	}
+	return "/nix/var/nix/profiles/system-profiles/" + name
+}
+
+// Keep is the Specialisation that keeps the one the host runs, when the
+// new system has it.
+const Keep = ":keep"
 
 // idRe matches an activation id: the unit name and directory name.
 var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
@@ -57,62 +93,46 @@ func CheckID(id string) error {
 // Dir is the state directory of an activation.
 func Dir(id string) string { return Root + "/activation/" + id }
 
-// Unit is the systemd unit the guard runs as.
-func Unit(id string) string { return "lollypops-activation-" + id }
+// Unit is the systemd unit the guard runs as; RecoverUnit the one that
+// finishes an activation whose guard stopped.
+func Unit(id string) string        { return "lollypops-activation-" + id }
+func RecoverUnit(id string) string { return "lollypops-recover-" + id }
 
-// prepareScript makes the state directory. mkdir without -p: each
-// component is created here, or checked when it exists.
-const prepareScript = `set -u
-umask 077
-check() {
-	[ -d "$1" ] && [ ! -L "$1" ] || { echo "lollypops: $1 exists and is not a directory" >&2; exit 1; }
-	m=$(stat -c '%u %a' "$1") || exit 1
-	case $m in
-	"0 "*[2367]? | "0 "*[2367]) echo "lollypops: $1 is writable by other users than root (mode ${m#0 }); refusing to use it" >&2; exit 1 ;;
-	"0 "*) ;;
-	*) echo "lollypops: $1 is not owned by root (uid ${m% *}); refusing to use it" >&2; exit 1 ;;
-	esac
-}
-for d in "$1" "$1/activation"; do
-	mkdir -m 0700 "$d" 2>/dev/null || check "$d"
-done
-mkdir -m 0700 "$2" || exit 1`
-
-// PrepareArgv creates the activation's state directory.
-func PrepareArgv(id string) []string {
-	return []string{"sh", "-c", prepareScript, "lollypops-prepare", Root, Dir(id)}
+// sh runs one of the scripts with arguments: argv[0] is the script's name,
+// which the deployer shows instead of its text (see Shown).
+func sh(name string, args ...string) []string {
+	return append([]string{"sh", "-c", Script(name + ".sh"), "lollypops-" + name}, args...)
 }
 
-// buildScript builds the host's system from the flake that <config-dir>/flake
-// points to, with a GC root in the state directory, and prints its path.
-const buildScript = `set -u
-f=$(readlink -e -- "$1") || { echo "lollypops: $1 does not exist on this host; run the task $2:deploy-flake first" >&2; exit 1; }
-case $f in
-/nix/store/?*) ;;
-*) echo "lollypops: $1 points to $f, which is not in the Nix store" >&2; exit 1 ;;
-esac
-echo "building the system configuration..." >&2
-ref="path:$f"
-if [ -n "$4" ]; then ref="$ref?dir=$4"; fi
-nix --extra-experimental-features 'nix-command flakes' build --out-link "$3/new" "$ref#nixosConfigurations.\"$2\".config.system.build.toplevel" || exit 1
-p=$(readlink -e -- "$3/new") || exit 1
-echo "lollypops-system $p"`
+// Shown is argv as --verbose and --dry show it: each script given to a
+// shell with -c, followed by its name (lollypops-<name>), is replaced by
+// "<lollypops-<name> script>".
+func Shown(argv []string) []string {
+	out := append([]string(nil), argv...)
+	for i := 0; i+2 < len(out); i++ {
+		if out[i] == "-c" && strings.HasPrefix(out[i+2], "lollypops-") {
+			out[i+1] = "<" + out[i+2] + " script>"
+		}
+	}
+	return out
+}
+
+// PrepareArgv creates the activation's state directory for the run (its
+// id, as the deploy lock records it).
+func PrepareArgv(id, run string) []string {
+	return sh("prepare", Root, Dir(id), run)
+}
 
 // BuildArgv builds the system on the host from the flake flakeLink points
 // to (in its directory dir, "" for its root); its last output line is
 // "lollypops-system <store path>" (see ParseSystem).
 func BuildArgv(flakeLink, host, id, dir string) []string {
-	return []string{"sh", "-c", buildScript, "lollypops-build", flakeLink, host, Dir(id), dir}
+	return sh("build", flakeLink, host, Dir(id), dir)
 }
-
-// pinScript registers a copied system as a GC root of the activation.
-const pinScript = `set -u
-nix-store --realise --add-root "$1/new" --indirect -- "$2" >/dev/null || exit 1
-echo "lollypops-system $(readlink -e -- "$1/new")"`
 
 // PinArgv makes a system copied to the host a GC root of the activation.
 func PinArgv(id, system string) []string {
-	return []string{"sh", "-c", pinScript, "lollypops-pin", Dir(id), system}
+	return sh("pin", Dir(id), system)
 }
 
 // ParseSystem returns the store path a build or pin printed.
@@ -126,35 +146,76 @@ func ParseSystem(out string) (string, error) {
 	return p, nil
 }
 
-// GuardArgv starts the guard detached from the session, as a transient
-// systemd service, and returns at once. PATH is handed to the unit: the
-// guard needs nix-env and the session's tools.
-func GuardArgv(id, system, action string, confirm time.Duration) []string {
-	return []string{"systemd-run", "--unit=" + Unit(id), "--description=lollypops activation " + id,
-		"--collect", "--quiet", "--service-type=exec", "--setenv=PATH", "--",
-		"/bin/sh", "-c", Script, "lollypops-activation",
-		Dir(id), system, action, strconv.Itoa(int(confirm.Round(time.Second).Seconds())), Profile, "/run/current-system"}
+// Params is what the guard is asked to do.
+type Params struct {
+	System string // the new toplevel
+	Action string // switch, test, boot, dry-activate
+	// Window is how long the guard waits for the confirmation after the
+	// activation; 0 activates without the guard's protection.
+	Window  time.Duration
+	Profile string // ProfilePath
+	// Specialisation is "", a name, or Keep.
+	Specialisation string
+	// InstallBootloader sets NIXOS_INSTALL_BOOTLOADER=1 (nixos-rebuild's
+	// --install-bootloader); NoCheck sets NIXOS_NO_CHECK=1, which skips
+	// the new system's pre-switch checks.
+	InstallBootloader, NoCheck bool
 }
 
-// StatusArgv prints the activation's status.
-func StatusArgv(id string) []string {
-	return []string{"cat", "--", Dir(id) + "/status"}
+// unitArgv starts a script as a transient service, detached from the
+// session: systemd-run returns once it runs. PATH and LOCALE_ARCHIVE are
+// the session's (nixos-rebuild passes LOCALE_ARCHIVE too); NixOS's units
+// get no /run/current-system/sw/bin otherwise.
+func unitArgv(unit, description string, env []string, argv []string) []string {
+	out := []string{"systemd-run", "--unit=" + unit, "--description=" + description,
+		"--collect", "--quiet", "--no-ask-password", "--service-type=exec",
+		"--setenv=PATH", "--setenv=LOCALE_ARCHIVE"}
+	for _, e := range env {
+		out = append(out, "--setenv="+e)
+	}
+	return append(append(out, "--", "/bin/sh"), argv[1:]...)
+}
+
+// StartArgv starts the guard of activation id.
+func StartArgv(id string, p Params) []string {
+	var env []string
+	if p.InstallBootloader {
+		env = append(env, "NIXOS_INSTALL_BOOTLOADER=1")
+	}
+	if p.NoCheck {
+		env = append(env, "NIXOS_NO_CHECK=1")
+	}
+	window := 0
+	if p.Window > 0 {
+		window = max(1, int(p.Window.Round(time.Second).Seconds()))
+	}
+	return unitArgv(Unit(id), "lollypops activation "+id, env,
+		sh("guard", "run", Dir(id), p.System, p.Action, strconv.Itoa(window), p.Profile, p.Specialisation))
+}
+
+// RecoverArgv starts the unit that finishes activation id after its guard
+// stopped without a final state: a confirmed activation is completed, any
+// other rolled back.
+func RecoverArgv(id string) []string {
+	return unitArgv(RecoverUnit(id), "lollypops recovery of activation "+id, nil, sh("guard", "recover", Dir(id)))
+}
+
+// WatchArgv waits on the host until the activation's status is no longer
+// last, its units are gone, or max passed, and prints what ParseWatch
+// reads, with the log from byte offset on.
+func WatchArgv(id, last string, offset int64, max time.Duration) []string {
+	return sh("watch", Dir(id), Unit(id)+" "+RecoverUnit(id), last,
+		strconv.FormatInt(offset, 10), strconv.Itoa(int(max.Seconds())))
 }
 
 // ConfirmArgv tells the guard the new system is good.
 func ConfirmArgv(id string) []string {
-	return []string{"sh", "-c", `[ -d "$1" ] && : >"$1/confirm"`, "lollypops-confirm", Dir(id)}
+	return sh("signal", Dir(id), "confirm")
 }
 
 // AbortArgv tells the guard to roll back, with the reason.
 func AbortArgv(id, reason string) []string {
-	return []string{"sh", "-c", `[ -d "$1" ] && printf '%s\n' "$2" >"$1/abort.tmp" && mv -f "$1/abort.tmp" "$1/abort"`,
-		"lollypops-abort", Dir(id), oneLine(reason)}
-}
-
-// LogArgv prints what the activation printed.
-func LogArgv(id string) []string {
-	return []string{"cat", "--", Dir(id) + "/log"}
+	return sh("signal", Dir(id), "abort", oneLine(reason))
 }
 
 func oneLine(s string) string {
@@ -165,8 +226,25 @@ func oneLine(s string) string {
 	return s
 }
 
-// CleanupArgv removes an activation's state directory (and with it the
-// GC root of its system).
+// CleanupArgv removes an activation's state directory (and with it any GC
+// root left in it).
 func CleanupArgv(id string) []string {
 	return []string{"rm", "-rf", "--", Dir(id)}
 }
+
+// RebootMarker is the file that tells the boot before a reboot from the
+// one after it: /run does not survive a reboot.
+func RebootMarker(id string) string { return Root + "/reboot-" + id }
+
+// BootChangesArgv prints what of system differs from what the host booted
+// (kernel, initrd, kernel-modules), or "unknown".
+func BootChangesArgv(system string) []string { return sh("reboot", "changes", system) }
+
+// RebootArgv leaves the marker of activation id and reboots the host.
+func RebootArgv(id string) []string { return sh("reboot", "start", RebootMarker(id)) }
+
+// RebootedArgv prints "old-boot" or "new-boot", then the running system.
+func RebootedArgv(id string) []string { return sh("reboot", "check", RebootMarker(id)) }
+
+// MissingArgv prints each of paths that does not exist on the host.
+func MissingArgv(paths []string) []string { return sh("reboot", append([]string{"missing"}, paths...)...) }

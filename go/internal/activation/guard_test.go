@@ -1,34 +1,72 @@
 package activation
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
+// shells are the sh a host may have, as Debian packages them: bash (sh on
+// NixOS), dash, busybox sh and mksh. Every script test runs under each.
+var shells = []struct {
+	name, pkg string
+	argv      []string
+}{
+	{"bash", "bash", []string{"bash"}},
+	{"dash", "dash", []string{"dash"}},
+	{"busybox", "busybox", []string{"busybox", "sh"}},
+	{"mksh", "mksh", []string{"mksh"}},
+}
+
+// eachShell runs f once per shell, as parallel subtests. A missing shell
+// is skipped, but fails under CI (LOLLYPOPS_CI=1), where make test
+// installs them all.
+func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
+	for _, s := range shells {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := exec.LookPath(s.argv[0]); err != nil {
+				if os.Getenv("LOLLYPOPS_CI") == "1" {
+					t.Fatalf("%s is not installed (apt-get install %s)", s.name, s.pkg)
+				}
+				t.Skipf("%s is not installed (apt-get install %s)", s.name, s.pkg)
+			}
+			f(t, s.argv)
+		})
+	}
+}
+
 // world is a fake host for the guard: systems whose
-// switch-to-configuration logs its calls and can fail, a profile with
-// generations, and a nix-env that handles --set and --switch-generation.
+// switch-to-configuration logs its calls, can fail per action, and takes
+// stc-ng's lock; a profile with generations; a nix-env that handles --set
+// and --switch-generation; a nix-store that pins; a systemctl that lists
+// failed units.
 type world struct {
 	t                           *testing.T
+	sh                          []string
 	root, dir, profile, current string
-	calls                       string
+	lock, calls, failed         string
 	env                         []string
 }
 
-func newWorld(t *testing.T) *world {
-	w := &world{t: t, root: t.TempDir()}
+func newWorld(t *testing.T, sh []string) *world {
+	w := &world{t: t, sh: sh, root: t.TempDir()}
 	w.dir = filepath.Join(w.root, "state")
 	w.profile = filepath.Join(w.root, "profiles", "system")
 	w.current = filepath.Join(w.root, "current-system")
+	w.lock = filepath.Join(w.root, "nixos", "switch-to-configuration.lock")
 	w.calls = filepath.Join(w.root, "calls")
+	w.failed = filepath.Join(w.root, "failed")
 	bin := filepath.Join(w.root, "bin")
-	for _, d := range []string{w.dir, bin, filepath.Dir(w.profile)} {
+	for _, d := range []string{w.dir, bin, filepath.Dir(w.profile), filepath.Dir(w.lock)} {
 		os.MkdirAll(d, 0o755)
 	}
+	os.WriteFile(w.failed, nil, 0o644)
 	w.write(filepath.Join(bin, "nix-env"), `#!/bin/sh
 # nix-env -p PROFILE --set PATH | --switch-generation N
 p=$2
@@ -42,8 +80,15 @@ case $3 in
 	ln -sfn "system-$4-link" "$p.tmp" && mv -T "$p.tmp" "$p" ;;
 *) exit 2 ;;
 esac
-echo "nix-env $3 ${4-}" >>`+w.calls)
-	w.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+echo "nix-env $3 ${4##*/}" >>`+w.calls)
+	w.write(filepath.Join(bin, "nix-store"), `#!/bin/sh
+# nix-store --realise --add-root LINK --indirect -- PATH
+ln -sfn "$6" "$3"`)
+	w.write(filepath.Join(bin, "systemctl"), `#!/bin/sh
+[ "$1 $2" = "list-units --state=failed" ] || exit 1
+while read -r u; do echo "$u loaded failed failed $u"; done <`+w.failed)
+	w.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
+		"LOLLYPOPS_CURRENT="+w.current, "LOLLYPOPS_STC_LOCK="+w.lock, "LOLLYPOPS_STC_LOCK_WAIT=2")
 	return w
 }
 
@@ -53,14 +98,31 @@ func (w *world) write(p, s string) {
 	}
 }
 
-// system makes a system whose activation exits with code.
-func (w *world) system(name string, code int) string {
+// system makes a system whose switch-to-configuration exits with
+// codes[action] (0 when absent), takes stc-ng's lock (exit 11 when it is
+// held), records its umask, and says which units it restarts and which
+// failed.
+func (w *world) system(name string, codes map[string]int) string {
 	p := filepath.Join(w.root, name)
 	os.MkdirAll(filepath.Join(p, "bin"), 0o755)
+	cases := ""
+	for a, c := range codes {
+		cases += fmt.Sprintf("%s) rc=%d ;;\n", a, c)
+	}
 	w.write(filepath.Join(p, "bin", "switch-to-configuration"), `#!/bin/sh
-echo "`+name+` $1" >>`+w.calls+`
-case $1 in switch|test) ln -sfn `+p+` `+w.current+`;; esac
-exit `+string(rune('0'+code)))
+exec 8>>`+w.lock+`
+flock -n 8 || { echo "Could not acquire lock" >&2; exit 11; }
+echo "`+name+` $1 $(umask)${NIXOS_INSTALL_BOOTLOADER:+ install-bootloader}" >>`+w.calls+`
+rc=0
+case $1 in
+`+cases+`esac
+case $1 in
+switch|test)
+	[ "$rc" = 1 ] || [ "$rc" = 100 ] || [ "$rc" = 11 ] || ln -sfn `+p+` `+w.current+`
+	[ "$rc" = 2 ] || echo "restarting the following units: a.service, b.service" >&2
+	[ "$rc" != 4 ] || echo "warning: the following units failed: flaky.service" >&2 ;;
+esac
+exit $rc`)
 	return p
 }
 
@@ -71,14 +133,29 @@ func (w *world) boot(sys string) {
 	os.Symlink(sys, w.current)
 }
 
-// start runs the guard as the unit would, and returns its wait function.
-func (w *world) start(sys, action string, timeout int) func() {
-	cmd := exec.Command("/bin/sh", "-c", Script, "lollypops-activation", w.dir, sys, action, string(rune('0'+timeout)), w.profile, w.current)
+// start runs the guard as its unit would, and returns its wait function.
+func (w *world) start(sys, action string, window int, spec string) (wait func(), cmd *exec.Cmd) {
+	argv := append(append([]string{}, w.sh...), "-c", Script("guard.sh"), "lollypops-guard",
+		"run", w.dir, sys, action, fmt.Sprint(window), w.profile, spec)
+	cmd = exec.Command(argv[0], argv[1:]...)
 	cmd.Env = w.env
+	// A process group stands for the unit's cgroup: killing the unit
+	// kills all of it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	return func() { cmd.Wait() }
+	w.t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return func() { cmd.Wait() }, cmd
+}
+
+func (w *world) recover() {
+	argv := append(append([]string{}, w.sh...), "-c", Script("guard.sh"), "lollypops-guard", "recover", w.dir)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = w.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("recover: %v %s", err, out)
+	}
 }
 
 func (w *world) status() Status {
@@ -87,18 +164,35 @@ func (w *world) status() Status {
 	return s
 }
 
+func (w *world) result() map[string]string {
+	data, _ := os.ReadFile(filepath.Join(w.dir, "result"))
+	out := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		out[k] = v
+	}
+	return out
+}
+
 func (w *world) waitState(want State) {
 	w.t.Helper()
-	for i := 0; i < 500; i++ {
+	for range 500 {
 		if w.status().State == want {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(w.dir, "log"))
-	w.t.Fatalf("state %q, want %q; log:\n%s", w.status().State, want, log)
+	w.t.Fatalf("state %q, want %q; log:\n%s", w.status().State, want, w.log())
 }
 
+func (w *world) log() string {
+	data, _ := os.ReadFile(filepath.Join(w.dir, "log"))
+	return string(data)
+}
+
+func (w *world) confirm() { os.WriteFile(filepath.Join(w.dir, "confirm"), nil, 0o600) }
+
+// callLog is what ran, one call a line, with the systems' names.
 func (w *world) callLog() string {
 	data, _ := os.ReadFile(w.calls)
 	return string(data)
@@ -109,102 +203,367 @@ func (w *world) link(p string) string {
 	return t
 }
 
-func TestGuardConfirmed(t *testing.T) {
-	w := newWorld(t)
-	old, new := w.system("old", 0), w.system("new", 0)
-	w.boot(old)
-	wait := w.start(new, "switch", 9)
-	w.waitState(Activated)
-	os.WriteFile(filepath.Join(w.dir, "confirm"), nil, 0o600)
-	wait()
-	if s := w.status(); s.State != Confirmed {
-		t.Errorf("status %+v", s)
+// want checks the final status, the calls, and where the profile and the
+// running system point.
+func (w *world) want(state State, reason, calls, profile, current string) {
+	w.t.Helper()
+	if s := w.status(); s.State != state || (reason != "" && s.Reason != reason) {
+		w.t.Errorf("status %q, want %s %s\nlog:\n%s", s.Line, state, reason, w.log())
 	}
-	if w.link(w.profile) != new || w.link(w.current) != new {
-		t.Errorf("profile -> %s, current -> %s", w.link(w.profile), w.link(w.current))
+	if got := w.callLog(); got != calls {
+		w.t.Errorf("calls:\n%s\nwant:\n%s", got, calls)
 	}
-	if got := w.callLog(); got != "nix-env --set "+new+"\nnew switch\n" {
-		t.Errorf("calls:\n%s", got)
+	if w.link(w.profile) != profile || w.link(w.current) != current {
+		w.t.Errorf("profile -> %s, current -> %s; want %s, %s", w.link(w.profile), w.link(w.current), profile, current)
 	}
+	// Final: the GC roots are gone.
+	for _, r := range []string{"new", "prev-run", "prev-boot"} {
+		if _, err := os.Lstat(filepath.Join(w.dir, r)); err == nil {
+			w.t.Errorf("GC root %s left", r)
+		}
+	}
+}
+
+// A switch activates with test, waits for the confirmation, and only then
+// becomes the profile's generation and the boot default.
+func TestGuardConfirmedSwitch(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 9, "")
+		w.waitState(Activated)
+		if w.link(w.profile) != old {
+			t.Errorf("the profile changed before the confirmation: %s", w.link(w.profile))
+		}
+		if r := w.result(); r["prev_run"] != old || r["prev_boot"] != old || r["prev_gen"] != "system-1-link" || r["target"] != new {
+			t.Errorf("result %v", r)
+		}
+		for _, p := range []string{"prev-run", "prev-boot"} {
+			if w.link(filepath.Join(w.dir, p)) != old {
+				t.Errorf("%s is not pinned", p)
+			}
+		}
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
+		rep := ParseReport(w.result(), w.log())
+		if rep.ExitCode != 0 || strings.Join(rep.Units.Restarted, " ") != "a.service b.service" {
+			t.Errorf("report %+v", rep)
+		}
+	})
+}
+
+// A test is confirmed without touching the profile.
+func TestGuardConfirmedTest(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "test", 9, "")
+		w.waitState(Activated)
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\n", old, new)
+	})
 }
 
 func TestGuardRollsBackWithoutConfirmation(t *testing.T) {
-	w := newWorld(t)
-	old, new := w.system("old", 0), w.system("new", 0)
-	w.boot(old)
-	w.start(new, "switch", 1)()
-	if s := w.status(); s.State != RolledBack || s.Reason != "no confirmation from the deployer within 1s" {
-		t.Errorf("status %+v", s)
-	}
-	if w.link(w.profile) != old || w.link(w.current) != old {
-		t.Errorf("profile -> %s, current -> %s", w.link(w.profile), w.link(w.current))
-	}
-	if got := w.callLog(); got != "nix-env --set "+new+"\nnew switch\nnix-env --switch-generation 1\nold switch\n" {
-		t.Errorf("calls:\n%s", got)
-	}
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 1, "")
+		wait()
+		// The profile and boot loader were never touched: only the running
+		// system returns.
+		w.want(RolledBack, "no confirmation from the deployer within 1s", "new test 0022\nold test 0022\n", old, old)
+	})
+}
+
+// The window is counted on the monotonic clock: a wall clock that jumps
+// (timesyncd starting in the new system) changes nothing.
+func TestGuardIgnoresTheWallClock(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		// A date that says the window is long over, and one that says
+		// it has not begun.
+		w.write(filepath.Join(w.root, "bin", "date"), `#!/bin/sh
+n=$(cat `+w.root+`/date-calls 2>/dev/null || echo 0); echo $((n+1)) >`+w.root+`/date-calls
+if [ $((n % 2)) = 0 ]; then echo 4000000000; else echo 1; fi`)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 3, "")
+		w.waitState(Activated)
+		time.Sleep(500 * time.Millisecond)
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
+	})
 }
 
 func TestGuardRollsBackAFailedActivation(t *testing.T) {
-	w := newWorld(t)
-	old, bad := w.system("old", 0), w.system("bad", 2)
-	w.boot(old)
-	w.start(bad, "switch", 9)()
-	if s := w.status(); s.State != RolledBack || s.Reason != "switch-to-configuration switch failed (exit 2)" {
-		t.Errorf("status %+v", s)
-	}
-	if w.link(w.profile) != old || w.link(w.current) != old {
-		t.Errorf("profile -> %s, current -> %s", w.link(w.profile), w.link(w.current))
-	}
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, bad := w.system("old", nil), w.system("bad", map[string]int{"test": 2})
+		w.boot(old)
+		wait, _ := w.start(bad, "switch", 9, "")
+		wait()
+		w.want(RolledBack, "switch-to-configuration test failed (exit 2)", "bad test 0022\nold test 0022\n", old, old)
+	})
+}
+
+// Exits that activated nothing need no rollback: the pre-switch checks
+// (exit 1, the running system unchanged), a new init (100).
+func TestGuardRefusedAndNeedsReboot(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, refused := w.system("old", nil), w.system("refused", map[string]int{"test": 1})
+		w.boot(old)
+		wait, _ := w.start(refused, "switch", 9, "")
+		wait()
+		w.want(Refused, "switch-to-configuration test exited 1 without activating anything", "refused test 0022\n", old, old)
+
+		w2 := newWorld(t, sh)
+		old2, newInit := w2.system("old", nil), w2.system("newinit", map[string]int{"test": 100})
+		w2.boot(old2)
+		wait, _ = w2.start(newInit, "switch", 9, "")
+		wait()
+		w2.want(NeedsReboot, "", "newinit test 0022\n", old2, old2)
+	})
+}
+
+// Exit 4 (a unit failed) is activated all the same: the health checks
+// decide. The units that had failed before are recorded, so that only new
+// failures count.
+func TestGuardFailedUnitsLeaveItToTheChecks(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		os.WriteFile(w.failed, []byte("flaky.service\nold.service\n"), 0o644)
+		old, new := w.system("old", nil), w.system("new", map[string]int{"test": 4})
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 9, "")
+		w.waitState(Activated)
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
+		rep := ParseReport(w.result(), w.log())
+		if rep.ExitCode != 4 || strings.Join(rep.Units.Failed, " ") != "flaky.service" ||
+			strings.Join(rep.FailedBefore, " ") != "flaky.service old.service" || len(rep.NewlyFailed()) != 0 {
+			t.Errorf("report %+v", rep)
+		}
+	})
 }
 
 func TestGuardAbortedByTheDeployer(t *testing.T) {
-	w := newWorld(t)
-	old, new := w.system("old", 0), w.system("new", 0)
-	w.boot(old)
-	wait := w.start(new, "test", 9)
-	w.waitState(Activated)
-	os.WriteFile(filepath.Join(w.dir, "abort"), []byte("health check \"http\" failed: 500\n"), 0o600)
-	wait()
-	if s := w.status(); s.State != RolledBack || s.Reason != `health check "http" failed: 500` {
-		t.Errorf("status %+v", s)
-	}
-	// test leaves the profile alone, and rolls back with test.
-	if got := w.callLog(); got != "new test\nold test\n" || w.link(w.current) != old || w.link(w.profile) != old {
-		t.Errorf("calls:\n%s", got)
-	}
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "test", 9, "")
+		w.waitState(Activated)
+		os.WriteFile(filepath.Join(w.dir, "abort"), []byte("health check \"http\" failed: 500\n"), 0o600)
+		wait()
+		w.want(RolledBack, `health check "http" failed: 500`, "new test 0022\nold test 0022\n", old, old)
+	})
 }
 
-// A host running a system other than its boot default (after a test)
-// gets both back: the boot default with boot, the running one with test.
-func TestGuardRestoresBootAndRunningSystems(t *testing.T) {
-	w := newWorld(t)
-	booted, running, new := w.system("booted", 0), w.system("running", 0), w.system("new", 0)
-	w.boot(booted)
-	os.Remove(w.current)
-	os.Symlink(running, w.current)
-	w.start(new, "switch", 0)()
-	if got := w.callLog(); !strings.HasSuffix(got, "nix-env --switch-generation 1\nbooted boot\nrunning test\n") {
-		t.Errorf("calls:\n%s", got)
-	}
-	if w.link(w.profile) != booted || w.link(w.current) != running {
-		t.Errorf("profile -> %s, current -> %s", w.link(w.profile), w.link(w.current))
-	}
+// A host running a system other than its boot default (after a test) gets
+// the running one back; the boot default was never touched.
+func TestGuardRestoresTheRunningSystem(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		booted, running, new := w.system("booted", nil), w.system("running", nil), w.system("new", nil)
+		w.boot(booted)
+		os.Remove(w.current)
+		os.Symlink(running, w.current)
+		wait, _ := w.start(new, "switch", 1, "")
+		wait()
+		w.want(RolledBack, "", "new test 0022\nrunning test 0022\n", booted, running)
+	})
 }
 
-func TestGuardRollbackFailure(t *testing.T) {
-	w := newWorld(t)
-	old, bad := w.system("old", 4), w.system("bad", 2)
-	w.boot(old)
-	w.start(bad, "switch", 9)()
-	if s := w.status(); s.State != RollbackFailed {
-		t.Errorf("status %+v", s)
-	}
+// The previous system's own failed unit (exit 4) still returns the host:
+// rolled back, the unit reported; another exit is a failed rollback.
+func TestGuardRollbackOutcomes(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, bad := w.system("old", map[string]int{"test": 4}), w.system("bad", map[string]int{"test": 2})
+		w.boot(old)
+		wait, _ := w.start(bad, "switch", 9, "")
+		wait()
+		w.want(RolledBack, "", "bad test 0022\nold test 0022\n", old, old)
+		if r := w.result(); r["rollback_rc"] != "4" {
+			t.Errorf("result %v", r)
+		}
+
+		w2 := newWorld(t, sh)
+		old2, bad2 := w2.system("old", map[string]int{"test": 2}), w2.system("bad", map[string]int{"test": 2})
+		w2.boot(old2)
+		wait, _ = w2.start(bad2, "switch", 9, "")
+		wait()
+		if s := w2.status(); s.State != RollbackFailed {
+			t.Errorf("status %+v", s)
+		}
+	})
+}
+
+// A boot loader that cannot be installed at the confirmation returns the
+// host: profile (by path when the generation was collected meanwhile),
+// boot loader and running system.
+func TestGuardBootLoaderFailure(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", map[string]int{"boot": 1})
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 9, "")
+		w.waitState(Activated)
+		w.confirm()
+		wait()
+		w.want(RolledBack, "installing the boot loader failed (switch-to-configuration boot exited 1)",
+			"new test 0022\nnix-env --set new\nnew boot 0022\nnix-env --switch-generation 1\nold boot 0022\nold test 0022\n", old, old)
+
+		// The previous generation was garbage-collected during the wait.
+		w2 := newWorld(t, sh)
+		old2, new2 := w2.system("old", nil), w2.system("new", map[string]int{"boot": 1})
+		w2.boot(old2)
+		wait, _ = w2.start(new2, "switch", 9, "")
+		w2.waitState(Activated)
+		os.Remove(w2.profile + "-1-link")
+		w2.confirm()
+		wait()
+		w2.want(RolledBack, "", "new test 0022\nnix-env --set new\nnew boot 0022\nnix-env --set old\nold boot 0022\nold test 0022\n", old2, old2)
+	})
+}
+
+// Someone who switches the host while the guard waits is not reverted.
+func TestGuardSuperseded(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new, other := w.system("old", nil), w.system("new", nil), w.system("other", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 1, "")
+		w.waitState(Activated)
+		os.Remove(w.current)
+		os.Symlink(other, w.current)
+		wait()
+		w.want(Superseded, "", "new test 0022\n", old, other)
+	})
+}
+
+// While another switch holds stc's lock, the guard waits for it (stc-ng
+// would fail at once); one that holds it too long refuses. While it waits
+// for the confirmation, the guard holds the lock itself.
+func TestGuardSwitchLock(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		holder := exec.Command("flock", w.lock, "sleep", "1")
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		wait, _ := w.start(new, "test", 9, "")
+		w.waitState(Activated)
+		holder.Wait()
+		if !strings.Contains(w.log(), "another switch-to-configuration holds its lock") {
+			t.Errorf("no wait for the lock:\n%s", w.log())
+		}
+		// Held by the waiting guard: another stc fails at once.
+		if out, err := exec.Command(filepath.Join(old, "bin", "switch-to-configuration"), "test").CombinedOutput(); err == nil {
+			t.Errorf("a switch during the wait ran: %s", out)
+		}
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\n", old, new)
+
+		w2 := newWorld(t, sh)
+		old2, new2 := w2.system("old", nil), w2.system("new", nil)
+		w2.boot(old2)
+		holder = exec.Command("flock", w2.lock, "sleep", "5")
+		holder.Start()
+		defer holder.Process.Kill()
+		time.Sleep(100 * time.Millisecond)
+		wait, _ = w2.start(new2, "switch", 9, "")
+		wait()
+		w2.want(Refused, "another switch-to-configuration held its lock for 2s", "", old2, old2)
+	})
+}
+
+// A specialisation by name, or the one the host runs (":keep"), is what
+// switch-to-configuration runs; the profile gets the base system.
+func TestGuardSpecialisation(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		os.MkdirAll(filepath.Join(new, "specialisation"), 0o755)
+		os.MkdirAll(filepath.Join(old, "specialisation"), 0o755)
+		spec := w.system("new-web", nil)
+		os.Symlink(spec, filepath.Join(new, "specialisation", "web"))
+		oldSpec := w.system("old-web", nil)
+		os.Symlink(oldSpec, filepath.Join(old, "specialisation", "web"))
+		w.boot(old)
+		os.Remove(w.current)
+		os.Symlink(oldSpec, w.current) // the host runs old's "web"
+		wait, _ := w.start(new, "switch", 9, Keep)
+		w.waitState(Activated)
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new-web test 0022\nnix-env --set new\nnew-web boot 0022\n", new, spec)
+		if r := w.result(); r["specialisation"] != "web" {
+			t.Errorf("result %v", r)
+		}
+
+		w2 := newWorld(t, sh)
+		old2, new2 := w2.system("old", nil), w2.system("new", nil)
+		w2.boot(old2)
+		wait, _ = w2.start(new2, "switch", 9, "missing")
+		wait()
+		w2.want(Refused, `the new system has no specialisation "missing"`, "", old2, old2)
+	})
+}
+
+// A guard that stops before a final state (killed, out of memory) is
+// finished by recover: rolled back while unconfirmed.
+func TestGuardRecover(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, cmd := w.start(new, "switch", 30, "")
+		w.waitState(Activated)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		wait()
+		w.recover()
+		w.want(RolledBack, "the guard stopped (state activated) before the activation was confirmed", "new test 0022\nold test 0022\n", old, old)
+	})
+}
+
+// Unguarded, the guard activates as nixos-rebuild does: the profile first
+// for switch and boot, then switch-to-configuration with the action.
+func TestGuardUnguarded(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		for _, action := range []string{"switch", "boot"} {
+			w := newWorld(t, sh)
+			old, new := w.system("old", map[string]int{"test": 4}), w.system("new", map[string]int{"switch": 4})
+			w.boot(old)
+			wait, _ := w.start(new, action, 0, "")
+			wait()
+			cur := new
+			want := "done 4"
+			if action == "boot" {
+				cur, want = old, "done 0"
+			}
+			w.want(Done, want[5:], "nix-env --set new\nnew "+action+" 0022\n", new, cur)
+		}
+	})
 }
 
 func TestParseStatus(t *testing.T) {
 	for in, want := range map[string]Status{
-		"activated\n":                 {State: Activated},
-		"rolled-back no confirmation": {State: RolledBack, Reason: "no confirmation"},
+		"activated\n":                 {State: Activated, Line: "activated"},
+		"rolled-back no confirmation": {State: RolledBack, Reason: "no confirmation", Line: "rolled-back no confirmation"},
 	} {
 		if got, err := ParseStatus(in); err != nil || got != want {
 			t.Errorf("%q: %+v %v", in, got, err)

@@ -163,10 +163,23 @@ type Deployment struct {
 	Tags            []string `json:"tags"`
 	SSH             SSH      `json:"ssh"`
 	Sudo            Sudo     `json:"sudo"`
-	// Rollback, HealthChecks and Reboot govern the activation (rebuild).
+	// Rollback, HealthChecks, Reboot and Activation govern the
+	// activation (rebuild).
 	Rollback     Rollback               `json:"rollback"`
 	HealthChecks map[string]HealthCheck `json:"health-checks"`
 	Reboot       Reboot                 `json:"reboot"`
+	Activation   Activation             `json:"activation"`
+}
+
+// Activation is what nixos-rebuild's options say about an activation:
+// force the boot loader's installation (--install-bootloader), activate a
+// specialisation (--specialisation), or keep the one the host runs, and
+// install into another profile (--profile-name).
+type Activation struct {
+	InstallBootloader  bool    `json:"install-bootloader"`
+	Specialisation     *string `json:"specialisation"`
+	KeepSpecialisation bool    `json:"keep-specialisation"`
+	ProfileName        *string `json:"profile-name"`
 }
 
 // Rollback makes a switch or test return to the previous system by itself

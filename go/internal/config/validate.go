@@ -393,6 +393,10 @@ func checkText(s string) error {
 	return nil
 }
 
+// specialisationRe matches the name of a specialisation or a profile: a
+// directory name in the system or the profiles' directory.
+var specialisationRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$`)
+
 func validateActivation(host string, d *Deployment) error {
 	fail := func(field, format string, args ...any) error {
 		return &Error{Host: host, Field: "deployment." + field, Msg: fmt.Sprintf(format, args...)}
@@ -408,6 +412,20 @@ func validateActivation(host string, d *Deployment) error {
 	}
 	if err := between("reboot.timeout", d.Reboot.Timeout, 10, 86400); err != nil {
 		return err
+	}
+	a := &d.Activation
+	if a.Specialisation != nil {
+		if !specialisationRe.MatchString(*a.Specialisation) {
+			return fail("activation.specialisation", "%q is not a specialisation's name (letters, digits, '_', '.', '+' and '-', not first)", *a.Specialisation)
+		}
+		if a.KeepSpecialisation {
+			e := fail("activation.keep-specialisation", "cannot be set with activation.specialisation").(*Error)
+			e.Hint = "name the specialisation to activate, or keep the one the host runs, not both"
+			return e
+		}
+	}
+	if a.ProfileName != nil && !specialisationRe.MatchString(*a.ProfileName) {
+		return fail("activation.profile-name", "%q is not a profile's name (letters, digits, '_', '.', '+' and '-', not first)", *a.ProfileName)
 	}
 	for _, name := range sortedKeys(d.HealthChecks) {
 		c := d.HealthChecks[name]

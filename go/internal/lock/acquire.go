@@ -62,6 +62,25 @@ func (e *HeldError) Hint() string {
 		stop, int(TTL.Seconds()), e.Dir)
 }
 
+// PendingError is the refusal of a host whose activation, by another run,
+// is not final yet: its guard waits for that run's confirmation, or rolls
+// back.
+type PendingError struct {
+	Target string // the host's name in the inventory
+	ID     string // the activation's
+	Status string // its status line
+	Run    string // the run that started it
+}
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("%s: an activation by another run (%s) is not finished: %s", e.Target, e.Run, e.Status)
+}
+
+// Hint says what to do.
+func (e *PendingError) Hint() string {
+	return fmt.Sprintf("it ends by itself: confirmed by that run, or rolled back within its window; deploy again then (/run/lollypops/activation/%s/status on the host says where it is)", e.ID)
+}
+
 // Error is a failure to take the lock for another reason than a holder.
 type Error struct {
 	Err  error
@@ -87,6 +106,28 @@ const mark = "lollypops-lock: "
 // remote turns a command for the host into the argv that runs it over c
 // (with sudo as the host's steps use it); nil uses c with the host's sudo.
 func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer, remote func(argv ...string) ([]string, error)) error {
+	return acquire(ctx, c, run, echo, remote, "join")
+}
+
+// Reacquire takes the lock again over a new connection c, after the one
+// its holder used was closed or dropped: it waits for that holder to go
+// (ending it if it lingers) and holds the lock itself, never joining a
+// holder that is about to give it up.
+func Reacquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer, remote func(argv ...string) ([]string, error)) error {
+	return acquire(ctx, c, run, echo, remote, "take")
+}
+
+// RunID is the run's id on the hosts: the deployer's host name and the run
+// directory. The lock's record and the activations carry it.
+func RunID(run *rundir.Dir) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return clean(host + ":" + run.Path)
+}
+
+func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer, remote func(argv ...string) ([]string, error), mode string) error {
 	if remote == nil {
 		remote = func(argv ...string) ([]string, error) {
 			cmd, err := ssh.Command(&c.Host.Deployment.Sudo, argv...)
@@ -114,7 +155,7 @@ func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 	defer stdin.Close()
 	me := Self(run, pid)
 	argv, err := remote("sh", "-c", holderScript, "lollypops-lock",
-		RootDir, strconv.Itoa(int(TTL.Seconds())), me.Run, me.User, me.Host, me.PID)
+		RootDir, strconv.Itoa(int(TTL.Seconds())), mode, me.Run, me.User, me.Host, me.PID)
 	if err != nil {
 		return err
 	}
@@ -190,6 +231,12 @@ func Acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		return a.err
 	case len(a.lines) > 0 && a.lines[0] == "ours" && werr == nil:
 		return nil
+	case len(a.lines) > 0 && a.lines[0] == "activation" && werr == nil:
+		p := &PendingError{Target: name}
+		if len(a.lines) > 3 {
+			p.ID, p.Status, p.Run = clean(a.lines[1]), clean(a.lines[2]), clean(a.lines[3])
+		}
+		return p
 	case len(a.lines) > 0 && a.lines[0] == "held" && werr == nil:
 		dir := RootDir
 		if len(a.lines) > 1 {
@@ -266,7 +313,7 @@ func Self(run *rundir.Dir, pid int) Holder {
 		name = "uid " + strconv.Itoa(os.Getuid())
 	}
 	return Holder{
-		Run:  clean(host + ":" + run.Path),
+		Run:  RunID(run),
 		User: clean(name),
 		Host: clean(host),
 		PID:  strconv.Itoa(pid),

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,12 +23,18 @@ type holder struct {
 
 func startHolder(t *testing.T, shell, root, ttl, run string) *holder {
 	t.Helper()
+	return startHolderMode(t, shell, root, ttl, "join", run)
+}
+
+func startHolderMode(t *testing.T, shell, root, ttl, mode, run string) *holder {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &holder{stdin: w}
-	h.cmd = exec.Command(shell, "-c", holderScript, "lollypops-lock", root, ttl, run, "alice", "laptop", "1234")
+	argv := append(strings.Fields(shell), "-c", holderScript, "lollypops-lock", root, ttl, mode, run, "alice", "laptop", "1234")
+	h.cmd = exec.Command(argv[0], argv[1:]...)
 	h.cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(root))
 	h.cmd.Stdin = r
 	h.cmd.Stderr = &h.err
@@ -89,11 +96,16 @@ func lockDir(t *testing.T) string {
 	return filepath.Join(base, UserDirName) // $HOME is set to base
 }
 
+// shells are the sh a host may have that can run the holder: bash (sh on
+// NixOS), dash and busybox sh. (mksh closes the descriptors flock needs on
+// exec; see holder.sh.)
 func shells(t *testing.T) []string {
 	var out []string
-	for _, s := range []string{"sh", "dash", "bash"} {
-		if p, err := exec.LookPath(s); err == nil {
-			out = append(out, p)
+	for _, s := range []string{"bash", "dash", "busybox sh"} {
+		if p, err := exec.LookPath(strings.Fields(s)[0]); err == nil {
+			out = append(out, p+strings.TrimPrefix(s, strings.Fields(s)[0]))
+		} else if os.Getenv("LOLLYPOPS_CI") == "1" {
+			t.Fatalf("%s is not installed", s)
 		}
 	}
 	return out
@@ -101,7 +113,7 @@ func shells(t *testing.T) []string {
 
 func TestHolderScript(t *testing.T) {
 	for _, shell := range shells(t) {
-		t.Run(filepath.Base(shell), func(t *testing.T) {
+		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
 			dir := lockDir(t)
 			a := startHolder(t, shell, dir, "60", "laptop:/tmp/run-a")
 			if got := a.line(t); got != "ok" {
@@ -122,8 +134,8 @@ func TestHolderScript(t *testing.T) {
 				t.Fatalf("second run: %q", got)
 			}
 			rec := b.rest(t)
-			if len(rec) != 6 || rec[0] != dir || rec[1] != "laptop:/tmp/run-a" || rec[2] != "alice" ||
-				rec[3] != "laptop" || rec[4] != "1234" || !strings.HasSuffix(rec[5], " UTC") {
+			if len(rec) != 7 || rec[0] != dir || rec[1] != "laptop:/tmp/run-a" || rec[2] != "alice" ||
+				rec[3] != "laptop" || rec[4] != "1234" || !strings.HasSuffix(rec[5], " UTC") || rec[6] != fmt.Sprint(a.cmd.Process.Pid) {
 				t.Errorf("record: %q", rec)
 			}
 			// The keeper's side ends: the holder leaves, and takes its record.
@@ -231,6 +243,90 @@ func TestHolderRefusesUnsafeDirectory(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "elsewhere", "lock")); err == nil {
 				t.Error("lock created through the symlink")
+			}
+		})
+	}
+}
+
+// A run that reconnected takes the lock over from its earlier holder,
+// which is going (its connection is gone) or lingers: it never answers
+// "ours" on the strength of a record whose holder is leaving.
+func TestHolderTakeOver(t *testing.T) {
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
+			dir := lockDir(t)
+			a := startHolder(t, shell, dir, "60", "run-a")
+			if got := a.line(t); got != "ok" {
+				t.Fatalf("%q; stderr: %s", got, a.err.String())
+			}
+			// The old connection is gone: its holder leaves while the
+			// new one takes over.
+			go func() { time.Sleep(300 * time.Millisecond); a.stdin.Close() }()
+			b := startHolderMode(t, shell, dir, "60", "take", "run-a")
+			if got := b.line(t); got != "ok" {
+				t.Fatalf("take over a leaving holder: %q; stderr: %s", got, b.err.String())
+			}
+			a.rest(t)
+			// The new holder holds it: another run is refused, and its
+			// record names the new holder.
+			c := startHolder(t, shell, dir, "60", "run-c")
+			if got := c.line(t); got != "held" {
+				t.Fatalf("another run: %q", got)
+			}
+			if rec := c.rest(t); len(rec) < 7 || rec[6] != fmt.Sprint(b.cmd.Process.Pid) {
+				t.Errorf("record %q, want holder pid %d", rec, b.cmd.Process.Pid)
+			}
+			// A holder that lingers (its connection hangs) is ended.
+			d := startHolderMode(t, shell, dir, "60", "take", "run-a")
+			if got := d.line(t); got != "ok" {
+				t.Fatalf("take over a lingering holder: %q; stderr: %s", got, d.err.String())
+			}
+			b.stdin.Close() // its orphaned reader ends with it
+			if err := b.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "terminated") {
+				t.Errorf("the lingering holder: %v", err)
+			}
+		})
+	}
+}
+
+// An activation of another run that is not final, whose guard runs,
+// keeps every other run off the host; the run's own does not.
+func TestHolderRefusesDuringAnotherRunsActivation(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("activations are root's")
+	}
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
+			dir := lockDir(t)
+			bin := t.TempDir()
+			os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\n[ \"$3\" = lollypops-activation-abc ]\n"), 0o755)
+			act := filepath.Join(dir, "activation", "abc")
+			os.MkdirAll(act, 0o700)
+			os.WriteFile(filepath.Join(act, "status"), []byte("activated\n"), 0o600)
+			os.WriteFile(filepath.Join(act, "run"), []byte("run-a\n"), 0o600)
+			start := func(run string) *holder {
+				h := startHolder(t, shell, dir, "60", run)
+				return h
+			}
+			t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+			b := start("run-b")
+			if got := b.line(t); got != "activation" {
+				t.Fatalf("another run: %q; stderr: %s", got, b.err.String())
+			}
+			if rest := b.rest(t); len(rest) != 3 || rest[0] != "abc" || rest[1] != "activated" || rest[2] != "run-a" {
+				t.Errorf("answer %q", rest)
+			}
+			a := start("run-a")
+			if got := a.line(t); got != "ok" {
+				t.Errorf("the activation's own run: %q", got)
+			}
+			a.stdin.Close()
+			a.rest(t)
+			// Final, or its guard gone: no longer in the way.
+			os.WriteFile(filepath.Join(act, "status"), []byte("confirmed\n"), 0o600)
+			c := start("run-c")
+			if got := c.line(t); got != "ok" {
+				t.Errorf("after the activation: %q", got)
 			}
 		})
 	}

@@ -56,6 +56,36 @@ type Record struct {
 	// RolledBack is why the host returned to its previous system by
 	// itself after this step's activation (docs/activation.md).
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
+	// Activation is what the step's activation did.
+	Activation *Activation `json:"activation,omitempty"`
+}
+
+// Activation is what a rebuild's activation did on the host, as its
+// switch-to-configuration said (docs/report.md).
+type Activation struct {
+	Action         string `json:"action"`
+	Specialisation string `json:"specialisation,omitempty"`
+	// DurationMS is how long switch-to-configuration ran.
+	DurationMS int64 `json:"duration_ms"`
+	Units      Units `json:"units"`
+	// NewlyFailed are the failed units that had not failed before the
+	// activation; Units.Failed has all of them.
+	NewlyFailed []string `json:"newly_failed,omitempty"`
+	Rebooted    bool     `json:"rebooted"`
+	// RebootPending says why the host should reboot to run all of what it
+	// was given, when the run did not reboot it.
+	RebootPending string `json:"reboot_pending,omitempty"`
+}
+
+// Units are the units switch-to-configuration stopped, reloaded,
+// restarted, started, found new, and found failed.
+type Units struct {
+	Stopped   []string `json:"stopped,omitempty"`
+	Reloaded  []string `json:"reloaded,omitempty"`
+	Restarted []string `json:"restarted,omitempty"`
+	Started   []string `json:"started,omitempty"`
+	New       []string `json:"new,omitempty"`
+	Failed    []string `json:"failed,omitempty"`
 }
 
 // Rollback is a host's return to its previous system.
@@ -64,6 +94,9 @@ type Rollback struct {
 	// Failed is set when the rollback itself failed: the host needs a
 	// person.
 	Failed bool `json:"failed"`
+	// FailedUnits are units that failed in the previous system again:
+	// the host runs it, degraded.
+	FailedUnits []string `json:"failed_units,omitempty"`
 }
 
 // Command is a program that failed.

@@ -65,6 +65,8 @@ type Host struct {
 	System string `json:"system,omitempty"`
 	// RolledBack says why the host returned to its previous system.
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
+	// Activation is what its rebuild's activation did.
+	Activation *Activation `json:"activation,omitempty"`
 	// Secrets are the secret files written on the host in this run.
 	Secrets []Secret `json:"secrets"`
 	Steps   []Step   `json:"steps"`
@@ -72,20 +74,21 @@ type Host struct {
 
 // Step is what happened in one step of a host.
 type Step struct {
-	Name          string     `json:"name"`
-	Task          string     `json:"task"`
-	Status        string     `json:"status"`
-	Start         *time.Time `json:"start,omitempty"`
-	DurationMS    *int64     `json:"duration_ms,omitempty"`
-	ExitCode      *int       `json:"exit_code,omitempty"`
-	Error         string     `json:"error,omitempty"`
-	Hint          string     `json:"hint,omitempty"`
-	Note          string     `json:"note,omitempty"`
-	FailedCommand *Command   `json:"failed_command,omitempty"`
-	StorePath     string     `json:"store_path,omitempty"`
-	System        string     `json:"system,omitempty"`
-	Secrets       []Secret   `json:"secrets,omitempty"`
-	RolledBack    *Rollback  `json:"rolled_back,omitempty"`
+	Name          string      `json:"name"`
+	Task          string      `json:"task"`
+	Status        string      `json:"status"`
+	Start         *time.Time  `json:"start,omitempty"`
+	DurationMS    *int64      `json:"duration_ms,omitempty"`
+	ExitCode      *int        `json:"exit_code,omitempty"`
+	Error         string      `json:"error,omitempty"`
+	Hint          string      `json:"hint,omitempty"`
+	Note          string      `json:"note,omitempty"`
+	FailedCommand *Command    `json:"failed_command,omitempty"`
+	StorePath     string      `json:"store_path,omitempty"`
+	System        string      `json:"system,omitempty"`
+	Secrets       []Secret    `json:"secrets,omitempty"`
+	RolledBack    *Rollback   `json:"rolled_back,omitempty"`
+	Activation    *Activation `json:"activation,omitempty"`
 }
 
 // Build compares the steps each host was to run (in order) with the
@@ -106,9 +109,12 @@ func Build(hosts []string, planned map[string][]string, records map[string]map[s
 			}
 			s.ExitCode, s.Error, s.Hint, s.Note = r.ExitCode, r.Error, r.Hint, r.Note
 			s.FailedCommand, s.StorePath, s.System, s.Secrets = r.FailedCommand, r.StorePath, r.System, r.Secrets
-			s.RolledBack = r.RolledBack
+			s.RolledBack, s.Activation = r.RolledBack, r.Activation
 			if r.RolledBack != nil {
 				h.RolledBack = r.RolledBack
+			}
+			if r.Activation != nil {
+				h.Activation = r.Activation
 			}
 			if !r.Start.IsZero() {
 				t := r.Start.UTC()

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,252 +10,590 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/activation"
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
-	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/lock"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
 // ownActivation reports whether the rebuild builds and activates the system
-// itself instead of running nixos-rebuild on the host: always with local
-// evaluation (build here, copy the closure, activate), and for a switch or
+// itself (package activation) instead of running nixos-rebuild on the
+// host: with local evaluation (build here, copy the closure, activate),
+// with reboots, to keep the running specialisation, and for a switch or
 // test with rollback enabled (the guard must own the activation).
 func ownActivation(e *Env) bool {
 	d := &e.Host.Deployment
-	return d.LocalEvaluation || d.Reboot.Enable || (d.Rollback.Enable && guarded(e))
+	return d.LocalEvaluation || d.Reboot.Enable || d.Activation.KeepSpecialisation || guarded(e)
 }
 
-// guarded reports whether the activation runs under the guard, which rolls
-// it back by itself.
+// guarded reports whether the activation runs under the guard's
+// protection: confirmed by the deployer, or rolled back by the host.
 func guarded(e *Env) bool {
 	return e.Host.Deployment.Rollback.Enable && (e.Action == "switch" || e.Action == "test")
+}
+
+// window is how long the guard waits for the confirmation after the
+// activation ended: confirm-timeout for the deployer to reach the host
+// again, plus the worst case of the health checks (every attempt of every
+// check timing out), so that a slow but healthy service is not rolled
+// back for the checks' own length.
+func window(d *config.Deployment) time.Duration {
+	return time.Duration(d.Rollback.ConfirmTimeout)*time.Second + checksBudget(d.HealthChecks)
+}
+
+// checksBudget is the longest the health checks can take.
+func checksBudget(checks map[string]config.HealthCheck) time.Duration {
+	var s int
+	for _, c := range checks {
+		s += (c.Retries+1)*c.Timeout + c.Retries*c.Interval
+	}
+	return time.Duration(s) * time.Second
 }
 
 // RolledBack is a rebuild whose host returned to its previous system.
 type RolledBack struct {
 	Reason string
 	Failed bool // the rollback itself failed: the host needs a person
+	// Units are units that failed in the previous system again: the
+	// host runs it, degraded.
+	Units []string
 }
 
 func (e *RolledBack) Error() string {
 	if e.Failed {
 		return "the rollback failed after: " + e.Reason
 	}
-	return "rolled back to the previous system: " + e.Reason
+	msg := "rolled back to the previous system: " + e.Reason
+	if len(e.Units) > 0 {
+		msg += fmt.Sprintf(" (it runs again, degraded: %s failed there too)", strings.Join(e.Units, ", "))
+	}
+	return msg
+}
+
+// Activated is what an activation did, for the summary and the report.
+type Activated struct {
+	Action         string
+	Specialisation string
+	// Duration is how long switch-to-configuration ran.
+	Duration time.Duration
+	Units    activation.Units
+	// NewlyFailed are the failed units that had not failed before.
+	NewlyFailed []string
+	Rebooted    bool
+	// RebootPending says why the host should reboot to run what it was
+	// given (a new kernel, initrd or kernel modules; a boot; a new init),
+	// when the run did not reboot it.
+	RebootPending string
+}
+
+// Note is the summary's word on the activation.
+func (a *Activated) Note() string {
+	parts := []string{a.Action}
+	if a.Specialisation != "" {
+		parts[0] += " of specialisation " + a.Specialisation
+	}
+	if len(a.NewlyFailed) > 0 {
+		parts = append(parts, "failed: "+strings.Join(a.NewlyFailed, ", "))
+	}
+	if a.Rebooted {
+		parts = append(parts, "rebooted")
+	}
+	if a.RebootPending != "" {
+		parts = append(parts, "reboot pending: "+a.RebootPending)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rebuildOwn builds the system (here or on the host), puts it on the host
-// and activates it: under the guard for a guarded action, directly
-// otherwise.
-func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
+// and activates it through the guard.
+func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Activated, error) {
 	h := e.Host
 	d := &h.Deployment
 	id, err := newID()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var system string
 	if d.LocalEvaluation {
 		if system, err = buildHere(ctx, e); err != nil {
-			return "", err
+			return nil, err
 		}
 		if e.Action == "build" {
 			e.printf("built %s (not copied: REBUILD_ACTION=build)", system)
-			return "build", nil
+			return &Activated{Action: "build"}, nil
 		}
 		if err := e.copyClosure(ctx, c, system); err != nil {
-			return "", err
+			return nil, err
 		}
-		if err := e.hostRun(ctx, c, "preparing the activation", activation.PrepareArgv(id)); err != nil {
-			return "", err
+		if err := e.prepare(ctx, c, id); err != nil {
+			return nil, err
 		}
 		out, err := e.hostOutput(ctx, c, "registering the system", activation.PinArgv(id, system))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if system, err = activation.ParseSystem(out); err != nil {
-			return "", err
+			return nil, err
 		}
 	} else {
-		if err := e.hostRun(ctx, c, "preparing the activation", activation.PrepareArgv(id)); err != nil {
-			return "", err
+		if err := e.prepare(ctx, c, id); err != nil {
+			return nil, err
 		}
 		e.printf("building the system of %s on the host", h.Name)
 		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
 		if err != nil {
-			return "", &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
+			e.cleanup(ctx, c, id)
+			return nil, &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}
 		if system, err = activation.ParseSystem(out); err != nil {
-			return "", err
+			return nil, err
 		}
 		if e.Action == "build" {
+			e.cleanup(ctx, c, id)
 			e.printf("built %s", system)
-			return "build", nil
+			return &Activated{Action: "build"}, nil
 		}
 	}
-	note, err := e.activate(ctx, c, id, system)
+	act, err := e.activate(ctx, c, id, system, e.Action)
+	var nr *needsReboot
+	if errors.As(err, &nr) && d.Reboot.Enable && e.Action == "switch" {
+		// A new init: nothing was activated. Make it the boot default and
+		// reboot into it.
+		e.printf("%s needs a reboot to run the new system (%s): making it the boot default", h.Name, nr.reason)
+		bootID, ierr := newID()
+		if ierr != nil {
+			return nil, ierr
+		}
+		if err := e.prepare(ctx, c, bootID); err != nil {
+			return nil, err
+		}
+		if _, err := e.hostOutput(ctx, c, "registering the system", activation.PinArgv(bootID, system)); err != nil {
+			return nil, err
+		}
+		if act, err = e.activate(ctx, c, bootID, system, "boot"); err != nil {
+			return nil, err
+		}
+		act.Action = "switch"
+		return act, e.rebootInto(ctx, c, bootID, system, "the new system's init needs a reboot", act, out)
+	}
 	if err != nil {
-		return "", err
+		return act, err
 	}
-	why, err := e.needsReboot(ctx, c, system)
+	why, err := e.rebootReason(ctx, c, system)
 	if err != nil || why == "" {
-		return note, err
+		return act, err
 	}
+	if !d.Reboot.Enable {
+		act.RebootPending = why
+		e.printf("%s should reboot to run all of the new system (%s); lollypops.deployment.reboot.enable lets lollypops do it", h.Name, why)
+		return act, nil
+	}
+	return act, e.rebootInto(ctx, c, id, system, why, act, out)
+}
+
+// rebootInto reboots the host into system, then restores the secrets the
+// reboot lost and runs the health checks again.
+func (e *Env) rebootInto(ctx context.Context, c *ssh.Client, id, system, why string, act *Activated, out *Outcome) error {
 	if err := e.reboot(ctx, c, id, system, why); err != nil {
-		return "", err
+		return err
+	}
+	act.Rebooted = true
+	if err := e.restoreSecrets(ctx, c, out); err != nil {
+		return fmt.Errorf("after the reboot: %w", err)
 	}
 	if err := e.healthChecks(ctx, c); err != nil {
-		return "", &Hinted{Err: fmt.Errorf("after the reboot: %w", err), Hint: "the host runs the new system; roll back with REBUILD_ACTION and an earlier flake, or nixos-rebuild switch --rollback on the host"}
+		return &Hinted{Err: fmt.Errorf("after the reboot: %w", err), Hint: "the host runs the new system; roll back with REBUILD_ACTION and an earlier flake, or nixos-rebuild switch --rollback on the host"}
 	}
-	return note + ", rebooted", nil
+	return nil
 }
 
-// activate activates system, under the guard or directly.
-func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system string) (string, error) {
-	if guarded(e) {
-		return e.guard(ctx, c, id, system)
+// needsReboot is an activation that activated nothing because the new
+// system's init needs a reboot (switch-to-configuration's exit 100).
+type needsReboot struct{ reason string }
+
+func (e *needsReboot) Error() string {
+	return "the new system needs a reboot to take effect: " + e.reason
+}
+
+// prepare makes the activation's state directory on the host.
+func (e *Env) prepare(ctx context.Context, c *ssh.Client, id string) error {
+	return e.hostRun(ctx, c, "preparing the activation", activation.PrepareArgv(id, lock.RunID(e.Run)))
+}
+
+// cleanup removes the activation's state directory, once its outcome is
+// read; it runs even after an interrupt.
+func (e *Env) cleanup(ctx context.Context, c *ssh.Client, id string) {
+	if argv, err := e.remote(c, activation.CleanupArgv(id)...); err == nil {
+		e.Runner.Run(context.WithoutCancel(ctx), execx.Cmd{Argv: argv, Stderr: io.Discard})
 	}
-	e.printf("activating %s (%s)", system, e.Action)
-	argv, err := e.remote(c, "sh", "-c", directScript, "lollypops-activate", system, e.Action, activation.Profile)
-	if err != nil {
-		return "", err
+}
+
+// params is what the guard of this step's activation is asked to do.
+func (e *Env) params(system, action string) activation.Params {
+	d := &e.Host.Deployment
+	p := activation.Params{
+		System:            system,
+		Action:            action,
+		InstallBootloader: d.Activation.InstallBootloader,
+		NoCheck:           os.Getenv("NIXOS_NO_CHECK") == "1",
 	}
-	e.protect(true)
-	err = e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true})
-	e.protect(false)
-	if err != nil {
-		return "", &Hinted{Err: fmt.Errorf("switch-to-configuration %s: %w", e.Action, err), Hint: "its output is above"}
+	if d.Activation.ProfileName != nil {
+		p.Profile = activation.ProfilePath(*d.Activation.ProfileName)
+	} else {
+		p.Profile = activation.ProfilePath("")
 	}
-	if plan.Activates(e.Action) {
-		if err := e.healthChecks(ctx, c); err != nil {
-			return "", err
+	if action == "switch" || action == "test" {
+		switch {
+		case d.Activation.Specialisation != nil:
+			p.Specialisation = *d.Activation.Specialisation
+		case d.Activation.KeepSpecialisation:
+			p.Specialisation = activation.Keep
 		}
 	}
-	return e.Action, nil
+	if d.Rollback.Enable && (action == "switch" || action == "test") {
+		p.Window = window(d)
+	}
+	return p
 }
 
-// directScript activates without the guard, as nixos-rebuild does.
-const directScript = `set -u
-case $2 in switch | boot) nix-env -p "$3" --set "$1" || exit 1 ;; esac
-exec "$1/bin/switch-to-configuration" "$2"`
-
-// guard runs the activation under the guard and sees it through: wait
-// until it is activated, reach the host again over a new connection, run
-// the health checks, and confirm — or let the host roll back.
-func (e *Env) guard(ctx context.Context, c *ssh.Client, id, system string) (string, error) {
+// activate activates system on the host through its guard (package
+// activation) and sees it through: guarded, it waits until the system is
+// activated, reaches the host again over a connection opened after that,
+// runs the health checks, and confirms — or lets the host roll back.
+func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action string) (*Activated, error) {
 	h := e.Host
-	timeout := time.Duration(h.Deployment.Rollback.ConfirmTimeout) * time.Second
-	e.printf("activating %s (%s); %s rolls back by itself unless confirmed within %s", system, e.Action, h.Name, timeout)
-	if err := e.hostRun(ctx, c, "starting the activation", activation.GuardArgv(id, system, e.Action, timeout)); err != nil {
-		return "", &Hinted{Err: err, Hint: "the activation runs as a transient systemd service (systemd-run); set lollypops.deployment.rollback.enable = false to activate without it"}
+	p := e.params(system, action)
+	w := &watcher{e: e, c: c, id: id, last: string(activation.Starting), window: p.Window}
+	// The state directory goes once its outcome is read, or when no
+	// guard ever ran; while a guard runs, it needs it, and the next
+	// run's prepare removes it once final.
+	defer func() {
+		if w.final || !w.started {
+			e.cleanup(ctx, c, id)
+		}
+	}()
+	if p.Window > 0 {
+		e.printf("activating %s (%s); %s returns to its previous system by itself unless confirmed within %s of the activation's end",
+			system, action, h.Name, p.Window)
+	} else {
+		e.printf("activating %s (%s)", system, action)
 	}
+	if err := e.hostRun(ctx, c, "starting the activation", activation.StartArgv(id, p)); err != nil {
+		return nil, &Hinted{Err: err, Hint: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
+	}
+	w.started = true
+	// An activation cut short can leave a host half-switched: the first
+	// Ctrl-C waits for it (see the step binary).
 	e.protect(true)
 	defer e.protect(false)
-	started := time.Now()
-	st, err := e.pollStatus(ctx, c, id, func(s activation.Status) bool { return s.State != activation.Activating })
+	defer w.flush()
+	st, err := w.until(ctx, func(s activation.Status) bool {
+		return s.State != activation.Starting && s.State != activation.Activating
+	})
 	if err != nil {
-		// The connection died during the switch: reconnect below.
-		e.printf("lost the connection during the activation: %v", err)
+		return nil, err
 	}
-	if err == nil && st.Final() {
-		e.showLog(ctx, c, id)
-		return "", e.outcome(st)
+	act := &Activated{Action: action}
+	rep := activation.ParseReport(st.Result, w.log.String())
+	act.Specialisation, act.Duration, act.Units, act.NewlyFailed = rep.Specialisation, rep.Duration, rep.Units, rep.NewlyFailed()
+	if st.Status.State == activation.Done {
+		return act, e.unguardedOutcome(ctx, c, act, st, rep)
 	}
-	// Reachable again? A new connection proves it; the old one may have
-	// survived a broken sshd.
-	e.printf("activated; checking that %s can be reached again", h.Name)
-	c.Close(ctx)
-	deadline := started.Add(timeout - 2*time.Second)
-	if err := e.reconnect(ctx, c, deadline); err != nil {
-		e.printf("cannot reach %s again: %v; it rolls back by itself", h.Name, err)
-		// Wait for the rollback, to report it.
-		if rerr := e.reconnect(ctx, c, started.Add(timeout+90*time.Second)); rerr != nil {
-			return "", &Hinted{Err: fmt.Errorf("unreachable after the activation (%v); the host rolls back by itself %s after it started", err, timeout),
-				Hint: "check the host's console; the rollback's status is in " + activation.Dir(id) + "/status"}
-		}
-		st, perr := e.pollStatus(ctx, c, id, activation.Status.Final)
-		e.showLog(ctx, c, id)
-		if perr != nil {
-			return "", perr
-		}
-		o := e.outcome(st)
-		var rb *RolledBack
-		if errors.As(o, &rb) {
-			rb.Reason += fmt.Sprintf(" (the deployer could not reconnect: %v)", err)
-		}
-		return "", o
+	if st.Status.Final() {
+		return act, e.outcome(st, w)
 	}
-	// The deploy lock's session ended with the old connection.
-	if err := e.lock(ctx, c); err != nil {
-		e.printf("%v; the activation is not confirmed, and rolls back", err)
-		return "", err
+	// Activated: waiting for the confirmation.
+	e.activatedMessage(act, rep)
+	if !w.freshConnection {
+		// A connection opened after the activation proves that the new
+		// system's sshd lets the deployer in; the old one may have
+		// survived a broken sshd.
+		e.printf("activated; checking that %s can be reached again", h.Name)
+		c.Close(ctx)
+		if err := w.reconnect(ctx, st); err != nil {
+			return act, w.unreachable(ctx, err)
+		}
 	}
 	if cerr := e.healthChecks(ctx, c); cerr != nil {
 		e.printf("%v; rolling back", cerr)
 		if err := e.hostRun(ctx, c, "asking for the rollback", activation.AbortArgv(id, cerr.Error())); err != nil {
-			return "", err
+			return act, err
 		}
-		st, err := e.pollStatus(ctx, c, id, activation.Status.Final)
-		e.showLog(ctx, c, id)
+		st, err := w.until(ctx, activation.Status.Final)
 		if err != nil {
-			return "", err
+			return act, err
 		}
-		return "", e.outcome(st)
+		return act, e.outcome(st, w)
 	}
 	if err := e.hostRun(ctx, c, "confirming the activation", activation.ConfirmArgv(id)); err != nil {
-		return "", err
+		return act, err
 	}
-	st, err = e.pollStatus(ctx, c, id, activation.Status.Final)
-	e.showLog(ctx, c, id)
-	if err != nil {
-		return "", err
+	if st, err = w.until(ctx, activation.Status.Final); err != nil {
+		return act, err
 	}
-	if st.State != activation.Confirmed {
-		return "", e.outcome(st)
+	if st.Status.State != activation.Confirmed {
+		return act, e.outcome(st, w)
 	}
 	e.printf("confirmed: %s runs %s", h.Name, system)
-	return e.Action, nil
+	return act, nil
 }
 
-func (e *Env) outcome(st activation.Status) error {
+// activatedMessage says what the activation did to the units.
+func (e *Env) activatedMessage(act *Activated, rep activation.Report) {
+	var parts []string
+	if act.Duration > 0 {
+		parts = append(parts, "in "+act.Duration.String())
+	}
+	if n := len(act.Units.Restarted) + len(act.Units.Started) + len(act.Units.Reloaded); n > 0 {
+		parts = append(parts, plural(n, "unit")+" restarted, started or reloaded")
+	}
+	if len(act.NewlyFailed) > 0 {
+		parts = append(parts, "failed: "+strings.Join(act.NewlyFailed, ", ")+" (the health checks decide)")
+	}
+	if old := slices.DeleteFunc(slices.Clone(act.Units.Failed), func(u string) bool { return slices.Contains(act.NewlyFailed, u) }); len(old) > 0 {
+		parts = append(parts, "failing before too: "+strings.Join(old, ", "))
+	}
+	if len(parts) > 0 {
+		e.printf("activated %s", strings.Join(parts, "; "))
+	}
+}
+
+// unguardedOutcome reads an activation without the guard's protection, as
+// nixos-rebuild would have left it; the health checks run after a
+// successful one.
+func (e *Env) unguardedOutcome(ctx context.Context, c *ssh.Client, act *Activated, w activation.Watch, rep activation.Report) error {
+	action := act.Action
+	switch rep.ExitCode {
+	case 0, 4:
+		if rep.ExitCode == 4 {
+			e.activatedMessage(act, rep)
+		}
+		if action == "switch" || action == "test" {
+			if err := e.healthChecks(ctx, c); err != nil {
+				return &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
+			}
+		}
+		return nil
+	case 100:
+		if action == "switch" {
+			// As nixos-rebuild leaves it: the boot default, not running.
+			act.RebootPending = "the new system's init needs a reboot"
+			return &needsReboot{reason: "its init is incompatible with the running one's; it is the boot default"}
+		}
+		return &Hinted{Err: &needsReboot{reason: "its init is incompatible with the running one's"},
+			Hint: "a test cannot activate it; deploy with REBUILD_ACTION=boot and reboot the host"}
+	}
+	return &Hinted{Err: fmt.Errorf("switch-to-configuration %s failed (exit %d)", action, rep.ExitCode), Hint: "its output is above"}
+}
+
+// outcome is the error of a final state other than confirmed.
+func (e *Env) outcome(w activation.Watch, wt *watcher) error {
+	st := w.Status
 	switch st.State {
 	case activation.Confirmed:
 		return nil
 	case activation.RollbackFailed:
 		return &Hinted{Err: &RolledBack{Reason: st.Reason, Failed: true},
 			Hint: "the host may run a mix of both systems: look at it now (nixos-rebuild list-generations, journalctl)"}
+	case activation.RolledBack:
+		rb := &RolledBack{Reason: st.Reason}
+		if w.Result["rollback_rc"] == "4" {
+			if runs := activation.ParseUnits(wt.log.String()); len(runs) > 0 {
+				rb.Units = runs[len(runs)-1].Failed
+			}
+		}
+		return &Hinted{Err: rb, Hint: "the activation's output is above; the host runs, and boots, what it did before"}
+	case activation.Refused:
+		hint := "nothing was activated: the host runs, and boots, what it did before; the output is above"
+		switch {
+		case strings.Contains(wt.log.String(), "Pre-switch checks failed"):
+			hint = "the new system's pre-switch checks refused it (their output is above); NIXOS_NO_CHECK=1 in lollypops' environment skips them"
+		case strings.Contains(st.Reason, "lock"):
+			hint = "another switch-to-configuration ran on the host (nixos-rebuild, system.autoUpgrade); deploy again once it is done"
+		case strings.Contains(st.Reason, "specialisation"):
+			hint = "lollypops.deployment.activation.specialisation names one of the system's specialisations"
+		}
+		return &Hinted{Err: fmt.Errorf("not activated: %s", st.Reason), Hint: hint}
+	case activation.NeedsReboot:
+		return &Hinted{Err: &needsReboot{reason: "its init is incompatible with the running one's; nothing was activated"},
+			Hint: "deploy with REBUILD_ACTION=boot and reboot the host, or set lollypops.deployment.reboot.enable to let lollypops do it"}
+	case activation.Superseded:
+		return &Hinted{Err: fmt.Errorf("not confirmed: %s", st.Reason),
+			Hint: "another switch ran on the host during the activation; look at what it runs (nixos-rebuild list-generations)"}
 	}
-	return &Hinted{Err: &RolledBack{Reason: st.Reason}, Hint: "the activation's output is above; the new system is still a generation of the profile"}
+	return fmt.Errorf("unexpected activation status %q", st.Line)
 }
 
-// pollStatus reads the guard's status until done says so.
-func (e *Env) pollStatus(ctx context.Context, c *ssh.Client, id string, done func(activation.Status) bool) (activation.Status, error) {
-	argv, err := e.remote(c, activation.StatusArgv(id)...)
-	if err != nil {
-		return activation.Status{}, err
+// The watcher follows one activation's guard from the deployer.
+type watcher struct {
+	e      *Env
+	c      *ssh.Client
+	id     string
+	window time.Duration
+	// last is the status line last seen, offset how much of the log.
+	last   string
+	offset int64
+	// log is the whole log; partial the end of it not yet shown.
+	log, partial bytes.Buffer
+	// contact is when the host last answered; remaining how long the
+	// guard still waited then.
+	contact   time.Time
+	remaining time.Duration
+	activated bool
+	// freshConnection is set once the connection was opened after the
+	// activation was seen to end.
+	freshConnection bool
+	recovering      bool
+	// started: the guard was started; final: its final state was read.
+	started, final bool
+}
+
+// watchMax is how long one watch waits on the host.
+const watchMax = 5 * time.Second
+
+// until watches the activation until done says so or its state is final,
+// reconnecting when the connection drops, and finishing it with a
+// recovery unit when its guard stops without a final state.
+func (w *watcher) until(ctx context.Context, done func(activation.Status) bool) (activation.Watch, error) {
+	if w.contact.IsZero() {
+		w.contact = time.Now()
 	}
 	for {
-		out, err := e.Runner.Output(ctx, execx.Cmd{Argv: argv, Stderr: e.Stderr})
-		if err != nil {
-			return activation.Status{}, err
+		st, err := w.watch(ctx)
+		if err == nil {
+			if st.Status.Final() || done(st.Status) {
+				return st, nil
+			}
+			if !st.Alive {
+				if err := w.recover(ctx, st); err != nil {
+					return st, err
+				}
+			}
+			continue
 		}
-		st, err := activation.ParseStatus(string(out))
-		if err != nil {
-			return st, err
-		}
-		if done(st) {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return st, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		}
+		w.e.printf("lost the connection to %s during the activation (%v); connecting again", w.e.Host.Name, err)
+		w.c.Close(ctx)
+		if err := w.reconnect(ctx, activation.Watch{}); err != nil {
+			return st, w.unreachable(ctx, err)
 		}
 	}
+}
+
+// watch runs one watch on the host.
+func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
+	e := w.e
+	argv, err := e.remote(w.c, activation.WatchArgv(w.id, w.last, w.offset, watchMax)...)
+	if err != nil {
+		return activation.Watch{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, watchMax+30*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stderr: &stderr})
+	if err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, lastLine(msg))
+		}
+		return activation.Watch{}, err
+	}
+	st, err := activation.ParseWatch(out)
+	if err != nil {
+		return st, err
+	}
+	w.contact = time.Now()
+	w.last, w.offset, w.final = st.Status.Line, st.Offset, st.Status.Final()
+	w.log.Write(st.Log)
+	w.show(st.Log)
+	if st.Status.State == activation.Activated {
+		w.activated = true
+		if r, ok := st.Remaining(); ok {
+			w.remaining = r
+		}
+	}
+	return st, nil
+}
+
+// show prints the log's complete lines.
+func (w *watcher) show(b []byte) {
+	w.partial.Write(b)
+	for {
+		line, err := w.partial.ReadString('\n')
+		if err != nil {
+			w.partial.Reset()
+			w.partial.WriteString(line)
+			return
+		}
+		fmt.Fprint(w.e.Stderr, line)
+	}
+}
+
+// flush prints what is left of the log.
+func (w *watcher) flush() {
+	if w.partial.Len() > 0 {
+		fmt.Fprintln(w.e.Stderr, w.partial.String())
+		w.partial.Reset()
+	}
+}
+
+// recover starts the recovery unit of an activation whose guard stopped
+// without a final state.
+func (w *watcher) recover(ctx context.Context, st activation.Watch) error {
+	if w.recovering {
+		return &Hinted{Err: fmt.Errorf("the activation's guard and its recovery stopped without finishing (status %q)", st.Status.Line),
+			Hint: "look at the host now: " + activation.Dir(w.id) + " has the activation's state and log"}
+	}
+	w.recovering = true
+	w.e.printf("the activation's guard on %s stopped in state %q without finishing (killed, or out of memory); finishing it",
+		w.e.Host.Name, st.Status.State)
+	return w.e.hostRun(ctx, w.c, "starting the activation's recovery", activation.RecoverArgv(w.id))
+}
+
+// reconnect opens a new shared connection and takes the deploy lock
+// again (its holder's session ended with the old connection), retrying
+// until the host cannot be waiting any more. A connection opened after
+// the activation was seen to end proves the host reachable.
+func (w *watcher) reconnect(ctx context.Context, st activation.Watch) error {
+	e := w.e
+	if r, ok := st.Remaining(); ok {
+		w.remaining, w.contact = r, time.Now()
+	}
+	fresh := w.activated
+	// While the guard waits, until its window ends (it rolls back then);
+	// while it activates, its window is still to come.
+	deadline := w.contact.Add(max(w.remaining, w.window) + 90*time.Second)
+	if w.activated {
+		deadline = w.contact.Add(w.remaining + 90*time.Second)
+	}
+	if err := e.reconnect(ctx, w.c, deadline); err != nil {
+		return err
+	}
+	if err := e.relock(ctx, w.c); err != nil {
+		return err
+	}
+	if fresh {
+		w.freshConnection = true
+	}
+	return nil
+}
+
+// unreachable is the error of an activation whose host could not be
+// reached again: what the host does by itself.
+func (w *watcher) unreachable(ctx context.Context, err error) error {
+	if w.window > 0 {
+		return &Hinted{Err: fmt.Errorf("cannot reach %s again (%v); unless confirmed, it returns to its previous system by itself within %s of the activation's end",
+			w.e.Host.Name, err, w.window),
+			Hint: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
+	}
+	return &Hinted{Err: fmt.Errorf("cannot reach %s again during the activation (%v)", w.e.Host.Name, err),
+		Hint: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
 }
 
 // reconnect opens a new shared connection, retrying until deadline.
@@ -281,23 +620,6 @@ func (e *Env) quietRunner() *execx.Runner {
 	return &execx.Runner{Stdout: e.Runner.Stdout, Stderr: e.Runner.Stderr}
 }
 
-// showLog prints what the activation printed on the host.
-func (e *Env) showLog(ctx context.Context, c *ssh.Client, id string) {
-	argv, err := e.remote(c, activation.LogArgv(id)...)
-	if err != nil {
-		return
-	}
-	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: argv, Stderr: e.Stderr})
-	if err != nil {
-		return
-	}
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l != "" {
-			fmt.Fprintln(e.Stderr, l)
-		}
-	}
-}
-
 func (e *Env) protect(on bool) {
 	if e.Protect != nil {
 		e.Protect.Store(on)
@@ -317,11 +639,7 @@ func (e *Env) hostOutput(ctx context.Context, c *ssh.Client, what string, argv [
 	if err != nil {
 		return "", err
 	}
-	show := execx.Quote(full)
-	if len(argv) > 2 && argv[1] == "-c" {
-		show = execx.Quote(full[:len(full)-1]) + " '<lollypops " + what + ">'"
-	}
-	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: full, Show: show, Stderr: e.Stderr, Detach: true})
+	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: full, Show: execx.Quote(activation.Shown(full)), Stderr: e.Stderr, Detach: true})
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w", what, err)
 	}

@@ -3,6 +3,7 @@ package steps
 import (
 	"fmt"
 
+	"github.com/lollypops/lollypops/go/internal/activation"
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/plan"
@@ -164,7 +165,7 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 			return lines, nil
 		}
 		lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
-		if err := on("a GC root for it in a new directory only root can use", "sh", "-c", "<lollypops register the system>", "lollypops-pin", "/run/lollypops/activation/<id>", "<the system>"); err != nil {
+		if err := on("a GC root for it in a new directory only root can use", activation.Shown(activation.PinArgv("<id>", "<the system>"))...); err != nil {
 			return nil, err
 		}
 	} else {
@@ -175,19 +176,24 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 			return lines, nil
 		}
 	}
-	if guarded(e) {
-		comment := fmt.Sprintf("detached from the connection: sets the profile, runs switch-to-configuration %s, rolls back unless confirmed within %ds", e.Action, d.Rollback.ConfirmTimeout)
-		if err := on(comment, "systemd-run", "--unit=lollypops-activation-<id>", "--collect", "--", "/bin/sh", "-c", "<lollypops activation guard>"); err != nil {
+	p := e.params("<the system>", e.Action)
+	start := activation.Shown(activation.StartArgv("<id>", p))
+	if p.Window > 0 {
+		comment := fmt.Sprintf("detached from the connection: switch-to-configuration test, then waits %s for the confirmation (rolls back without it)", p.Window)
+		if e.Action == "switch" {
+			comment += "; only then the profile and the boot loader"
+		}
+		if err := on(comment, start...); err != nil {
 			return nil, err
 		}
 		lines = append(lines, fmt.Sprintf("# then: a new connection to %s, %d health checks, and the confirmation", h.Name, len(d.HealthChecks)))
 		return lines, nil
 	}
-	what := "switch-to-configuration " + e.Action
+	comment := "detached from the connection: switch-to-configuration " + e.Action + ", no rollback"
 	if e.Action == "switch" || e.Action == "boot" {
-		what = "nix-env -p /nix/var/nix/profiles/system --set <the system>; " + what
+		comment = "detached from the connection: the profile, then switch-to-configuration " + e.Action + ", no rollback"
 	}
-	if err := on("no rollback", "sh", "-c", "<lollypops activation: "+what+">"); err != nil {
+	if err := on(comment, start...); err != nil {
 		return nil, err
 	}
 	return lines, nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/lollypops/lollypops/go/internal/activation"
 	"github.com/lollypops/lollypops/go/internal/closure"
-	"github.com/lollypops/lollypops/go/internal/execx"
 )
 
 // DiffFile is where the diff step leaves a host's diff as JSON, in the run
@@ -41,14 +40,10 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	if err := e.hostRun(ctx, c, "preparing", activation.PrepareArgv(id)); err != nil {
+	if err := e.prepare(ctx, c, id); err != nil {
 		return Outcome{}, err
 	}
-	defer func() {
-		if argv, err := e.remote(c, activation.CleanupArgv(id)...); err == nil {
-			e.Runner.Run(context.WithoutCancel(ctx), execx.Cmd{Argv: argv, Stderr: e.Stderr})
-		}
-	}()
+	defer e.cleanup(ctx, c, id)
 	if d.LocalEvaluation {
 		out, err := e.hostOutput(ctx, c, "registering the system", activation.PinArgv(id, system))
 		if err != nil {

@@ -23,6 +23,9 @@ type Outcome struct {
 	// Secrets are the secret files the step wrote on the host: names and
 	// paths, never values.
 	Secrets []WrittenSecret
+	// Activation is what the rebuild's activation did, when lollypops
+	// activated itself (package activation).
+	Activation *Activated
 }
 
 // WrittenSecret is a secret file written on the host.

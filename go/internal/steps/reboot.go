@@ -1,7 +1,9 @@
 package steps
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,58 +13,75 @@ import (
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
-// bootChangesScript prints "kernel" and/or "initrd" when the system's
-// differ from the ones the host booted (/run/booted-system), or "unknown"
-// when the host has no booted system to compare with.
-const bootChangesScript = `[ -e /run/booted-system ] || { echo unknown; exit 0; }
-for f in kernel initrd; do
-	[ "$(readlink -f "/run/booted-system/$f")" = "$(readlink -f "$1/$f")" ] || echo "$f"
-done`
-
-// needsReboot says why the host should reboot into system, or "" when it
-// need not: after a boot, or when the kernel or initrd changed.
-func (e *Env) needsReboot(ctx context.Context, c *ssh.Client, system string) (string, error) {
-	if !e.Host.Deployment.Reboot.Enable {
-		return "", nil
-	}
-	if e.Action == "boot" {
+// rebootReason says why the host should reboot to run system, or "" when
+// it need not: after a boot, or when a switch changed the kernel, the
+// initrd or the kernel modules (what NixOS's own system.autoUpgrade
+// compares before it reboots).
+func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (string, error) {
+	switch e.Action {
+	case "boot":
 		return "REBUILD_ACTION=boot", nil
-	}
-	if e.Action != "switch" {
+	case "switch":
+	default:
 		return "", nil
 	}
-	out, err := e.hostOutput(ctx, c, "comparing the booted kernel", []string{"sh", "-c", bootChangesScript, "lollypops-boot-changes", system})
+	// It only reads links: as the ssh user, without sudo.
+	cmd, err := ssh.Command(nil, activation.BootChangesArgv(system)...)
 	if err != nil {
 		return "", err
 	}
-	changed := strings.Fields(out)
+	argv := c.RemoteArgs(cmd)
+	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stderr: e.Stderr})
+	if err != nil {
+		return "", fmt.Errorf("comparing the booted kernel: %w", err)
+	}
+	changed := strings.Fields(string(out))
 	switch {
 	case len(changed) == 0:
 		return "", nil
 	case changed[0] == "unknown":
 		return "the host has no /run/booted-system to compare with", nil
 	}
-	return "the " + strings.Join(changed, " and ") + " changed", nil
+	for i, c := range changed {
+		if c == "kernel-modules" {
+			changed[i] = "kernel modules"
+		}
+	}
+	what := changed[len(changed)-1]
+	if len(changed) > 1 {
+		what = strings.Join(changed[:len(changed)-1], ", ") + " and " + what
+	}
+	return "the " + what + " changed", nil
 }
 
 // reboot reboots the host and waits until it runs system again (within
-// reboot.timeout), over a new connection. The activation's state
-// directory, in /run, tells the boots apart: a reboot clears /run.
+// reboot.timeout), over a new connection. A marker in /run, which a boot
+// empties, tells the boots apart.
 func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string) error {
 	h := e.Host
 	timeout := time.Duration(h.Deployment.Reboot.Timeout) * time.Second
 	e.printf("rebooting %s (%s); waiting up to %s for it to come back", h.Name, why, timeout)
-	// The connection drops under the command: its exit status means
-	// nothing. Ask systemd, which returns before the reboot starts.
-	argv, err := e.remote(c, "systemctl", "reboot")
+	argv, err := e.remote(c, activation.RebootArgv(id)...)
 	if err != nil {
 		return err
 	}
-	e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr})
+	var out bytes.Buffer
+	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stdout: &out, Stderr: &out}); err != nil {
+		// 255: the connection dropped under the command, as a reboot does.
+		var xe *execx.Error
+		if !errors.As(err, &xe) || xe.ExitCode != 255 {
+			msg := lastLine(out.String())
+			if msg == "" {
+				msg = err.Error()
+			}
+			return &Hinted{Err: fmt.Errorf("the reboot was refused: %s", msg),
+				Hint: "the host runs the new system and did not reboot (" + why + "); the host's message is above: reboot it by hand once that is fixed"}
+		}
+	}
 	c.Close(ctx)
 	deadline := time.Now().Add(timeout)
 	// Until the host is down, a new connection may still reach the old
-	// system: wait for the one it boots.
+	// boot: wait for the next one.
 	started := time.Now()
 	for {
 		if time.Now().After(deadline) {
@@ -76,8 +95,7 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 		if err := c.Ensure(ctx, e.quietRunner()); err != nil {
 			continue
 		}
-		out, err := e.hostOutput(ctx, c, "reading the running system", []string{"sh", "-c",
-			`if [ -d "$1" ]; then echo old-boot; else echo new-boot; fi; readlink -f /run/current-system`, "lollypops-rebooted", activation.Dir(id)})
+		out, err := e.hostOutput(ctx, c, "reading the running system", activation.RebootedArgv(id))
 		if err != nil {
 			c.Close(ctx)
 			continue
@@ -95,6 +113,6 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 		e.printf("%s is back with the new system after %s", h.Name, time.Since(started).Round(time.Second))
 		// The deploy lock's session ended with the old boot: take it
 		// again before the health checks and the secrets that follow.
-		return e.lock(ctx, c)
+		return e.relock(ctx, c)
 	}
 }

@@ -3,10 +3,16 @@ package steps
 import (
 	"context"
 	"fmt"
+	"os"
 
+	"slices"
+	"strings"
+
+	"github.com/lollypops/lollypops/go/internal/activation"
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/plan"
+	"github.com/lollypops/lollypops/go/internal/secrets"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
@@ -23,13 +29,39 @@ case $f in
 esac
 ref="path:$f"
 if [ -n "$4" ]; then ref="$ref?dir=$4"; fi
-exec nixos-rebuild "$2" --flake "$ref#$3"`
+if [ "$5" = 1 ]; then export NIXOS_NO_CHECK=1; fi
+a=$2 h=$3
+shift 5
+exec nixos-rebuild "$a" --flake "$ref#$h" "$@"`
 
 // rebuildArgs runs nixos-rebuild on the host with the deployed flake. (With
 // local evaluation, the rebuild activates itself: see activate.go.)
 func rebuildArgs(e *Env, c *ssh.Client) ([]string, error) {
 	d := &e.Host.Deployment
-	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host))...)
+	return e.remote(c, rebuildArgv(rebuildScript, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host), rebuildOptions(e)...)...)
+}
+
+// rebuildOptions are nixos-rebuild's options for the host's activation
+// settings; the first is "1" when NIXOS_NO_CHECK=1 is to reach
+// switch-to-configuration (nixos-rebuild-ng passes it on; 24.11's bash
+// nixos-rebuild does not).
+func rebuildOptions(e *Env) []string {
+	a := &e.Host.Deployment.Activation
+	noCheck := ""
+	if os.Getenv("NIXOS_NO_CHECK") == "1" {
+		noCheck = "1"
+	}
+	opts := []string{noCheck}
+	if a.InstallBootloader && (e.Action == "switch" || e.Action == "boot") {
+		opts = append(opts, "--install-bootloader")
+	}
+	if a.Specialisation != nil && (e.Action == "switch" || e.Action == "test") {
+		opts = append(opts, "--specialisation", *a.Specialisation)
+	}
+	if a.ProfileName != nil {
+		opts = append(opts, "--profile-name", *a.ProfileName)
+	}
+	return opts
 }
 
 // flakeDir is the directory of the host's flake.nix in its source ("" at
@@ -39,8 +71,11 @@ func flakeDir(h *config.Host) string {
 	return dir
 }
 
-func rebuildArgv(script, configDir, action, host, dir string) []string {
-	return []string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host, dir}
+func rebuildArgv(script, configDir, action, host, dir string, opts ...string) []string {
+	if len(opts) == 0 {
+		opts = []string{""}
+	}
+	return append([]string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host, dir}, opts...)
 }
 
 // rebuildShown is the rebuild's command line for --verbose and --dry, with
@@ -48,7 +83,7 @@ func rebuildArgv(script, configDir, action, host, dir string) []string {
 func rebuildShown(e *Env, c *ssh.Client) (string, error) {
 	d := &e.Host.Deployment
 	what := fmt.Sprintf("<lollypops rebuild: nixos-rebuild %s --flake path:<the store path %s/flake points to>#%s>", e.Action, d.ConfigDir, e.Host.Name)
-	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host))...)
+	argv, err := e.remote(c, rebuildArgv(what, d.ConfigDir, e.Action, e.Host.Name, flakeDir(e.Host), rebuildOptions(e)...)...)
 	return execx.Quote(argv), err
 }
 
@@ -74,14 +109,19 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 		if err != nil {
 			return Outcome{}, err
 		}
-		return e.afterActivation(ctx, c, note)
+		return e.afterActivation(ctx, c, Outcome{Note: note})
 	}
 	if ownActivation(e) {
-		note, err := rebuildOwn(ctx, e, c)
-		if err != nil {
-			return Outcome{}, err
+		var out Outcome
+		act, err := rebuildOwn(ctx, e, c, &out)
+		out.Activation = act
+		if act != nil {
+			out.Note = act.Note()
 		}
-		return e.afterActivation(ctx, c, note)
+		if err != nil {
+			return out, err
+		}
+		return e.afterActivation(ctx, c, out)
 	}
 	argv, err := rebuildArgs(e, c)
 	if err != nil {
@@ -106,12 +146,11 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 			return Outcome{}, &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
 		}
 	}
-	return e.afterActivation(ctx, c, e.Action)
+	return e.afterActivation(ctx, c, Outcome{Note: e.Action})
 }
 
 // afterActivation deploys the secrets that wait for the activation.
-func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (Outcome, error) {
-	out := Outcome{Note: note}
+func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, out Outcome) (Outcome, error) {
 	if e.ActivationFollows && plan.Activates(e.Action) {
 		more, err := postActivation(ctx, e, c, &out)
 		if err != nil {
@@ -127,4 +166,44 @@ func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, note string) (
 func rebuildError(e *Env, err error) error {
 	hint := fmt.Sprintf("the output of nixos-rebuild is above; if %s/flake is missing, run the host's deploy-flake task first", e.Host.Deployment.ConfigDir)
 	return &Hinted{Err: fmt.Errorf("nixos-rebuild %s: %w", e.Action, err), Hint: hint}
+}
+
+// restoreSecrets writes again, after a reboot, the host's secrets that the
+// reboot took with its tmpfs (the default directory, /run/keys, is one):
+// the ones written before the activation, and those written after it
+// unless this run writes them next. Their commands run again: values are
+// never kept between steps. The files written are added to out.
+func (e *Env) restoreSecrets(ctx context.Context, c *ssh.Client, out *Outcome) error {
+	var paths []string
+	for _, f := range e.Host.Secrets.Files {
+		if e.ActivationFollows && f.UploadAt == config.PostActivation {
+			continue
+		}
+		paths = append(paths, f.Path)
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	missing, err := e.hostOutput(ctx, c, "looking for the secrets the reboot took", activation.MissingArgv(paths))
+	if err != nil {
+		return err
+	}
+	gone := strings.Split(strings.TrimSpace(missing), "\n")
+	var files []*config.Secret
+	for i := range e.Host.Secrets.Files {
+		if f := &e.Host.Secrets.Files[i]; slices.Contains(gone, f.Path) && slices.Contains(paths, f.Path) {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	e.printf("the reboot took %s with its tmpfs: writing them again", plural(len(files), "secret"))
+	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
+	if err != nil {
+		return secretError(err)
+	}
+	rep, err := e.send(ctx, c, &secrets.Stream{Values: values})
+	out.Secrets = append(out.Secrets, e.written(rep)...)
+	return err
 }

@@ -79,11 +79,22 @@ func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 	return c, nil
 }
 
-// lock takes the run's deploy lock on the host (package lock), again after
-// a new connection: the holder's session ends with the old one.
+// lock takes the run's deploy lock on the host (package lock), or joins
+// it when another step of the run holds it.
 func (e *Env) lock(ctx context.Context, c *ssh.Client) error {
+	return e.lockWith(ctx, c, lock.Acquire)
+}
+
+// relock takes the lock again over a new connection: the holder's
+// session ended, or is ending, with the old one.
+func (e *Env) relock(ctx context.Context, c *ssh.Client) error {
+	return e.lockWith(ctx, c, lock.Reacquire)
+}
+
+func (e *Env) lockWith(ctx context.Context, c *ssh.Client,
+	take func(context.Context, *ssh.Client, *rundir.Dir, io.Writer, func(...string) ([]string, error)) error) error {
 	remote := func(argv ...string) ([]string, error) { return e.remote(c, argv...) }
-	if err := lock.Acquire(ctx, c, e.Run, e.Runner.Echo, remote); err != nil {
+	if err := take(ctx, c, e.Run, e.Runner.Echo, remote); err != nil {
 		if h, ok := err.(interface{ Hint() string }); ok && h.Hint() != "" {
 			return &Hinted{Err: err, Hint: h.Hint()}
 		}

@@ -1,0 +1,385 @@
+#!/bin/sh
+# The activation guard (package activation, docs/activation.md). It runs on
+# the host as root, as a transient systemd service (systemd-run), detached
+# from every ssh session: a dropped connection, a stopped sshd or a dead
+# deployer cannot stop it halfway. POSIX sh; tested under bash (NixOS's
+# /bin/sh), dash, busybox sh and mksh.
+#
+#   guard.sh run DIR NEW ACTION WINDOW PROFILE SPECIALISATION
+#   guard.sh recover DIR
+#
+# run activates NEW (a toplevel) for ACTION. With WINDOW > 0 (switch or
+# test, guarded) it runs `switch-to-configuration test` first, then waits
+# up to WINDOW seconds, counted on the monotonic clock from the end of the
+# activation, for DIR/confirm (the deployer's health checks passed) or
+# DIR/abort; a switch then sets PROFILE and installs the boot loader
+# (`switch-to-configuration boot`). Without confirmation, or on abort, it
+# returns to the systems that ran and booted before. The boot loader is
+# only touched once the new system is confirmed: a host that crashes or
+# reboots while the guard waits boots the system it booted before. With
+# WINDOW = 0 it activates as nixos-rebuild does (profile first for switch
+# and boot, then switch-to-configuration ACTION) and reports the exit code.
+# SPECIALISATION is "", a name (activate NEW/specialisation/NAME), or
+# ":keep" (the one the host runs now, when NEW has it).
+#
+# recover finishes an activation whose guard stopped before a final state
+# (killed, out of memory): a confirmed one is completed, any other is
+# rolled back.
+#
+# DIR/status is one line, replaced atomically when the state changes:
+#
+#   starting                    written by the deployer before the guard starts
+#   activating [what]           switch-to-configuration runs (or waits for its lock)
+#   activated                   waiting for the deployer's confirmation
+#   confirming                  confirmed: setting the profile, installing the boot loader
+#   rolling-back REASON
+# and one of the final states:
+#   confirmed                   the new system stays
+#   rolled-back REASON          the previous systems run and boot again
+#   rollback-failed REASON      the host needs a person
+#   refused REASON              nothing was activated (the pre-switch checks, a busy lock, ...)
+#   needs-reboot REASON         nothing was activated: the new init takes effect after a reboot
+#   superseded REASON           someone else switched the host meanwhile; left as it is
+#   done CODE                   unguarded: switch-to-configuration's exit code
+#
+# DIR/result holds "KEY VALUE" lines (what ran and when, on the monotonic
+# clock), DIR/log everything the activations printed. Once final, the
+# guard removes its GC roots (DIR/new, DIR/prev-run, DIR/prev-boot): what
+# stays is the profile's and /run/current-system's.
+#
+# Test seams (environment): LOLLYPOPS_CURRENT (/run/current-system),
+# LOLLYPOPS_STC_LOCK (switch-to-configuration's lock file),
+# LOLLYPOPS_STC_LOCK_WAIT (seconds to wait for it, 300).
+set -u
+umask 077
+current=${LOLLYPOPS_CURRENT:-/run/current-system}
+stclock=${LOLLYPOPS_STC_LOCK:-/run/nixos/switch-to-configuration.lock}
+lockwait=${LOLLYPOPS_STC_LOCK_WAIT:-300}
+mode=$1 dir=$2
+exec >>"$dir/log" 2>&1 </dev/null
+
+say() {
+	printf '%s\n' "$*" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"
+}
+# note KEY VALUE sets one line of DIR/result.
+note() {
+	{
+		grep -v "^$1 " "$dir/result" 2>/dev/null
+		printf '%s %s\n' "$1" "$2"
+	} >"$dir/result.tmp" && mv -f "$dir/result.tmp" "$dir/result"
+}
+# get KEY prints the value of KEY in DIR/result.
+get() {
+	sed -n "s/^$1 //p" "$dir/result" 2>/dev/null | head -n 1
+}
+# The monotonic clock (since boot): a clock step (timesyncd starting in the
+# new system) moves neither a deadline nor a duration. cs prints it in
+# centiseconds (/proc/uptime has two decimals).
+up=
+clock() {
+	read -r up _ </proc/uptime
+}
+cs() {
+	clock
+	echo $((${up%%.*} * 100 + 1${up#*.} - 100))
+}
+# final STATE...: the end. The GC roots go; the status says how it ended.
+final() {
+	release_lock
+	rm -f "$dir/new" "$dir/prev-run" "$dir/prev-boot"
+	say "$@"
+	exit 0
+}
+# pin NAME PATH: PATH stays in the store while the guard needs it.
+pin() {
+	[ -n "$2" ] || return 0
+	nix-store --realise --add-root "$dir/$1" --indirect -- "$2" >/dev/null ||
+		echo "lollypops: cannot register a GC root for $2"
+}
+# failed_units prints the units in the failed state, one line.
+failed_units() {
+	systemctl list-units --state=failed --no-legend --plain 2>/dev/null |
+		while read -r u _; do printf '%s ' "$u"; done
+}
+profile_set() {
+	(umask 022 && exec nix-env -p "$profile" --set "$1")
+}
+
+# wait_lock SECONDS: until no other switch-to-configuration holds its lock
+# (stc-ng fails at once when it is held; the Perl one waited).
+wait_lock() {
+	[ -e "$stclock" ] || return 0
+	command -v flock >/dev/null 2>&1 || return 0
+	flock -n "$stclock" true 2>/dev/null && return 0
+	[ "$phase" != activate ] || say "activating waiting for another switch-to-configuration to finish"
+	echo "lollypops: another switch-to-configuration holds its lock; waiting up to ${1}s"
+	flock -w "$1" "$stclock" true
+}
+# stc TOPLEVEL ACTION runs TOPLEVEL's switch-to-configuration (umask 022,
+# as under systemd); sets rc, and started/ended on the monotonic clock.
+# The status says so while the new system is activated (phase activate),
+# not while it is confirmed or rolled back.
+rc=0 started='' ended='' phase=activate
+stc() {
+	until=$(($(cs) + lockwait * 100))
+	while :; do
+		left=$(((until - $(cs)) / 100))
+		[ "$left" -gt 0 ] || left=1
+		if ! wait_lock "$left"; then
+			echo "lollypops: another switch-to-configuration held its lock for ${lockwait}s"
+			rc=11
+			return
+		fi
+		[ "$phase" != activate ] || say "activating switch-to-configuration $2"
+		from=$(wc -c <"$dir/log")
+		echo "lollypops: switch-to-configuration $2 of $1"
+		clock
+		started=$up
+		(umask 022 && exec "$1/bin/switch-to-configuration" "$2")
+		rc=$?
+		clock
+		ended=$up
+		echo "lollypops: switch-to-configuration $2 exited $rc"
+		# stc-ng: "Could not acquire lock", exit EWOULDBLOCK (11).
+		if [ "$rc" = 11 ] && [ "$(cs)" -lt "$until" ] &&
+			tail -c +"$((from + 1))" "$dir/log" | grep -q '^Could not acquire lock'; then
+			sleep 1
+			continue
+		fi
+		return
+	done
+}
+
+# While the guard waits for the deployer, it holds switch-to-configuration's
+# lock: another switch (nixos-rebuild, system.autoUpgrade) waits or fails
+# instead of being reverted by a rollback. A process of its own holds it,
+# on its standard input (mksh closes other descriptors on exec), and dies
+# with the guard's unit whatever ends the guard; it is released before
+# every run of switch-to-configuration, which takes the lock itself.
+holder=
+hold_lock() {
+	command -v flock >/dev/null 2>&1 || return 0
+	[ -d "${stclock%/*}" ] || mkdir -m 0755 "${stclock%/*}" 2>/dev/null
+	: >>"$stclock" 2>/dev/null || return 0
+	sh -c 'flock -w 10 0 && exec sleep 2147483647' lollypops-stc-lock <"$stclock" &
+	holder=$!
+	i=0
+	while [ $i -lt 100 ] && kill -0 "$holder" 2>/dev/null && flock -n "$stclock" true 2>/dev/null; do
+		sleep 0.02
+		i=$((i + 1))
+	done
+}
+release_lock() {
+	[ -n "$holder" ] || return 0
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	holder=
+}
+
+restore_profile() {
+	prevGen=$(get prev_gen)
+	prevBoot=$(get prev_boot)
+	g=${prevGen%-link}
+	g=${g##*-}
+	if [ -n "$prevGen" ] && [ "$(readlink -e "${profile%/*}/$prevGen")" = "$prevBoot" ]; then
+		(umask 022 && exec nix-env -p "$profile" --switch-generation "$g")
+	elif [ -n "$prevBoot" ]; then
+		# The generation is gone (a garbage collection): by path.
+		profile_set "$prevBoot"
+	fi
+}
+
+# rollback REASON: back to the systems that booted and ran before.
+rollback() {
+	why=$1 phase=rollback
+	say "rolling-back $why"
+	echo "lollypops: rolling back: $why"
+	prevRun=$(get prev_run)
+	prevBoot=$(get prev_boot)
+	target=$(get target)
+	cur=$(readlink -e "$current") || cur=
+	if [ -n "$cur" ] && [ "$cur" != "$target" ] && [ "$cur" != "$prevRun" ]; then
+		final "superseded $why; meanwhile the host was switched to $cur by someone else, which stays"
+	fi
+	ok=1
+	if [ -n "$(get profile_set)" ]; then
+		restore_profile || ok=
+		if [ -n "$prevBoot" ]; then
+			stc "$prevBoot" boot
+			[ "$rc" = 0 ] || ok=
+		fi
+	fi
+	if [ -n "$prevRun" ] && [ "$cur" != "$prevRun" ]; then
+		stc "$prevRun" test
+		note rollback_rc "$rc"
+		case $rc in
+		0) ;;
+		# Failed units: the previous system runs, degraded.
+		4) ;;
+		*) ok= ;;
+		esac
+	fi
+	if [ -n "$ok" ]; then
+		final "rolled-back $why"
+	fi
+	final "rollback-failed $why"
+}
+
+# confirm: the deployer confirmed. A switch now becomes the boot default.
+confirm() {
+	release_lock
+	if [ "$(get action)" != switch ]; then
+		final confirmed
+	fi
+	say confirming
+	phase=confirm
+	target=$(get target)
+	cur=$(readlink -e "$current") || cur=
+	if [ "$cur" != "$target" ]; then
+		final "superseded meanwhile the host was switched to $cur by someone else; the boot loader was left as it was"
+	fi
+	profile_set "$(get new)" || rollback "setting the system profile failed"
+	note profile_set 1
+	stc "$target" boot
+	note boot_rc "$rc"
+	[ "$rc" = 0 ] || rollback "installing the boot loader failed (switch-to-configuration boot exited $rc)"
+	final confirmed
+}
+
+# wait_confirmation: until the deployer confirms or aborts, or the window
+# ends.
+wait_confirmation() {
+	window=$(get window)
+	hold_lock
+	deadline=$(($(cs) + window * 100))
+	note deadline "$deadline"
+	say activated
+	while :; do
+		if [ -e "$dir/confirm" ]; then
+			confirm
+		fi
+		if [ -e "$dir/abort" ]; then
+			release_lock
+			rollback "$(head -n 1 "$dir/abort")"
+		fi
+		if [ "$(cs)" -ge "$deadline" ]; then
+			release_lock
+			rollback "no confirmation from the deployer within ${window}s"
+		fi
+		sleep 0.2
+	done
+}
+
+# specialisation NEW SPEC prints the toplevel to activate.
+specialisation() {
+	case $2 in
+	"") echo "$1" ;;
+	:keep)
+		t=$1
+		prevRun=$(get prev_run)
+		for s in "$(get prev_boot)"/specialisation/*; do
+			[ -e "$s" ] || continue
+			if [ "$(readlink -e "$s")" = "$prevRun" ] && [ -e "$1/specialisation/${s##*/}" ]; then
+				t=$1/specialisation/${s##*/}
+				note specialisation "${s##*/}"
+			fi
+		done
+		echo "$t"
+		;;
+	*)
+		[ -e "$1/specialisation/$2" ] || return 1
+		note specialisation "$2"
+		echo "$1/specialisation/$2"
+		;;
+	esac
+}
+
+run() {
+	new=$1 action=$2 window=$3 profile=$4 spec=$5
+	say "activating"
+	note new "$new"
+	note action "$action"
+	note window "$window"
+	note profile "$profile"
+	prevRun=$(readlink -e "$current") || prevRun=
+	prevBoot=$(readlink -e "$profile") || prevBoot=
+	note prev_run "$prevRun"
+	note prev_boot "$prevBoot"
+	note prev_gen "$(readlink "$profile" || true)"
+	# The previous systems stay in the store until the guard is done,
+	# whatever a garbage collection does meanwhile.
+	pin prev-run "$prevRun"
+	pin prev-boot "$prevBoot"
+	note failed_before "$(failed_units)"
+	case $action in
+	switch | test) target=$(specialisation "$new" "$spec") ||
+		final "refused the new system has no specialisation \"$spec\"" ;;
+	*) target=$new ;;
+	esac
+	target=$(readlink -e "$target") || final "refused $target does not exist"
+	note target "$target"
+	if [ "$window" = 0 ]; then
+		# Unguarded, as nixos-rebuild activates.
+		case $action in
+		switch | boot)
+			if ! profile_set "$new"; then
+				echo "lollypops: setting the system profile failed"
+				final "done 1"
+			fi
+			;;
+		esac
+		stc "$target" "$action"
+		note stc_rc "$rc"
+		note stc_started "$started"
+		note stc_ended "$ended"
+		final "done $rc"
+	fi
+	stc "$target" test
+	note stc_rc "$rc"
+	note stc_started "$started"
+	note stc_ended "$ended"
+	cur=$(readlink -e "$current") || cur=
+	case $rc in
+	0 | 4) ;;
+	100) final "needs-reboot the new system's init is incompatible with the running one's; it takes effect after a reboot" ;;
+	11)
+		if [ "$cur" = "$prevRun" ]; then
+			final "refused another switch-to-configuration held its lock for ${lockwait}s"
+		fi
+		rollback "switch-to-configuration test failed (exit $rc)"
+		;;
+	*)
+		if [ "$cur" = "$prevRun" ]; then
+			final "refused switch-to-configuration test exited $rc without activating anything"
+		fi
+		rollback "switch-to-configuration test failed (exit $rc)"
+		;;
+	esac
+	wait_confirmation
+}
+
+recover() {
+	profile=$(get profile)
+	st=$(head -n 1 "$dir/status" 2>/dev/null) || st=
+	case ${st%% *} in
+	confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done) exit 0 ;;
+	confirming) confirm ;;
+	esac
+	echo "lollypops: the guard stopped in state \"${st%% *}\""
+	if [ -z "$(get target)" ]; then
+		final "refused the guard stopped before it activated anything"
+	fi
+	rollback "the guard stopped (state ${st%% *}) before the activation was confirmed"
+}
+
+case $mode in
+run)
+	shift 2
+	run "$@"
+	;;
+recover) recover ;;
+*)
+	echo "guard.sh: unknown mode $mode"
+	exit 2
+	;;
+esac

@@ -1,0 +1,14 @@
+#!/bin/sh
+# signal.sh DIR confirm | signal.sh DIR abort REASON: the deployer's word
+# to the guard of the activation in DIR (see guard.sh).
+set -u
+[ -d "$1" ] || {
+	echo "lollypops: $1 does not exist" >&2
+	exit 1
+}
+umask 077
+case $2 in
+confirm) : >"$1/confirm" ;;
+abort) printf '%s\n' "$3" >"$1/abort.tmp" && mv -f "$1/abort.tmp" "$1/abort" ;;
+*) exit 2 ;;
+esac

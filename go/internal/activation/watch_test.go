@@ -1,0 +1,102 @@
+package activation
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// watch.sh waits on the host until the status changes (one command, not a
+// poll from the deployer), and hands over the status, the guard's record,
+// whether the guard runs, and the log from an offset on.
+func TestWatch(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir, bin := t.TempDir(), t.TempDir()
+		alive := filepath.Join(bin, "alive")
+		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\n[ \"$3\" = lollypops-activation-x ] && [ -e "+alive+" ]\n"), 0o755)
+		os.WriteFile(alive, nil, 0o644)
+		os.WriteFile(filepath.Join(dir, "status"), []byte("activating\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, "result"), []byte("deadline 1000000\nstc_rc 4\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, "log"), []byte("first\nsecond\n"), 0o600)
+		watch := func(last string, off int64, max time.Duration) (Watch, time.Duration) {
+			t.Helper()
+			argv := WatchArgv("x", last, off, max)
+			argv[4] = dir
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			start := time.Now()
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			w, err := ParseWatch(append([]byte("motd from a login file\n"), out...))
+			if err != nil {
+				t.Fatalf("%v: %q", err, out)
+			}
+			return w, time.Since(start)
+		}
+		w, _ := watch("starting", 6, 10*time.Second)
+		if w.Status.State != Activating || !w.Alive || w.Offset != 13 || string(w.Log) != "second\n" || w.Result["stc_rc"] != "4" {
+			t.Errorf("%+v", w)
+		}
+		// Unchanged: it waits until the status changes.
+		go func() {
+			time.Sleep(600 * time.Millisecond)
+			os.WriteFile(filepath.Join(dir, "status.tmp"), []byte("activated\n"), 0o600)
+			os.Rename(filepath.Join(dir, "status.tmp"), filepath.Join(dir, "status"))
+		}()
+		w, took := watch("activating", 13, 10*time.Second)
+		if w.Status.State != Activated || took < 500*time.Millisecond || took > 5*time.Second {
+			t.Errorf("%+v after %s", w, took)
+		}
+		if r, ok := w.Remaining(); !ok || r <= 0 {
+			t.Errorf("remaining %s %v", r, ok)
+		}
+		// At most max seconds.
+		_, took = watch("activated", 13, time.Second)
+		if took < time.Second || took > 5*time.Second {
+			t.Errorf("took %s", took)
+		}
+		// A guard that is gone ends the wait at once.
+		os.Remove(alive)
+		w, took = watch("activated", 13, 10*time.Second)
+		if w.Alive || took > 3*time.Second {
+			t.Errorf("%+v after %s", w, took)
+		}
+		if strings.Contains(string(w.Log), "first") {
+			t.Errorf("log from the offset: %q", w.Log)
+		}
+	})
+}
+
+func TestParseReport(t *testing.T) {
+	log := `lollypops: switch-to-configuration test of /nix/store/x
+stopping the following units: old.service
+activating the configuration...
+reloading the following units: dbus.service
+restarting the following units: nginx.service, sshd.service
+starting the following units: new.service
+the following new units were started: new.service, run-x.scope
+warning: the following units failed: flaky.service, new.service
+lollypops: switch-to-configuration test exited 4
+lollypops: switch-to-configuration test of /nix/store/old
+restarting the following units: rollback.service
+lollypops: switch-to-configuration test exited 0
+`
+	r := ParseReport(map[string]string{"stc_rc": "4", "stc_started": "100.25", "stc_ended": "112.75", "failed_before": "flaky.service "}, log)
+	if r.ExitCode != 4 || r.Duration != 12500*time.Millisecond {
+		t.Errorf("%+v", r)
+	}
+	u := r.Units
+	if strings.Join(u.Stopped, ",") != "old.service" || strings.Join(u.Reloaded, ",") != "dbus.service" ||
+		strings.Join(u.Restarted, ",") != "nginx.service,sshd.service" || strings.Join(u.Started, ",") != "new.service" ||
+		strings.Join(u.New, ",") != "new.service,run-x.scope" || strings.Join(u.Failed, ",") != "flaky.service,new.service" {
+		t.Errorf("%+v", u)
+	}
+	if got := r.NewlyFailed(); len(got) != 1 || got[0] != "new.service" {
+		t.Errorf("newly failed %v", got)
+	}
+}
