@@ -42,7 +42,7 @@ for a in "$root"/activation/*/; do
 	case ${st%% *} in
 	confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done | "") ;;
 	starting)
-		if systemctl is-active --quiet "lollypops-activation-$id" 2>/dev/null; then
+		if systemctl is-active --quiet "lollypops-activation-$id" >/dev/null 2>&1; then
 			continue
 		fi
 		;;

@@ -24,7 +24,7 @@ cs() {
 }
 alive() {
 	for u in $units; do
-		systemctl is-active --quiet "$u" 2>/dev/null && return 0
+		systemctl is-active --quiet "$u" >/dev/null 2>&1 && return 0
 	done
 	return 1
 }

@@ -86,8 +86,8 @@ pending() {
 		[ "$(cat -- "${a}run" 2>/dev/null)" != "$1" ] || continue
 		id=${a%/}
 		id=${id##*/}
-		systemctl is-active --quiet "lollypops-activation-$id" 2>/dev/null ||
-			systemctl is-active --quiet "lollypops-recover-$id" 2>/dev/null || continue
+		systemctl is-active --quiet "lollypops-activation-$id" >/dev/null 2>&1 ||
+			systemctl is-active --quiet "lollypops-recover-$id" >/dev/null 2>&1 || continue
 		printf '%s\n%s\n%s\n' "$id" "$st" "$(cat -- "${a}run" 2>/dev/null)"
 		return 0
 	done
