@@ -23,7 +23,8 @@
 # ":keep" (the one the host runs now, when NEW has it).
 #
 # recover finishes an activation whose guard stopped before a final state
-# (killed, out of memory): a confirmed one is completed, any other is
+# (killed, out of memory): a confirmed one is completed (also when the
+# deployer's confirmation came after the guard stopped), any other is
 # rolled back.
 #
 # DIR/status is one line, replaced atomically when the state changes:
@@ -364,6 +365,11 @@ recover() {
 	case ${st%% *} in
 	confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done) exit 0 ;;
 	confirming) confirm ;;
+	activated)
+		# The deployer's word came, or comes now: it still counts.
+		[ ! -e "$dir/confirm" ] || confirm
+		[ ! -e "$dir/abort" ] || rollback "$(head -n 1 "$dir/abort")"
+		;;
 	esac
 	echo "lollypops: the guard stopped in state \"${st%% *}\""
 	if [ -z "$(get target)" ]; then

@@ -537,6 +537,18 @@ func TestGuardRecover(t *testing.T) {
 		wait()
 		w.recover()
 		w.want(RolledBack, "the guard stopped (state activated) before the activation was confirmed", "new test 0022\nold test 0022\n", old, old)
+
+		// Confirmed by the deployer after the guard stopped: completed.
+		w2 := newWorld(t, sh)
+		old2, new2 := w2.system("old", nil), w2.system("new", nil)
+		w2.boot(old2)
+		wait, cmd = w2.start(new2, "switch", 30, "")
+		w2.waitState(Activated)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		wait()
+		w2.confirm()
+		w2.recover()
+		w2.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new2, new2)
 	})
 }
 

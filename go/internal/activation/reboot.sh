@@ -20,7 +20,7 @@ changes)
 	}
 	# As NixOS's system.autoUpgrade.allowReboot compares them.
 	for f in kernel initrd kernel-modules; do
-		[ "$(readlink -f "/run/booted-system/$f")" = "$(readlink -f "$2/$f")" ] || echo "$f"
+		[ "$(readlink -e "/run/booted-system/$f")" = "$(readlink -e "$2/$f")" ] || echo "$f"
 	done
 	;;
 start)

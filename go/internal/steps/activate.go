@@ -292,9 +292,7 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 	e.protect(true)
 	defer e.protect(false)
 	defer w.flush()
-	st, err := w.until(ctx, func(s activation.Status) bool {
-		return s.State != activation.Starting && s.State != activation.Activating
-	})
+	st, err := w.until(ctx, func(s activation.Status) bool { return s.State == activation.Activated })
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +315,13 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		c.Close(ctx)
 		if err := w.reconnect(ctx, st); err != nil {
 			return act, w.unreachable(ctx, err)
+		}
+		// The guard may have given up meanwhile.
+		if st, err = w.peek(ctx); err != nil {
+			return act, err
+		}
+		if st.Status.Final() {
+			return act, e.outcome(st, w)
 		}
 	}
 	if cerr := e.healthChecks(ctx, c); cerr != nil {
@@ -402,6 +407,9 @@ func (e *Env) outcome(w activation.Watch, wt *watcher) error {
 			Hint: "the host may run a mix of both systems: look at it now (nixos-rebuild list-generations, journalctl)"}
 	case activation.RolledBack:
 		rb := &RolledBack{Reason: st.Reason}
+		if wt.reachErr != nil && strings.HasPrefix(st.Reason, "no confirmation") {
+			rb.Reason += fmt.Sprintf(" (the deployer could not reach it again in time: %v)", wt.reachErr)
+		}
 		if w.Result["rollback_rc"] == "4" {
 			if runs := activation.ParseUnits(wt.log.String()); len(runs) > 0 {
 				rb.Units = runs[len(runs)-1].Failed
@@ -451,7 +459,13 @@ type watcher struct {
 	recovering      bool
 	// started: the guard was started; final: its final state was read.
 	started, final bool
+	// reachErr is why a new connection failed, when one did.
+	reachErr error
 }
+
+// errGone is an activation whose state directory is gone: the host
+// rebooted (or /run was emptied) meanwhile.
+var errGone = errors.New("the activation's state is gone")
 
 // watchMax is how long one watch waits on the host.
 const watchMax = 5 * time.Second
@@ -479,12 +493,22 @@ func (w *watcher) until(ctx context.Context, done func(activation.Status) bool) 
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
+		if errors.Is(err, errGone) {
+			return st, &Hinted{Err: fmt.Errorf("%s rebooted during the activation: its state in %s is gone", w.e.Host.Name, activation.Dir(w.id)),
+				Hint: "a host that reboots before the confirmation boots the system it booted before; look at what it runs now"}
+		}
 		w.e.printf("lost the connection to %s during the activation (%v); connecting again", w.e.Host.Name, err)
 		w.c.Close(ctx)
 		if err := w.reconnect(ctx, activation.Watch{}); err != nil {
 			return st, w.unreachable(ctx, err)
 		}
 	}
+}
+
+// peek reads the activation's status at once.
+func (w *watcher) peek(ctx context.Context) (activation.Watch, error) {
+	w.last = ""
+	return w.until(ctx, func(activation.Status) bool { return true })
 }
 
 // watch runs one watch on the host.
@@ -499,6 +523,10 @@ func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 	var stderr bytes.Buffer
 	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stderr: &stderr})
 	if err != nil {
+		var xe *execx.Error
+		if errors.As(err, &xe) && xe.ExitCode == 3 && strings.Contains(stderr.String(), "the host rebooted") {
+			return activation.Watch{}, errGone
+		}
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
 			err = fmt.Errorf("%w: %s", err, lastLine(msg))
 		}
@@ -572,7 +600,11 @@ func (w *watcher) reconnect(ctx context.Context, st activation.Watch) error {
 	if w.activated {
 		deadline = w.contact.Add(w.remaining + 90*time.Second)
 	}
-	if err := e.reconnect(ctx, w.c, deadline); err != nil {
+	if err := e.reconnect(ctx, w.c, deadline, func(err error) {
+		if w.reachErr == nil {
+			w.reachErr = err
+		}
+	}); err != nil {
 		return err
 	}
 	if err := e.relock(ctx, w.c); err != nil {
@@ -596,13 +628,15 @@ func (w *watcher) unreachable(ctx context.Context, err error) error {
 		Hint: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
 }
 
-// reconnect opens a new shared connection, retrying until deadline.
-func (e *Env) reconnect(ctx context.Context, c *ssh.Client, deadline time.Time) error {
+// reconnect opens a new shared connection, retrying until deadline;
+// failed says why each attempt failed.
+func (e *Env) reconnect(ctx context.Context, c *ssh.Client, deadline time.Time, failed func(error)) error {
 	for {
 		err := c.Ensure(ctx, e.quietRunner())
 		if err == nil {
 			return nil
 		}
+		failed(err)
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
