@@ -247,4 +247,6 @@ func RebootArgv(id string) []string { return sh("reboot", "start", RebootMarker(
 func RebootedArgv(id string) []string { return sh("reboot", "check", RebootMarker(id)) }
 
 // MissingArgv prints each of paths that does not exist on the host.
-func MissingArgv(paths []string) []string { return sh("reboot", append([]string{"missing"}, paths...)...) }
+func MissingArgv(paths []string) []string {
+	return sh("reboot", append([]string{"missing"}, paths...)...)
+}
