@@ -29,6 +29,9 @@ let
     "FIRST"
     "SECOND"
     "THIRD"
+    # The activation's failure scenarios (./fleet/hosts.nix).
+    "FLAKY"
+    "SLOWCHECK"
   ];
 
   # Each target's network configuration as the test framework assigns it,

@@ -138,6 +138,35 @@ with subtest("a target that is down fails the run; the others still deploy"):
     beta.systemctl("start sshd.service")
 
 
+with subtest("a unit that fails in the switch: the health checks decide, the unit is named"):
+    set_marker("FLAKY")
+    out = run("alpha")
+    assert current(alpha) == toplevels["alpha"]["FLAKY"], f"{current(alpha)=}"
+    assert boot_profile(alpha) == toplevels["alpha"]["FLAKY"], f"{boot_profile(alpha)=}"
+    assert "failed: flaky.service" in out, out
+
+with subtest("a health check slower than confirm-timeout is given its time"):
+    set_marker("SLOWCHECK")
+    out = run("alpha")
+    assert current(alpha) == toplevels["alpha"]["SLOWCHECK"], f"{current(alpha)=}"
+    assert 'health check "slow" passed' in out, out
+
+with subtest("two deploys at once: the second is refused while the first's activation waits"):
+    set_marker("SLOWCHECK")
+    deployer.succeed("cd /root/fleet && (nix run . -- alpha >/root/first.log 2>&1; echo $? >/root/first.status) &")
+    alpha.wait_until_succeeds("grep -qx activated /run/lollypops/activation/*/status", timeout=300)
+    out = run("alpha", fail=True)
+    assert "being deployed by" in out or "an activation by another run" in out, out
+    deployer.wait_until_succeeds("test -e /root/first.status", timeout=300)
+    assert deployer.succeed("cat /root/first.status").strip() == "0", deployer.succeed("cat /root/first.log")
+
+with subtest("nothing of the activations is left on the targets"):
+    for node in targets:
+        node.succeed("test -z \"$(ls -A /run/lollypops/activation 2>/dev/null)\"")
+        out = node.succeed("find /nix/var/nix/gcroots/auto -lname '/run/lollypops/*' -exec test -e {} ';' -print")
+        assert out == "", f"{node.name}: GC roots left: {out}"
+
+
 def poison_in_new_paths(node):
     new = sorted(store_paths(node) - new_since[node.name])
     node.log(f"{len(new)} store paths were created")

@@ -28,6 +28,31 @@ let
           nixpkgs.hostPlatform = "x86_64-linux";
           environment.etc.deployment.text = marker;
         }
+        # The failure scenarios of the activation (docs/activation.md):
+        # a unit that fails to start (switch-to-configuration exits 4),
+        # and a health check slower than confirm-timeout.
+        (
+          { lib, pkgs, ... }:
+          {
+            systemd.services = lib.optionalAttrs (marker == "FLAKY") {
+              flaky = {
+                wantedBy = [ "multi-user.target" ];
+                serviceConfig = {
+                  Type = "oneshot";
+                  ExecStart = "${pkgs.coreutils}/bin/false";
+                };
+              };
+            };
+            lollypops.deployment = lib.optionalAttrs (marker == "SLOWCHECK") {
+              rollback.confirm-timeout = 5;
+              health-checks.slow = {
+                cmd = "sleep 12";
+                timeout = 20;
+                retries = 0;
+              };
+            };
+          }
+        )
       ]
       ++ modules;
     };
