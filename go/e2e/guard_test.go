@@ -235,15 +235,20 @@ func TestRebootBeforeTheConfirmationBootsThePreviousSystem(t *testing.T) {
 
 // A clock step after the switch (the new system starts timesyncd) neither
 // rolls back at once nor postpones a rollback: the window is counted on
-// the monotonic clock. Here the host's date jumps an hour ahead after its
-// first call.
+// the monotonic clock.
 func TestWallClockStepDoesNotRollBack(t *testing.T) {
 	f := newFleet(t, hosts("checked")...)
 	h := f.Host("checked")
+	// Once the activation waits for its confirmation, the host's date
+	// jumps an hour ahead after its first call.
 	sh(t, h, `cat >/run/wrappers/bin/date <<'EOF'
 #!/bin/sh
-n=$(cat /root/date-calls 2>/dev/null || echo 0); echo $((n + 1)) >/root/date-calls
-if [ "$*" = +%s ] && [ "$n" -gt 0 ]; then echo $(($(/bin/date +%s) + 3600)); else exec /bin/date "$@"; fi
+if [ "$*" = +%s ] && grep -qx activated /run/lollypops/activation/*/status 2>/dev/null; then
+	n=$(cat /root/date-calls 2>/dev/null || echo 0)
+	echo $((n + 1)) >/root/date-calls
+	if [ "$n" -gt 0 ]; then echo $(($(/bin/date +%s) + 3600)); exit 0; fi
+fi
+exec /bin/date "$@"
 EOF
 chmod 0755 /run/wrappers/bin/date`)
 	c := guardedHost(f, "checked", 10)
@@ -258,8 +263,9 @@ chmod 0755 /run/wrappers/bin/date`)
 }
 
 // The previous systems are pinned while the guard waits: a garbage
-// collection then (nix.gc) cannot take the system a rollback returns to,
-// even one that only runs (after a test) and is no generation.
+// collection then (nix.gc, old generations deleted) cannot take the system
+// a rollback returns to, even one that only runs (after a test) and is no
+// generation, nor the generation it boots.
 func TestGarbageCollectionDuringTheWait(t *testing.T) {
 	f := newFleet(t, hosts("host1")...)
 	h := f.Host("host1")
@@ -285,7 +291,7 @@ func TestGarbageCollectionDuringTheWait(t *testing.T) {
 	tested := systemOf(t, h)
 	c.Flake = flakes["next"]
 	c.Deployment.HealthChecks = map[string]config.HealthCheck{
-		"a-collect": {Cmd: ptr("nix-collect-garbage >/dev/null 2>&1"), Status: 200, Timeout: 30, Interval: 1},
+		"a-collect": {Cmd: ptr("nix-collect-garbage -d >/dev/null 2>&1"), Status: 200, Timeout: 30, Interval: 1},
 		"b-fail":    {Cmd: ptr("false"), Status: 200, Timeout: 5, Interval: 1},
 	}
 	r = newRunner(t, map[string]*config.Host{"host1": c})

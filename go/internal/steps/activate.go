@@ -189,6 +189,10 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 		return act, err
 	}
 	if !d.Reboot.Enable {
+		if e.Action == "boot" {
+			act.RebootPending = "the new system boots next"
+			return act, nil
+		}
 		act.RebootPending = why
 		e.printf("%s should reboot to run all of the new system (%s); lollypops.deployment.reboot.enable lets lollypops do it", h.Name, why)
 		return act, nil
