@@ -132,7 +132,7 @@ func TestRebootOnlyWhenTheKernelChanged(t *testing.T) {
 	if s := systemOf(t, same); s.gens[len(s.gens)-1].Path != s.current || booted(t, same) == s.current {
 		t.Errorf("samekernel: %+v, booted %s", s, booted(t, same))
 	}
-	if line := summaryLine(res, "samekernel"); !strings.Contains(line, "rebuild (switch)") || strings.Contains(line, "rebooted") {
+	if line := summaryLine(res, "samekernel"); !strings.Contains(line, "rebuild (switch, activated in ") || strings.Contains(line, "rebooted") {
 		t.Errorf("samekernel: summary %q\n%s", line, res)
 	}
 	if strings.Contains(res.output(), "rebooting samekernel") {
@@ -152,7 +152,7 @@ func TestRebootOnlyWhenTheKernelChanged(t *testing.T) {
 	if reboot < 0 || back < reboot || check < back || strings.Count(out, `[rebooted:rebuild] health check "booted" passed`) != 2 {
 		t.Errorf("want health checks under the guard, a reboot for the new kernel, health checks again:\n%s", res)
 	}
-	if line := summaryLine(res, "rebooted"); !strings.Contains(line, "rebuild (switch, rebooted)") {
+	if line := summaryLine(res, "rebooted"); !strings.Contains(line, "rebuild (switch, activated in ") || !strings.HasSuffix(line, ", rebooted)") {
 		t.Errorf("rebooted: summary %q\n%s", line, res)
 	}
 }

@@ -91,11 +91,22 @@ type Activated struct {
 	RebootPending string
 }
 
-// Note is the summary's word on the activation.
+// Note is the summary's word on the activation: the action, how long
+// the switch took, the units it restarted and those that failed, a
+// reboot made or pending.
 func (a *Activated) Note() string {
 	parts := []string{a.Action}
 	if a.Specialisation != "" {
 		parts[0] += " of specialisation " + a.Specialisation
+	}
+	if a.Duration > 0 && (a.Action == "switch" || a.Action == "test") {
+		parts = append(parts, "activated in "+a.Duration.String())
+	}
+	switch n := len(a.Units.Restarted); {
+	case n > 3:
+		parts = append(parts, plural(n, "unit")+" restarted")
+	case n > 0:
+		parts = append(parts, "restarted: "+strings.Join(a.Units.Restarted, ", "))
 	}
 	if len(a.NewlyFailed) > 0 {
 		parts = append(parts, "failed: "+strings.Join(a.NewlyFailed, ", "))
@@ -178,7 +189,8 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 		if act, err = e.activate(ctx, c, bootID, system, "boot"); err != nil {
 			return nil, err
 		}
-		act.Action = "switch"
+		// Nothing was activated before the reboot.
+		act.Action, act.Duration = "switch", 0
 		return act, e.rebootInto(ctx, c, bootID, system, "the new system's init needs a reboot", act, out)
 	}
 	if err != nil {
