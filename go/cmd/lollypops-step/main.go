@@ -36,6 +36,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 type stepFunc func(context.Context, *steps.Env) (steps.Outcome, error)
@@ -63,6 +64,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return sudopw.Feed(run.Path, args[2:], stdin, stdout, stderr)
 	}
+	// Everything a step prints reaches the terminal through go-task; much
+	// of it is the hosts' (commands' output, their errors): cleaned of
+	// control characters and escape sequences on the way (package
+	// termtext). The sudo feed above is a transport, not output.
+	cleanOut, cleanErr := termtext.NewWriter(stdout), termtext.NewWriter(stderr)
+	defer cleanOut.Flush()
+	defer cleanErr.Flush()
+	stdout, stderr = cleanOut, cleanErr
 	fs := pflag.NewFlagSet("lollypops-step", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	action := fs.String("action", "switch", "the REBUILD_ACTION of the run")
@@ -204,7 +213,9 @@ func record(run *rundir.Dir, host, task string, exit []string) error {
 func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	rec.Status = report.OK
 	rec.ExitCode = &code
-	rec.Note = out.Note
+	// The summary, the progress view and the report show these; they
+	// may quote the host's output.
+	rec.Note = termtext.Line(out.Note)
 	if out.StorePath != "" {
 		rec.StorePath = out.StorePath
 	}
@@ -214,7 +225,7 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	if err == nil {
 		return
 	}
-	rec.Status, rec.Error, rec.Hint = report.Failed, err.Error(), hintOf(err)
+	rec.Status, rec.Error, rec.Hint = report.Failed, termtext.Text(err.Error()), termtext.Text(hintOf(err))
 	var xe *execx.Error
 	if errors.As(err, &xe) {
 		rec.FailedCommand = &report.Command{Name: xe.Name, ExitCode: xe.ExitCode, Signal: xe.Signal}

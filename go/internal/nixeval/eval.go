@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // Result is one host's evaluation.
@@ -39,7 +41,9 @@ type HostError struct {
 	Msg  string
 }
 
-func (e *HostError) Error() string { return e.Msg }
+// Error is the message cleaned for a terminal: it is Nix's, and quotes the
+// configuration's own strings (package termtext).
+func (e *HostError) Error() string { return termtext.Text(e.Msg) }
 
 // Evaluator evaluates hosts of one flake.
 type Evaluator struct {
@@ -275,7 +279,8 @@ func (e *Evaluator) forward(lines []string) {
 	e.outMu.Lock()
 	defer e.outMu.Unlock()
 	for _, l := range lines {
-		fmt.Fprintln(e.Stderr, l)
+		// A configuration's warnings and traces are its own text.
+		fmt.Fprintln(e.Stderr, termtext.Text(l))
 	}
 }
 
