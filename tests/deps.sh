@@ -4,6 +4,7 @@
 # archive, nix-instantiate, nix-daemon), pass and GnuPG (the default secret
 # source), sudo (the non-root deploy user in the tests), iproute2, procps,
 # util-linux, busybox and mksh (shells the secret receiver is tested under),
+# shellcheck (the hosts' scripts),
 # zsh and fish (shells the completion scripts are tested under),
 # and a C compiler (go test -race needs cgo). Then it makes the
 # machine's Nix usable as root without a daemon (see setup_nix below).
@@ -48,6 +49,8 @@ have git || need+=(git)
 have busybox || need+=(busybox)
 have mksh || need+=(mksh)
 have setpriv || need+=(util-linux)
+# The hosts' scripts (the sudo root session, its waiter) are checked with it.
+have shellcheck || need+=(shellcheck)
 # The completion scripts' tests run them in zsh and fish (bash is Debian's own).
 have zsh || need+=(zsh)
 have fish || need+=(fish)

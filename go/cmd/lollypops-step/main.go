@@ -4,6 +4,7 @@
 //	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]
 //	lollypops-step record-start HOST TASK
 //	lollypops-step record HOST TASK [EXIT-CODE]
+//	lollypops-step sudo-exec HOST -- ARGV...
 //
 // It reads the host's settings and the run's shared state from the run
 // directory named by $LOLLYPOPS_RUN_DIR, and records its outcome there for
@@ -34,6 +35,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
 	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
 	"github.com/lollypops/lollypops/go/internal/termtext"
@@ -54,15 +56,11 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	// lollypops-step sudo-feed -- SSH-ARGV...: run a command through sudo
-	// on a host with the run's sudo password (package sudopw).
-	if len(args) > 2 && args[0] == "sudo-feed" && args[1] == "--" {
-		run, err := rundir.FromEnv()
-		if err != nil {
-			printError(stderr, err)
-			return 255
-		}
-		return sudopw.Feed(run.Path, args[2:], stdin, stdout, stderr)
+	// lollypops-step sudo-exec HOST -- ARGV...: run a command as root on a
+	// host through its root session, when the run has a sudo password
+	// (package sudopw).
+	if len(args) > 3 && args[0] == "sudo-exec" && args[2] == "--" {
+		return sudoExec(args[1], args[3:], stdin, stdout, stderr)
 	}
 	// Everything a step prints reaches the terminal through go-task; much
 	// of it is the hosts' (commands' output, their errors): cleaned of
@@ -160,6 +158,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		rec.StorePath, rec.System = steps.Deployed(ctx, env)
 	}
 	return finish(out, err)
+}
+
+// sudoExec is the sudo-exec mode: its standard input, output and error are
+// the command's, passed on as they are (a transport, not output).
+func sudoExec(host string, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	run, err := rundir.FromEnv()
+	if err != nil {
+		printError(stderr, err)
+		return 255
+	}
+	inv, err := config.Load(run.HostInventory(host))
+	if err != nil {
+		printError(stderr, err)
+		return 255
+	}
+	h := inv.Hosts[host]
+	if h == nil {
+		printError(stderr, fmt.Errorf("host %q is not in the run's inventory", host))
+		return 255
+	}
+	return sudopw.Exec(run.Path, &ssh.Client{Host: h, Prefix: run.SSH(host)}, argv, stdin, stdout, stderr)
 }
 
 // interruptible returns a context that SIGINT, SIGTERM and SIGHUP cancel —
