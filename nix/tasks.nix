@@ -43,7 +43,10 @@ let
         description = ''
           Shell commands, run one after the other on the deployer; the first
           that fails fails the task. They can use the host's variables
-          (`HOSTNAME`, `REMOTE_HOST`, `REMOTE_USER`, `REMOTE_CONFIG_DIR`, ...).
+          (`HOSTNAME`, `REMOTE_HOST`, `REMOTE_USER`, `REMOTE_CONFIG_DIR`, ...),
+          as `{{.REMOTE_CONFIG_DIR}}`: each is quoted shell words, for use
+          unquoted. The raw value of each one-word variable is in the
+          environment, as `"$LOLLYPOPS_REMOTE_CONFIG_DIR"`.
         '';
       };
 

@@ -107,7 +107,7 @@ ls /run/keys /var/lib/app > /run/fakehost/seen-at-activation 2>&1 || true`)
 	if got != want {
 		t.Errorf("host:\n%s\nwant:\n%s", got, want)
 	}
-	if !strings.Contains(res.output(), "/run/keys/pre: nginx:nginx does not exist yet") ||
+	if !strings.Contains(res.output(), "/run/keys/pre: user nginx does not exist yet; written as root:root 400 (no access for its group or others), and written again as nginx:nginx 0440 after the activation") ||
 		!strings.Contains(summaryLine(res, "host1"), "1 after activation") {
 		t.Errorf("output:\n%s", res)
 	}

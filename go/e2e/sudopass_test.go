@@ -153,7 +153,7 @@ func TestSudoPasswordCommand(t *testing.T) {
 		}
 	}
 	// The commands through sudo are shown, the password is not.
-	if !strings.Contains(res.output(), "lollypops-step sudo-feed -- ssh ") {
+	if !strings.Contains(res.output(), "lollypops-step sudo-exec host1 -- ") {
 		t.Errorf("--verbose shows no command through sudo:\n%s", res)
 	}
 	if strings.Contains(res.output(), password) {
@@ -309,4 +309,70 @@ func (r *runner) runAnswering(prompt, answer string, args ...string) ptyResult {
 	emu.Write(raw.Bytes())
 	res.screen = emu.String()
 	return res
+}
+
+// countAuths makes the host's sudo log every PAM authentication it starts
+// (pam_exec, before the password is checked), for sudoAuths.
+func countAuths(t *testing.T, h *fakehost.Host) {
+	t.Helper()
+	sh(t, h, `printf '#!/bin/sh\necho "$PAM_TYPE $PAM_USER" >>/var/log/sudo-auths\n' >/etc/lollypops-count-auth
+chmod 755 /etc/lollypops-count-auth
+sed -i '1a auth optional pam_exec.so seteuid /etc/lollypops-count-auth' /etc/pam.d/sudo`)
+}
+
+func sudoAuths(t *testing.T, h *fakehost.Host) int {
+	t.Helper()
+	return strings.Count(sh(t, h, "cat /var/log/sudo-auths 2>/dev/null || true"), "auth ")
+}
+
+// The password goes to a host only after its sudo asked for it, and the
+// run authenticates once per host connection, however many commands go
+// through sudo (the guarded activation polls its state). host1's sudo asks
+// (NixOS's wheel rule); host2's does not ask for sh (NOPASSWD: sh, as a
+// per-command rule), which is what lollypops runs through sudo: it never
+// receives the password, not even on a command's input (every byte its
+// sessions read is logged), and no command's input starts with it.
+func TestSudoPasswordOnlyWhereAskedOncePerConnection(t *testing.T) {
+	password := fmt.Sprintf("PW-%x only-asked", rand.Uint64())
+	f, r := sudoFleet(t, password)
+	pass := newPassStore(t)
+	pass.insert("hosts/sudo", []byte(password+"\n"))
+	r.env = pass.env
+	for _, h := range f.Hosts() {
+		countAuths(t, h)
+	}
+	h2 := f.Host("host2")
+	sh(t, h2, `echo 'deploy ALL=(ALL:ALL) NOPASSWD: /run/current-system/sw/bin/sh, /bin/sh, /usr/bin/sh' >>/etc/sudoers
+printf '#!/bin/bash\nexec /bin/bash "$@" < <(exec tee -a /var/log/session-stdin 2>/dev/null)\n' >/etc/lollypops-tee-shell
+chmod 755 /etc/lollypops-tee-shell; : >/var/log/session-stdin; chmod 666 /var/log/session-stdin
+usermod -s /etc/lollypops-tee-shell deploy`)
+
+	res := r.run("--sudo-password-command", "pass show hosts/sudo", "-p", "host1", "host2")
+	if res.code != 0 {
+		t.Errorf("%s", res)
+	}
+	for _, n := range []string{"host1", "host2"} {
+		if summaryLine(res, n) == "" || !strings.HasPrefix(summaryLine(res, n), n+" ok") {
+			t.Errorf("%s: %q", n, summaryLine(res, n))
+		}
+		if a := sudoAttempts(t, f.Host(n)); a != 0 {
+			t.Errorf("%s: %d failed sudo password attempts", n, a)
+		}
+	}
+	if strings.Contains(res.output(), "unknown stream version") || strings.Contains(res.output(), password) {
+		t.Errorf("the password reached a command:\n%s", res)
+	}
+	// The guarded activation opens a second connection (it proves the
+	// host is reachable after the switch): one authentication each.
+	if n, conns := sudoAuths(t, f.Host("host1")), authCount(t, f.Host("host1")); n != conns || n > 2 {
+		t.Errorf("host1: %d sudo authentications, want one per connection (%d)", n, conns)
+	}
+	if n := sudoAuths(t, h2); n != 0 {
+		t.Errorf("host2: %d sudo authentications, want none: its sudo does not ask", n)
+	}
+	if got := sh(t, h2, "cat /var/log/session-stdin"); strings.Contains(got, password) {
+		t.Errorf("host2 received the password on a session's input, though its sudo never asked")
+	} else if !strings.Contains(got, "lollypops-secrets-") {
+		t.Errorf("host2's sessions' input was not logged (%d bytes): the check proves nothing", len(got))
+	}
 }

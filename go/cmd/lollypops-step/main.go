@@ -4,6 +4,7 @@
 //	lollypops-step <check-vars|deploy-flake|deploy-secrets|rebuild|diff> HOST [--action A] [--activation-follows]
 //	lollypops-step record-start HOST TASK
 //	lollypops-step record HOST TASK [EXIT-CODE]
+//	lollypops-step sudo-exec HOST -- ARGV...
 //
 // It reads the host's settings and the run's shared state from the run
 // directory named by $LOLLYPOPS_RUN_DIR, and records its outcome there for
@@ -34,8 +35,10 @@ import (
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
 	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 type stepFunc func(context.Context, *steps.Env) (steps.Outcome, error)
@@ -53,16 +56,20 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	// lollypops-step sudo-feed -- SSH-ARGV...: run a command through sudo
-	// on a host with the run's sudo password (package sudopw).
-	if len(args) > 2 && args[0] == "sudo-feed" && args[1] == "--" {
-		run, err := rundir.FromEnv()
-		if err != nil {
-			printError(stderr, err)
-			return 255
-		}
-		return sudopw.Feed(run.Path, args[2:], stdin, stdout, stderr)
+	// lollypops-step sudo-exec HOST -- ARGV...: run a command as root on a
+	// host through its root session, when the run has a sudo password
+	// (package sudopw).
+	if len(args) > 3 && args[0] == "sudo-exec" && args[2] == "--" {
+		return sudoExec(args[1], args[3:], stdin, stdout, stderr)
 	}
+	// Everything a step prints reaches the terminal through go-task; much
+	// of it is the hosts' (commands' output, their errors): cleaned of
+	// control characters and escape sequences on the way (package
+	// termtext). The sudo feed above is a transport, not output.
+	cleanOut, cleanErr := termtext.NewWriter(stdout), termtext.NewWriter(stderr)
+	defer cleanOut.Flush()
+	defer cleanErr.Flush()
+	stdout, stderr = cleanOut, cleanErr
 	fs := pflag.NewFlagSet("lollypops-step", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	action := fs.String("action", "switch", "the REBUILD_ACTION of the run")
@@ -153,6 +160,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return finish(out, err)
 }
 
+// sudoExec is the sudo-exec mode: its standard input, output and error are
+// the command's, passed on as they are (a transport, not output).
+func sudoExec(host string, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	run, err := rundir.FromEnv()
+	if err != nil {
+		printError(stderr, err)
+		return 255
+	}
+	inv, err := config.Load(run.HostInventory(host))
+	if err != nil {
+		printError(stderr, err)
+		return 255
+	}
+	h := inv.Hosts[host]
+	if h == nil {
+		printError(stderr, fmt.Errorf("host %q is not in the run's inventory", host))
+		return 255
+	}
+	return sudopw.Exec(run.Path, &ssh.Client{Host: h, Prefix: run.SSH(host)}, argv, stdin, stdout, stderr)
+}
+
 // interruptible returns a context that SIGINT, SIGTERM and SIGHUP cancel —
 // except that while protect is set (an activation is running on the host),
 // the first signal only says so, and a second one cancels.
@@ -204,7 +232,9 @@ func record(run *rundir.Dir, host, task string, exit []string) error {
 func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	rec.Status = report.OK
 	rec.ExitCode = &code
-	rec.Note = out.Note
+	// The summary, the progress view and the report show these; they
+	// may quote the host's output.
+	rec.Note = termtext.Line(out.Note)
 	if out.StorePath != "" {
 		rec.StorePath = out.StorePath
 	}
@@ -215,7 +245,7 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	if err == nil {
 		return
 	}
-	rec.Status, rec.Error, rec.Hint = report.Failed, err.Error(), hintOf(err)
+	rec.Status, rec.Error, rec.Hint = report.Failed, termtext.Text(err.Error()), termtext.Text(hintOf(err))
 	var xe *execx.Error
 	if errors.As(err, &xe) {
 		rec.FailedCommand = &report.Command{Name: xe.Name, ExitCode: xe.ExitCode, Signal: xe.Signal}

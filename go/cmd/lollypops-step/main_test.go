@@ -97,3 +97,28 @@ func TestSetOutcome(t *testing.T) {
 		t.Error("a hint from nowhere")
 	}
 }
+
+// What a step records (the summary, the progress view and the report show
+// it) and prints is cleaned of what would drive the terminal: the hosts'
+// output often ends up in an error.
+func TestOutcomeAndOutputAreCleaned(t *testing.T) {
+	var rec report.Record
+	err := &steps.Hinted{Err: errors.New("activation failed: \x1b]0;pwned\x07\x1b[2K\rhost1 ok"), Hint: "see \x1b[8mhidden"}
+	setOutcome(&rec, steps.Outcome{Note: "switch\r\x1b[1A"}, err, 1)
+	for _, s := range []string{rec.Error, rec.Hint, rec.Note} {
+		if strings.ContainsAny(s, "\x1b\x07\r") {
+			t.Errorf("recorded raw: %q", s)
+		}
+	}
+	if rec.Error != `activation failed: \x1b]0;pwned\x07\x1b[2K\rhost1 ok` {
+		t.Errorf("error: %q", rec.Error)
+	}
+
+	// A step's own messages go through the same cleaning.
+	runDir(t)
+	var out, errOut bytes.Buffer
+	run([]string{"check-vars", "no-such-host\x1b[2J"}, strings.NewReader(""), &out, &errOut)
+	if strings.Contains(errOut.String()+out.String(), "\x1b") {
+		t.Errorf("printed raw: %q", errOut.String())
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/taskgen"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
+	"github.com/lollypops/lollypops/go/internal/termtext"
 	"github.com/lollypops/lollypops/go/internal/version"
 )
 
@@ -564,7 +565,7 @@ const evalStep = "evaluate"
 func recordEvalFailures(run *rundir.Dir, hosts []string, why map[string]string) error {
 	now := time.Now()
 	for _, h := range hosts {
-		r := report.Record{Host: h, Step: evalStep, Status: report.Failed, Start: now, End: now, Error: "not evaluated: " + why[h],
+		r := report.Record{Host: h, Step: evalStep, Status: report.Failed, Start: now, End: now, Error: "not evaluated: " + termtext.Text(why[h]),
 			Hint: "fix the host's configuration (nix eval .#nixosConfigurations." + h + ".config.system.build.toplevel shows the whole error); the other hosts ran"}
 		if err := report.Write(run.Results(), r); err != nil {
 			return err

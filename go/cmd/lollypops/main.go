@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // Exit codes; README.md documents them.
@@ -147,11 +149,14 @@ func (in *interrupter) stop() {
 }
 
 // ui is the one place that writes lollypops' own messages: one lowercase
-// line with the "lollypops:" prefix, and an optional hint line.
+// line with the "lollypops:" prefix, and an optional hint line. Messages
+// carry names and errors that came from outside (flake attribute names,
+// Nix's errors, hosts' output): they reach the terminal cleaned (package
+// termtext).
 type ui struct{ w io.Writer }
 
 func (u *ui) printf(format string, args ...any) {
-	fmt.Fprintf(u.w, "lollypops: "+format+"\n", args...)
+	io.WriteString(u.w, termtext.Text(fmt.Sprintf("lollypops: "+format, args...))+"\n")
 }
 
 func (u *ui) error(err error) {

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -115,6 +117,8 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 			return nil, err
 		}
 	}
+	t.Hosts = validNames(t.Hosts, false, stderr)
+	t.Homes = validNames(t.Homes, true, stderr)
 	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr, Homes: map[string]bool{}}
 	for _, n := range t.Homes {
 		if slices.Contains(t.Hosts, n) {
@@ -124,6 +128,31 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 		ev.Homes[n] = true
 	}
 	return newSource(config.NewDocument(), append(t.Hosts, t.Homes...), ev, stderr), nil
+}
+
+// validNames leaves out, with a warning, the flake's attribute names that
+// cannot name tasks: such a target can never be deployed, and its name,
+// which may hold anything (escape sequences, newlines), goes no further
+// than the warning, quoted.
+func validNames(names []string, home bool, stderr io.Writer) []string {
+	kept := names[:0:0]
+	for _, n := range names {
+		if err := config.CheckName(n, home); err != nil {
+			var ce *config.Error
+			errors.As(err, &ce)
+			(&ui{w: stderr}).printf("%s.%s is left out: %s", output(home), strconv.Quote(n), ce.Msg)
+			continue
+		}
+		kept = append(kept, n)
+	}
+	return kept
+}
+
+func output(home bool) string {
+	if home {
+		return "homeConfigurations"
+	}
+	return "nixosConfigurations"
 }
 
 // targetNames is what the app lists of a flake (LOLLYPOPS_FLAKE_HOSTS).
@@ -268,7 +297,7 @@ func (s *source) add(r nixeval.Result) {
 		s.mu.Lock()
 		s.noModule[r.Name] = true
 		s.mu.Unlock()
-		fmt.Fprintf(s.stderr, "lollypops: %s; it has no tasks\n", s.noModuleMsg(r.Name))
+		(&ui{w: s.stderr}).printf("%s; it has no tasks", s.noModuleMsg(r.Name))
 	case r.Home:
 		s.doc.AddHome(r.Name, r.Entry)
 	default:

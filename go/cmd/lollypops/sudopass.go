@@ -9,6 +9,7 @@ import (
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
@@ -20,7 +21,7 @@ type sudoPassword struct {
 }
 
 func (s *sudoPassword) AddFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&s.Ask, "ask-sudo-password", false, "Ask once, on the terminal, for the password of sudo on the hosts that use it (lollypops.deployment.sudo.enable); it reaches each host on the standard input of its sudo, never in an argument, the environment or a file.")
+	fs.BoolVar(&s.Ask, "ask-sudo-password", false, "Ask once, on the terminal, for the password of sudo on the hosts that use it (lollypops.deployment.sudo.enable); it goes only to a host whose sudo asks for it, once per connection, never in an argument, the environment or a file.")
 	fs.StringVar(&s.Command, "sudo-password-command", "", "Take the sudo password from the first line this command prints (e.g. 'pass hosts/sudo'), instead of asking.")
 }
 
@@ -53,7 +54,18 @@ func (s *sudoPassword) serve(ctx context.Context, run *rundir.Dir, inv *config.I
 	if err != nil {
 		return nil, &usageError{msg: err.Error(), hint: "--ask-sudo-password needs a terminal; --sudo-password-command takes the password from a command"}
 	}
-	srv, err := sudopw.Serve(run.Path, pw)
+	// The password stays here: the steps ask for the hosts' root
+	// sessions, which get it only when their sudo asks (package sudopw).
+	srv, err := sudopw.Serve(run.Path, pw, func(name string) (*ssh.Client, error) {
+		h := inv.Hosts[name]
+		if _, in := hosts[name]; h == nil || !in {
+			return nil, fmt.Errorf("host %q is not in this run", name)
+		}
+		if !h.Deployment.Sudo.Enable {
+			return nil, fmt.Errorf("%s does not use sudo (lollypops.deployment.sudo.enable)", name)
+		}
+		return &ssh.Client{Host: h, Prefix: run.SSH(name)}, nil
+	})
 	if err != nil {
 		return nil, err
 	}

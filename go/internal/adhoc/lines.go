@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"sync"
+
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // Sink is a writer shared by concurrent writers: each Write reaches the
@@ -87,9 +89,12 @@ func (l *LineWriter) Flush() error {
 	return err
 }
 
+// line appends one line behind the prefix. What the host printed is
+// cleaned for the terminal (package termtext): a cut line may end inside a
+// UTF-8 sequence, which is then escaped.
 func (l *LineWriter) line(out, line []byte, addNewline bool) []byte {
 	out = append(out, l.prefix...)
-	out = append(out, line...)
+	out = append(out, termtext.Text(string(line))...)
 	if addNewline {
 		out = append(out, '\n')
 	}

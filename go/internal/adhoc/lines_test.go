@@ -19,7 +19,9 @@ func TestLineWriter(t *testing.T) {
 		{"partial last line", []string{"a\nno newline"}, "[h] a\n[h] no newline\n"},
 		{"empty lines", []string{"\n\n"}, "[h] \n[h] \n"},
 		{"nothing", nil, ""},
-		{"crlf kept", []string{"a\r\n"}, "[h] a\r\n"},
+		{"crlf", []string{"a\r\n"}, "[h] a\n"},
+		// A host's output cannot drive the terminal (package termtext).
+		{"escapes", []string{"\x1b]0;title\x07\x1b[2K\rforged\n"}, `[h] \x1b]0;title\x07\x1b[2K\rforged` + "\n"},
 	} {
 		var b bytes.Buffer
 		l := NewLineWriter(NewSink(&b), "[h] ")

@@ -60,17 +60,36 @@ func Validate(inv *Inventory) error {
 // part of a flake reference's query, unescaped.
 var flakeDirRe = regexp.MustCompile(`^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$`)
 
+// CheckName checks the name of a target: an attribute name of
+// nixosConfigurations (home false) or homeConfigurations (home true). It
+// names the target's tasks, so it is plain text: a flake's names are
+// checked before anything else is done with them, and one that fails is
+// never a task, never printed raw (the error quotes it).
+func CheckName(name string, home bool) error {
+	switch {
+	case home && (!homeNameRe.MatchString(name) || len(name) > 128):
+		return &Error{Host: name, Home: true, Msg: "the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')",
+			Hint: "the name is its attribute name in homeConfigurations (\"alice\" or \"alice@host1\"); it names its tasks, as in \"<name>:rebuild\""}
+	case !home && (!hostNameRe.MatchString(name) || len(name) > 128):
+		return &Error{Host: name, Msg: "the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')",
+			Hint: "the host's name is its attribute name in nixosConfigurations; it names its tasks, as in \"<host>:rebuild\""}
+	case slices.Contains(ReservedHostNames, name):
+		kind := "nixosConfigurations"
+		if home {
+			kind = "homeConfigurations"
+		}
+		return &Error{Host: name, Home: home, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
+			Hint: "rename this entry of " + kind}
+	}
+	return nil
+}
+
 func validateHost(name string, h *Host) error {
 	fail := func(field, format string, args ...any) error {
 		return &Error{Host: name, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	switch {
-	case !hostNameRe.MatchString(name) || len(name) > 128:
-		return &Error{Host: name, Msg: "the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')",
-			Hint: "the host's name is its attribute name in nixosConfigurations; it names its tasks, as in \"<host>:rebuild\""}
-	case slices.Contains(ReservedHostNames, name):
-		return &Error{Host: name, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
-			Hint: "rename this entry of nixosConfigurations"}
+	if err := CheckName(name, false); err != nil {
+		return err
 	}
 	// The flake's source in the store, and the directory of its flake.nix
 	// in there for a ?dir= flake.
@@ -107,13 +126,8 @@ func validateHome(name string, h *Host) error {
 	fail := func(field, format string, args ...any) error {
 		return &Error{Host: name, Home: true, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	if !homeNameRe.MatchString(name) || len(name) > 128 {
-		return &Error{Host: name, Home: true, Msg: "the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')",
-			Hint: "the name is its attribute name in homeConfigurations (\"alice\" or \"alice@host1\"); it names its tasks, as in \"<name>:rebuild\""}
-	}
-	if slices.Contains(ReservedHostNames, name) {
-		return &Error{Host: name, Home: true, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
-			Hint: "rename this entry of homeConfigurations"}
+	if err := CheckName(name, true); err != nil {
+		return err
 	}
 	p := h.Home.ActivationPackage
 	if err := storepath.Validate(p); err != nil || strings.Contains(p[len(storepath.StoreDir)+1:], "/") {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // Result is one host's evaluation.
@@ -39,7 +43,9 @@ type HostError struct {
 	Msg  string
 }
 
-func (e *HostError) Error() string { return e.Msg }
+// Error is the message cleaned for a terminal: it is Nix's, and quotes the
+// configuration's own strings (package termtext).
+func (e *HostError) Error() string { return termtext.Text(e.Msg) }
 
 // Evaluator evaluates hosts of one flake.
 type Evaluator struct {
@@ -58,10 +64,32 @@ type Evaluator struct {
 	Stderr io.Writer
 
 	outMu sync.Mutex // the processes' lines reach Stderr one batch at a time
+
+	nonceOnce sync.Once
+	nonce     string
 }
 
-// marker starts the trace line that carries one host's result.
-const marker = "trace: lollypops-eval "
+// tracePrefix starts the trace line that carries one host's result; the
+// run's nonce follows it.
+const tracePrefix = "trace: lollypops-eval "
+
+// marker starts the trace lines that carry the results of this run's
+// evaluations: the prefix and a random nonce, made once per Evaluator.
+// Nix code cannot know the nonce: it is only in the --apply expression,
+// on nix's command line, which a pure evaluation cannot read (nor the
+// process's environment: builtins.getEnv gives "" there), so a host's
+// configuration cannot trace a line that passes for another host's
+// result.
+func (e *Evaluator) marker() string {
+	e.nonceOnce.Do(func() {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			panic(fmt.Sprintf("nixeval: no randomness for the evaluation's nonce: %v", err))
+		}
+		e.nonce = hex.EncodeToString(b)
+	})
+	return tracePrefix + e.nonce + " "
+}
 
 // maxChunk bounds the hosts one nix process evaluates, whatever the
 // memory: a failure costs the rest of the chunk one more process start.
@@ -191,13 +219,19 @@ func defaultBudget(jobs int) int64 {
 	return fallback
 }
 
+// nonceOf is the run's nonce (see marker).
+func (e *Evaluator) nonceOf() string {
+	e.marker()
+	return e.nonce
+}
+
 // run evaluates a chunk in one nix process. It returns how many of the
 // chunk's hosts got a result (the others are to be evaluated again) and
 // the process's peak memory in bytes.
 func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)) (int, int64) {
 	home := e.Homes[chunk[0]]
 	cmd := exec.CommandContext(ctx, e.Nix, nixArgs("eval", "--json", "--no-write-lock-file",
-		e.Flake.Ref+"#"+output(home), "--apply", Expression(e.Flake.Path, chunk))...)
+		e.Flake.Ref+"#"+output(home), "--apply", Expression(e.Flake.Path, e.nonceOf(), chunk))...)
 	cmd.Stdout = io.Discard
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -216,10 +250,17 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 	var pending []string
 	sc := bufio.NewScanner(stderr)
 	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+	marker := e.marker()
 	for sc.Scan() {
 		line := sc.Text()
 		payload, ok := strings.CutPrefix(line, marker)
 		if !ok {
+			if strings.HasPrefix(line, tracePrefix) {
+				// A configuration traced a line shaped like a result:
+				// the host it is evaluated with tried to pass for
+				// another. It is text, and said to be suspicious.
+				line = "lollypops: warning: ignored a line a configuration traced as if it were a host's evaluation result: " + line
+			}
 			pending = append(pending, line)
 			continue
 		}
@@ -227,9 +268,9 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 		pending = nil
 		r, err := parseResult(payload)
 		if err != nil || done >= len(chunk) || r.Name != chunk[done] {
-			// Not ours after all (a configuration tracing our marker?):
-			// pass it on.
-			e.forward([]string{line})
+			// Cannot happen: only this process's expression knows the
+			// nonce. Not a result, whatever it is.
+			e.forward([]string{"lollypops: warning: ignored an unexpected evaluation result: " + line})
 			continue
 		}
 		r.Home = home
@@ -275,7 +316,8 @@ func (e *Evaluator) forward(lines []string) {
 	e.outMu.Lock()
 	defer e.outMu.Unlock()
 	for _, l := range lines {
-		fmt.Fprintln(e.Stderr, l)
+		// A configuration's warnings and traces are its own text.
+		fmt.Fprintln(e.Stderr, termtext.Text(l))
 	}
 }
 
@@ -363,12 +405,14 @@ func output(home bool) string {
 }
 
 // Expression is the --apply function that evaluates the named hosts of
-// nixosConfigurations (or homes of homeConfigurations), one after the other, tracing each host's result on
-// its own line as soon as it is known. It is self-contained: a pure
+// nixosConfigurations (or homes of homeConfigurations), one after the
+// other, tracing each host's result on its own line as soon as it is
+// known, behind the run's nonce (see Evaluator.marker), so that only the
+// expression's own lines are taken for results. It is self-contained: a pure
 // evaluation cannot import lollypops' Nix files, so the projection comes
 // from the target's own module (lollypops.inventory-entry, in lollypops'
 // NixOS and home-manager modules alike).
-func Expression(flakePath string, names []string) string {
+func Expression(flakePath, nonce string, names []string) string {
 	var b bytes.Buffer
 	b.WriteString(`configs: map (name:
   let
@@ -379,7 +423,9 @@ func Expression(flakePath string, names []string) string {
       else { host = name; entry = l.inventory-entry { inherit name; flake = `)
 	b.WriteString(nixString(flakePath))
 	b.WriteString(`; }; };
-  in builtins.trace ("lollypops-eval " + builtins.toJSON result) null) [`)
+  in builtins.trace ("lollypops-eval `)
+	b.WriteString(nonce)
+	b.WriteString(` " + builtins.toJSON result) null) [`)
 	for _, n := range names {
 		b.WriteByte(' ')
 		b.WriteString(nixString(n))

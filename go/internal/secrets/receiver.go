@@ -250,7 +250,7 @@ commit() {
   as "$a" rmdir -- "$s" || true
 }
 get magic
-[ "$magic" = lollypops-secrets-4 ] || fail "unknown stream version: $magic"
+[ "$magic" = lollypops-secrets-5 ] || fail "unknown stream version: $magic"
 sd="" keep="" manifest=""
 while get op; do
   case $op in
@@ -265,37 +265,41 @@ while get op; do
     keep="$keep$p$nl"
     ;;
   file)
-    get p; get o; get g; get mode; get mask; get chm; get soft; get size; get sum
+    get p; get o; get g; get mode; get mask; get chm; get pmode; get pmask; get pchm; get soft; get size; get sum
     case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
-    pending=0
+    missing=""
     if user "$o"; then
-      group "$g" || { [ "$soft" = 1 ] || fail "$p: group $g does not exist"; pending=1; }
+      group "$g" || { [ "$soft" = 1 ] || fail "$p: group $g does not exist"; missing=group; }
       stage "${p%/*}" "$ou"
     else
       [ "$soft" = 1 ] || fail "$p: user $o does not exist"
-      pending=1
+      missing=user
       stage "${p%/*}" ""
+    fi
+    if [ -n "$missing" ]; then
+      # Pending: its group (root's, or the owner's primary group) is not
+      # the one asked for, so the group and others get no bits until the
+      # file is written again with its group, after the activation.
+      mode=$pmode mask=$pmask chm=$pchm gg=""
     fi
     t=$s/${p##*/}
     if [ "$actor" = - ]; then
       umask "$mask"
       head -c "$size" > "$t" || fail "$p: cannot write $t"
       umask 077
-      if [ "$pending" = 1 ]; then
-        say "lollypops-secrets: pending-owner $o:$g $p"
-      elif [ "$ou:$gg" != "$mine" ]; then
+      if [ -z "$missing" ] && [ "$ou:$gg" != "$mine" ]; then
         chown -h -- "$ou:$gg" "$t" || fail "$p: cannot change the owner to $o:$g"
       fi
       [ "$chm" = 0 ] || chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode"
     else
-      if [ "$pending" = 1 ]; then
-        gg=""
-        say "lollypops-secrets: pending-owner $o:$g $p"
-      fi
       as "$actor" sh -C -c 'umask "$1"; head -c "$2" > "$3" || exit 1
         [ -z "$4" ] || chgrp -- "$4" "$3" || exit 1
         [ "$5" = 0 ] || chmod -- "$6" "$3"' lollypops "$mask" "$size" "$t" "$gg" "$chm" "$mode" ||
         fail "$p: cannot write it as $o (uid $ou)"
+    fi
+    if [ -n "$missing" ]; then
+      w=$(stat -c '%U:%G %a' -- "$t") || w="?:? ?"
+      say "lollypops-secrets: pending-owner $missing $o:$g $w $p"
     fi
     get end
     [ "$end" = end ] || fail "$p: the stream is corrupt after the value"

@@ -331,7 +331,7 @@ func TestReceiverOwners(t *testing.T) {
 			t.Fatalf("missing owner, soft: %v: %s", err, errOut)
 		}
 		rep, _ := ParseReport([]byte(out))
-		if len(rep.Pending) != 1 || rep.Pending[0] != (Pending{Path: missing.Path, Owner: "lollypops-no-such-user", Group: "root"}) {
+		if len(rep.Pending) != 1 || rep.Pending[0] != (Pending{Path: missing.Path, Owner: "lollypops-no-such-user", Group: "root", Missing: "user", Wrote: "root:root 400"}) {
 			t.Errorf("pending: %+v", rep.Pending)
 		}
 		st, _ = os.Stat(missing.Path)

@@ -99,8 +99,11 @@ func describe(err error) string {
 type Stream struct {
 	Values []Value
 	// Soft lets a file whose owner or group does not exist yet be written
-	// owned by the receiving user (root); it is reported as pending and
-	// written again, with its owner, after the activation.
+	// without them: by root, or in the owner's directory by the owner, with
+	// the owner's permission bits only (no bits for the group or others,
+	// as its group is not the one asked for). It is reported as pending,
+	// with what was written, and written again with its owner and group
+	// after the activation.
 	Soft bool
 	// Manifest is the manifest's path on the host; Keep lists every
 	// configured secret path of the host (all upload times).
@@ -110,7 +113,7 @@ type Stream struct {
 }
 
 // streamVersion is the first line of a stream; the receiver refuses others.
-const streamVersion = "lollypops-secrets-4"
+const streamVersion = "lollypops-secrets-5"
 
 // commitRecord ends a stream: without it the receiver writes nothing.
 const commitRecord = "commit\n"
@@ -178,10 +181,12 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 	})
 	for _, v := range values {
 		m := FileMode(v.Secret.Mode)
+		pm := m & 0o700 // while pending: the owner's bits only
 		sum := sha256.Sum256(v.Data)
-		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group, fmt.Sprintf("%04o", m),
-			fmt.Sprintf("%04o", ^m&0o777), flag(m&0o7111 != 0), flag(s.Soft),
-			strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:]))
+		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group,
+			fmt.Sprintf("%04o", m), fmt.Sprintf("%04o", ^m&0o777), flag(m&0o7111 != 0),
+			fmt.Sprintf("%04o", pm), fmt.Sprintf("%04o", ^pm&0o777), flag(pm&0o100 != 0),
+			flag(s.Soft), strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:]))
 		bw.Write(v.Data)
 		line("end")
 	}
@@ -200,7 +205,7 @@ type Report struct {
 	Committed   bool
 	Wrote       []string
 	CreatedDirs []string
-	Pending     []Pending // owner or group missing: written owned by root
+	Pending     []Pending // owner or group missing: written without them
 	Stale       []string  // no longer configured, kept
 	Removed     []string  // no longer configured, removed
 	// Other is what the session printed that is not the receiver's, such
@@ -211,6 +216,11 @@ type Report struct {
 // Pending is a file whose owner or group did not exist yet.
 type Pending struct {
 	Path, Owner, Group string
+	// Missing is "user" or "group": what did not exist.
+	Missing string `json:",omitempty"`
+	// Wrote is the owner, group and mode the file got, as stat shows
+	// them: "root:root 400", "alice:users 400".
+	Wrote string `json:",omitempty"`
 }
 
 // reportPrefix starts each line of the receiver's report.
@@ -242,9 +252,13 @@ func ParseReport(out []byte) (*Report, error) {
 		case "removed":
 			r.Removed = append(r.Removed, rest)
 		case "pending-owner":
-			og, p, _ := strings.Cut(rest, " ")
-			o, g, _ := strings.Cut(og, ":")
-			r.Pending = append(r.Pending, Pending{Path: p, Owner: o, Group: g})
+			// <user|group> <owner>:<group> <wrote owner>:<group> <mode> <path>
+			f := strings.SplitN(rest, " ", 5)
+			if len(f) != 5 {
+				return r, fmt.Errorf("unexpected output from the receiver: %q", l)
+			}
+			o, g, _ := strings.Cut(f[1], ":")
+			r.Pending = append(r.Pending, Pending{Path: f[4], Owner: o, Group: g, Missing: f[0], Wrote: f[2] + " " + f[3]})
 		default:
 			return r, fmt.Errorf("unexpected output from the receiver: %q", l)
 		}

@@ -64,7 +64,7 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 			return out, err
 		}
 		for _, p := range rep.Pending {
-			e.printf("%s: %s:%s does not exist yet; written owned by root, and written again with its owner after the activation", p.Path, p.Owner, p.Group)
+			e.printf("%s", pendingLine(p, e.Host))
 		}
 	}
 	out.Note = plural(len(values), "secret")
@@ -73,6 +73,23 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 		out.Note += fmt.Sprintf(", %d after activation", deferred)
 	}
 	return out, nil
+}
+
+// pendingLine says what was written for a file whose user or group does
+// not exist yet, and what it becomes after the activation.
+func pendingLine(p secrets.Pending, h *config.Host) string {
+	missing := "user " + p.Owner
+	if p.Missing == "group" {
+		missing = "group " + p.Group
+	}
+	mode := ""
+	for _, f := range h.Secrets.Files {
+		if f.Path == p.Path {
+			mode = " " + f.Mode
+		}
+	}
+	return fmt.Sprintf("%s: %s does not exist yet; written as %s (no access for its group or others), and written again as %s:%s%s after the activation",
+		p.Path, missing, p.Wrote, p.Owner, p.Group, mode)
 }
 
 // postActivation deploys the post-activation secrets, and writes again the

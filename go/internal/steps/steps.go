@@ -37,8 +37,9 @@ type Env struct {
 	// ShowConnection makes Describe show the host's shared connection: set
 	// for the host's first step that connects, so --dry shows it once.
 	ShowConnection bool
-	// SudoFeed, when set, is the step binary: the run serves a sudo
-	// password (package sudopw), which commands through sudo get from it.
+	// SudoFeed, when set, is the step binary: the run has a sudo password
+	// (package sudopw), and commands through sudo go through the host's
+	// root session, with the step binary's sudo-exec mode.
 	SudoFeed string
 	// Protect is set while an activation runs on the host: the step binary
 	// then lets a first Ctrl-C pass, so the activation can finish.
@@ -143,14 +144,15 @@ func (e *Env) wrapper(c *ssh.Client) (string, error) {
 }
 
 // remote returns the argv that runs argv on the host, through sudo when
-// the host enables it, over the shared connection.
+// the host enables it, over the shared connection. When the run has a
+// sudo password, that is the step binary's sudo-exec mode: the host's
+// root session, opened once per connection (package sudopw).
 func (e *Env) remote(c *ssh.Client, argv ...string) ([]string, error) {
 	if s := &e.Host.Deployment.Sudo; s.Enable && e.SudoFeed != "" {
-		cmd, err := ssh.Command(nil, sudopw.Argv(s.Command, s.Opts, argv)...)
-		if err != nil {
-			return nil, err
+		if _, err := ssh.Command(nil, argv...); err != nil {
+			return nil, err // what the host could not be given anyway
 		}
-		return append([]string{e.SudoFeed, "sudo-feed", "--"}, c.RemoteArgs(cmd)...), nil
+		return sudopw.Argv(e.SudoFeed, e.Host.Name, argv), nil
 	}
 	cmd, err := ssh.Command(&e.Host.Deployment.Sudo, argv...)
 	if err != nil {

@@ -9,8 +9,10 @@
 // name; every value they need comes from the inventory, so no user value is
 // spliced into a command and no secret is ever in the Taskfile. Extra tasks
 // keep the user's shell commands, with the host's variables (HOSTNAME,
-// REMOTE_HOST, ...) as task variables. Every literal this package writes is
-// quoted for the shell and protected from go-task's template engine.
+// REMOTE_HOST, ...) as task variables, each a quoted shell word, and raw in
+// the environment (LOLLYPOPS_HOSTNAME, ...). Every literal this package
+// writes is quoted for the shell and protected from go-task's template
+// engine.
 //
 // Generate is pure and deterministic.
 package taskgen
@@ -71,6 +73,7 @@ type task struct {
 	Dir  string            `json:"dir,omitempty"`
 	Deps []string          `json:"deps,omitempty"`
 	Vars map[string]string `json:"vars,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
 	Cmds []any             `json:"cmds,omitempty"`
 	Pre  []*Precondition   `json:"preconditions,omitempty"`
 }
@@ -170,6 +173,7 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 		case plan.Extra:
 			out.Dir = t.Extra.Dir
 			out.Vars = hostVars(inv.Hosts[t.Host], opts.Action)
+			out.Env = rawEnv(inv.Hosts[t.Host], opts.Action)
 			if opts.Guard != nil {
 				out.Pre = []*Precondition{opts.Guard}
 			}
@@ -192,10 +196,45 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 }
 
 // hostVars are the variables the original lollypops gave every task of a
-// host; extra tasks use them in their commands ("{{.REMOTE_HOST}}").
-// Lists are joined as shell words, so "{{.REMOTE_SSH_OPTS}}" can be used
-// unquoted in a command.
+// host; extra tasks use them in their commands ("{{.REMOTE_HOST}}"). Each
+// is shell words, quoted, so that it can be used unquoted in a command
+// (the original's usage) and stays the words it is: a list is its words
+// (REMOTE_SSH_OPTS), any other value is one word. A plain value (letters,
+// digits, "/._-@:" and the like) is written as it is, so the original's
+// usages read the same; a value with a space, a quote, ";" or "$(" is
+// quoted, where the original spliced it into the command. The raw values
+// are in each extra task's environment (rawEnv).
 func hostVars(h *config.Host, action string) map[string]string {
+	vars := map[string]string{}
+	for k, v := range hostValues(h, action) {
+		if k != "REMOTE_SSH_OPTS" && k != "REMOTE_SUDO_OPTS" && v != "" {
+			v = mustQuote(v)
+		}
+		vars[k] = Literal(v)
+	}
+	return vars
+}
+
+// RawEnvPrefix names the environment variables that hold the raw values of
+// a host's one-word variables in its extra tasks: $LOLLYPOPS_REMOTE_CONFIG_DIR
+// is {{.REMOTE_CONFIG_DIR}} unquoted, for use inside a word of the task's
+// own, in double quotes ("$LOLLYPOPS_REMOTE_CONFIG_DIR/flake"). The lists
+// (REMOTE_SSH_OPTS, REMOTE_SUDO_OPTS) are words already and have none.
+const RawEnvPrefix = "LOLLYPOPS_"
+
+// rawEnv is an extra task's environment: the host's values, raw.
+func rawEnv(h *config.Host, action string) map[string]string {
+	env := map[string]string{}
+	for k, v := range hostValues(h, action) {
+		if k != "REMOTE_SSH_OPTS" && k != "REMOTE_SUDO_OPTS" {
+			env[RawEnvPrefix+k] = Literal(v)
+		}
+	}
+	return env
+}
+
+// hostValues are the values of hostVars; the lists joined as quoted words.
+func hostValues(h *config.Host, action string) map[string]string {
 	d := &h.Deployment
 	user := ""
 	if d.SSH.User != nil {
@@ -216,9 +255,6 @@ func hostVars(h *config.Host, action string) map[string]string {
 	}
 	if d.Sudo.Enable {
 		vars["REMOTE_SUDO_COMMAND"] = d.Sudo.Command
-	}
-	for k, v := range vars {
-		vars[k] = Literal(v)
 	}
 	return vars
 }

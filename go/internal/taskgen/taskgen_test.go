@@ -109,6 +109,7 @@ func TestHostileValuesStayLiteral(t *testing.T) {
 	var tf struct {
 		Tasks map[string]struct {
 			Vars map[string]string `json:"vars"`
+			Env  map[string]string `json:"env"`
 			Cmds []any             `json:"cmds"`
 		} `json:"tasks"`
 	}
@@ -116,8 +117,11 @@ func TestHostileValuesStayLiteral(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := tf.Tasks["ahorn:example"].Vars
-	if got, want := vars["REMOTE_CONFIG_DIR"], `/srv/{{"{{"}}.HOME}}/$(id)/`+"`id`"; got != want {
+	if got, want := vars["REMOTE_CONFIG_DIR"], `'/srv/{{"{{"}}.HOME}}/$(id)/`+"`id`'"; got != want {
 		t.Errorf("REMOTE_CONFIG_DIR = %q, want %q", got, want)
+	}
+	if got, want := tf.Tasks["ahorn:example"].Env["LOLLYPOPS_REMOTE_CONFIG_DIR"], `/srv/{{"{{"}}.HOME}}/$(id)/`+"`id`"; got != want {
+		t.Errorf("$LOLLYPOPS_REMOTE_CONFIG_DIR = %q, want %q", got, want)
 	}
 	if got, want := vars["REMOTE_SSH_OPTS"], `-o 'ProxyCommand=nc {{"{{"}}.X}} %h; id' "it's"`; got != want {
 		t.Errorf("REMOTE_SSH_OPTS = %q, want %q", got, want)
