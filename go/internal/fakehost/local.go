@@ -29,7 +29,7 @@ record_field sshopts "${NIX_SSHOPTS-}"
 record_field ssh "$(command -v ssh || true)"
 log() { echo "$@" >&2; }
 flakeFlags=(--extra-experimental-features 'nix-command flakes')
-action= flake= flakeAttr= targetHost= useSudo= rollback= extraBuildFlags=()
+action='' flake='' flakeAttr='' targetHost='' useSudo='' rollback='' extraBuildFlags=()
 profile=/nix/var/nix/profiles/system
 while [ $# -gt 0 ]; do
 	i=$1
@@ -73,7 +73,12 @@ cleanup() {
 	done
 	rm -rf "$tmpDir"
 }
-trap 'e=$?; cleanup; record_end $e' EXIT
+on_exit() {
+	local s=$?
+	cleanup
+	record_end "$s"
+}
+trap on_exit EXIT
 
 targetHostCmd() {
 	local c=()
@@ -81,7 +86,7 @@ targetHostCmd() {
 	if [ -z "$targetHost" ]; then
 		"${c[@]}" "$@"
 	else
-		# shellcheck disable=SC2086 # SSHOPTS is split on blanks, as the real one does
+		# shellcheck disable=SC2086,SC2029 # SSHOPTS is split on blanks, the command runs there, as the real one does
 		ssh $SSHOPTS "$targetHost" "${c[@]}" "$@"
 	fi
 }

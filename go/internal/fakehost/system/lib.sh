@@ -17,7 +17,7 @@ tohex() {
 		hex+=${h: -2}
 	done
 }
-rec= recText= recExtra=
+rec='' recText='' recExtra=''
 record_line() {
 	tohex "$2"
 	recText+="$1 $hex"$'\n'
@@ -52,11 +52,9 @@ record_end() {
 # service <verb> <unit> [<request dir>]: asks the host's init, which stands
 # in for systemd (see fakehost's init.go), and waits for its answer (the
 # error is printed). Units: sshd, httpd (the system's web service) and the
-# transient units of systemd-run. Sets reply_id.
-reply_id=
+# transient units of systemd-run.
 service() {
 	local id=$$.$RANDOM$RANDOM i r
-	reply_id=$id
 	[ -w "$ctl/init.fifo" ] || {
 		echo "Failed to connect to bus: Permission denied" >&2
 		return 1
@@ -80,6 +78,7 @@ sshd_active() { [ -e "$ctl/sshd.active" ]; }
 wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
 # httpd_unit prints the web service's unit (its www directory) of the
 # running service or, with an argument, of that system; "" when none.
+# shellcheck disable=SC2120 # the argument is optional
 httpd_unit() {
 	if [ $# = 0 ]; then
 		cat "$ctl/httpd.active" 2>/dev/null || true

@@ -1,3 +1,4 @@
+# shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # nixos-rebuild stand-in for a fake host: what NixOS 24.05's nixos-rebuild
 # does when run on the host itself, with the host's own Nix, plus a call
 # record (Host.RebuildCalls) and two test knobs in /run/fakehost:
@@ -18,7 +19,7 @@ showSyntax() {
 	exit 1
 }
 flakeFlags=(--extra-experimental-features 'nix-command flakes')
-action= flake= flakeAttr= rollback= profile=/nix/var/nix/profiles/system
+action='' flake='' flakeAttr='' rollback='' profile=/nix/var/nix/profiles/system
 extraBuildFlags=() lockFlags=() maybeSudo=()
 while [ $# -gt 0 ]; do
 	i=$1
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
 		fi
 		if [ "$1" != system ]; then
 			profile=/nix/var/nix/profiles/system-profiles/$1
+			# shellcheck disable=SC2174 # as the real one: the parent exists
 			mkdir -p -m 0755 "$(dirname "$profile")"
 		fi
 		shift

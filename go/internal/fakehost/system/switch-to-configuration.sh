@@ -1,3 +1,4 @@
+# shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # switch-to-configuration with the semantics of NixOS's, for a fake host:
 #   switch        boot loader default = this system, activate it, services
 #   boot          boot loader default only; nothing is activated
@@ -29,7 +30,8 @@ if [ ! -f /etc/NIXOS ]; then
 	exit 1
 fi
 # As NixOS's: one switch at a time.
-mkdir -p -m 0755 /run/nixos && exec 9>>/run/nixos/switch-to-configuration.lock || {
+[ -d /run/nixos ] || mkdir -m 0755 /run/nixos
+exec 9>>/run/nixos/switch-to-configuration.lock || {
 	echo "Could not open lock" >&2
 	exit 1
 }
