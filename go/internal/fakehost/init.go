@@ -21,6 +21,30 @@ import (
 // stand-in for systemd; NixOS's sshd.service has KillMode=process, and so
 // stopping sshd here kills the listener only: sessions survive.
 const initLoop = `
+# nap <seconds> sleeps without a process: read -t on a FIFO (fd 4) that
+# nobody writes to. wake <fifo> [line] writes a line to a client's FIFO,
+# opened read-write so that it never blocks, whether the client still
+# reads it or not. Services and units do not inherit init's FIFOs (fd 3
+# and 4).
+rm -f "$ctl/nap.fifo"
+mkfifo -m 0600 "$ctl/nap.fifo"
+exec 4<>"$ctl/nap.fifo"
+rm -f "$ctl/nap.fifo"
+nap() { read -r -t "$1" -u 4 _ || :; }
+wake() {
+	[ -p "$1" ] || return 1
+	exec {w}<>"$1"
+	printf '%s\n' "${2-}" >&"$w"
+	exec {w}>&-
+}
+# reply <id> <answer> [fifo]: the answer to a request goes to the client's
+# FIFO (replies/<id>.wake, or the one given) when it made one, else to
+# replies/<id> (Host.StopSSHD and the like poll for it).
+reply() {
+	wake "${3:-$ctl/replies/$1.wake}" "$2" && return 0
+	echo "$2" >"$ctl/replies/$1.tmp"
+	mv "$ctl/replies/$1.tmp" "$ctl/replies/$1"
+}
 # Services: sshd, httpd (the system's web service) and the transient units
 # of systemd-run.
 sshd_pid= httpd_pid=
@@ -48,7 +72,7 @@ wait_listening() {
 			echo "fakehost-init: $1 listens ($EPOCHREALTIME)" >&2
 			return 0
 		fi
-		sleep 0.01
+		nap 0.01
 	done
 	err="$1 does not listen after 10s"
 	return 1
@@ -56,7 +80,7 @@ wait_listening() {
 start_sshd() {
 	err=
 	if [ -n "$sshd_pid" ] && kill -0 "$sshd_pid" 2>/dev/null; then return 0; fi
-	"$sshd_bin" -D -e -f "$sshd_config" </dev/null &
+	"$sshd_bin" -D -e -f "$sshd_config" </dev/null 3>&- 4>&- &
 	sshd_pid=$!
 	if ! wait_listening sshd "$sshd_pid" "$listen_addr"; then
 		kill -KILL "$sshd_pid" 2>/dev/null
@@ -91,7 +115,7 @@ start_httpd() {
 		return 1
 	fi
 	"$busybox_bin" httpd -f -p "127.0.0.1:$port" -h "$www" -c "$www/httpd.conf" </dev/null \
-		>>/var/log/fakehost/units/httpd.service.log 2>&1 &
+		>>/var/log/fakehost/units/httpd.service.log 2>&1 3>&- 4>&- &
 	httpd_pid=$!
 	if ! wait_listening httpd "$httpd_pid" "$(printf '0100007F:%04X' "$port")"; then
 		kill -KILL "$httpd_pid" 2>/dev/null
@@ -143,7 +167,11 @@ run_unit() {
 	mapfile -d '' -t envv <"$req/env"
 	[ ! -e "$req/cwd" ] || read -r cwd <"$req/cwd"
 	mkdir -m 0755 "$d"
-	[ ! -e "$req/description" ] || cp "$req/description" "$d/description"
+	if [ -e "$req/description" ]; then
+		local -a desc
+		mapfile -t desc <"$req/description"
+		printf '%s\n' "${desc[@]}" >"$d/description"
+	fi
 	read -r unit_type[$u] <"$req/type"
 	unit_collect[$u]= unit_wait[$u]=
 	[ ! -e "$req/collect" ] || unit_collect[$u]=1
@@ -157,26 +185,28 @@ run_unit() {
 	# (a background job of a script without job control ignores them) and
 	# SIGPIPE ignored (systemd's IgnoreSIGPIPE=yes). The environment is
 	# systemd's for services: no session PATH (no /run/current-system/sw/bin).
+	local invocation
+	printf -v invocation '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM
 	set +m
 	(
 		trap - INT QUIT
 		trap '' PIPE
+		exec 3>&- 4>&-
 		cd "$cwd" 2>/dev/null || exit 200
 		exec <"$in" >>"$out" 2>>"$errf" || exit 209
 		exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			INVOCATION_ID="$(printf '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM)" \
-			"${envv[@]}" setsid -- "${argv[@]}"
+			INVOCATION_ID="$invocation" "${envv[@]}" setsid -- "${argv[@]}"
 	) &
 	pid=$!
 	set -m
 	unit_pid[$u]=$pid unit_start[$u]=$EPOCHREALTIME
 	# Started once it leads its own session (or ended).
 	local i st sid
-	for ((i = 0; i < 1000; i++)); do
-		read -r st <"/proc/$pid/stat" 2>/dev/null || break
+	for ((i = 0; i < 2500; i++)); do
+		read -r st 2>/dev/null <"/proc/$pid/stat" || break
 		read -r _ _ _ sid _ <<<"${st##*) }"
 		[ "$sid" != "$pid" ] || break
-		sleep 0.005
+		nap 0.002
 	done
 	echo "$pid" >"$d/main-pid"
 	if [ "${unit_type[$u]}" = oneshot ]; then echo activating >"$d/state"; else echo active >"$d/state"; fi
@@ -205,6 +235,7 @@ end_unit() {
 	if [ -n "${unit_wait[$u]}" ] && [ -d "$ctl/requests/${unit_wait[$u]}" ]; then
 		echo "$result $kind $status $ms" >"$ctl/requests/${unit_wait[$u]}/exit.tmp"
 		mv "$ctl/requests/${unit_wait[$u]}/exit.tmp" "$ctl/requests/${unit_wait[$u]}/exit"
+		wake "$ctl/requests/${unit_wait[$u]}/done"
 	fi
 	if [ "$result" = success ] || [ -n "${unit_collect[$u]}" ]; then
 		rm -rf "$d"
@@ -226,10 +257,13 @@ stop_unit() {
 	fi
 	session_pids "$pid"
 	kill -TERM "$pid" "${pids[@]}" 2>/dev/null
+	local st
 	for ((i = 0; i < 500; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
-		[ "$(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)" != Z ] || break
-		sleep 0.01
+		read -r st 2>/dev/null <"/proc/$pid/stat" || break
+		read -r st _ <<<"${st##*) }"
+		[ "$st" != Z ] || break
+		nap 0.01
 	done
 	kill -KILL "$pid" 2>/dev/null
 	end_unit "$u" stopping
@@ -247,8 +281,7 @@ units_tick() {
 reboot_host() {
 	echo "fakehost-init: reboot requested ($EPOCHREALTIME)" >&2
 	echo reboot >"$ctl/reboot-request"
-	echo ok >"$ctl/replies/$1.tmp"
-	mv "$ctl/replies/$1.tmp" "$ctl/replies/$1"
+	reply "$1" ok
 	exit 0
 }
 
@@ -275,9 +308,11 @@ exec 3<>"$ctl/init.fifo"
 partial=
 while :; do
 	# read -t keeps what it read before timing out: the start of a line.
-	# While units run, their end is noticed within 50ms.
+	# While units run, their end is noticed within 50ms; within 10ms when a
+	# client waits for it (systemd-run --wait or --pipe).
 	tick=1
 	[ ${#unit_pid[@]} = 0 ] || tick=0.05
+	for u in "${unit_wait[@]}"; do [ -z "$u" ] || tick=0.01; done
 	if ! read -r -t $tick line <&3; then
 		partial+=$line
 		# A listener that died is a stopped service.
@@ -310,8 +345,10 @@ while :; do
 	reboot.system) reboot_host "$id" ;;
 	*) err="unknown request: $verb $unit" ;;
 	esac
-	echo "${err:-ok}" >"$ctl/replies/$id.tmp"
-	mv "$ctl/replies/$id.tmp" "$ctl/replies/$id"
+	# systemd-run waits for the answer and the unit's end on one FIFO.
+	f=
+	[ "$verb" != run ] || [ ! -p "$ctl/requests/$arg/done" ] || f=$ctl/requests/$arg/done
+	reply "$id" "${err:-ok}" "$f"
 	units_tick
 done
 `

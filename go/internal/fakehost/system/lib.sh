@@ -49,29 +49,39 @@ record_end() {
 		mv "$rec.tmp" "$rec.done" && rm -f "$rec.run"
 }
 
-# service <verb> <unit> [<request dir>]: asks the host's init, which stands
+# service <verb> <unit and arguments>: asks the host's init, which stands
 # in for systemd (see fakehost's init.go), and waits for its answer (the
 # error is printed). Units: sshd, httpd (the system's web service) and the
-# transient units of systemd-run.
+# transient units of systemd-run. Init writes the answer into a FIFO the
+# caller made: replies/<id>.wake, or the one open on fd $service_fd when
+# set (systemd-run's). The error is in service_error too; with
+# service_quiet set, it is not printed.
+service_fd='' service_quiet='' service_error=''
 service() {
-	local id=$$.$RANDOM$RANDOM i r
-	[ -w "$ctl/init.fifo" ] || {
-		echo "Failed to connect to bus: Permission denied" >&2
-		return 1
-	}
-	echo "$1 $2 $id" >"$ctl/init.fifo" || return 1
+	local id=$$.$RANDOM$RANDOM w='' fd=$service_fd
+	service_error=''
+	if [ ! -w "$ctl/init.fifo" ]; then
+		service_error="Failed to connect to bus: Permission denied"
+	elif [ -z "$fd" ]; then
+		w=$ctl/replies/$id.wake
+		if mkfifo -m 0600 "$w"; then exec {fd}<>"$w"; else service_error="cannot make $w"; fi
+	fi
+	if [ -z "$service_error" ] && ! echo "$1 $2 $id" >"$ctl/init.fifo"; then
+		service_error="cannot write to $ctl/init.fifo"
+	fi
 	# A stop may take init's stop timeout (5s) and more.
-	for ((i = 0; i < 3000; i++)); do
-		if [ -e "$ctl/replies/$id" ]; then
-			r=$(<"$ctl/replies/$id")
-			rm -f "$ctl/replies/$id"
-			[ "$r" = ok ] && return 0
-			echo "$r" >&2
-			return 1
-		fi
-		sleep 0.01
-	done
-	echo "init did not answer \"$1 $2\"" >&2
+	if [ -z "$service_error" ] && ! read -r -t 30 -u "$fd" service_error; then
+		service_error="init did not answer: $1 $2"
+	fi
+	if [ -n "$w" ] && [ -n "$fd" ]; then
+		exec {fd}>&-
+		rm -f "$w"
+	fi
+	[ "$service_error" != ok ] || {
+		service_error=''
+		return 0
+	}
+	[ -n "$service_quiet" ] || echo "$service_error" >&2
 	return 1
 }
 sshd_active() { [ -e "$ctl/sshd.active" ]; }

@@ -132,12 +132,14 @@ waiting=''
 if [ -n "$wait" ] || [ -n "$pipe" ] || { [ "$type" = oneshot ] && [ -z "$noblock" ]; }; then
 	waiting=1
 	: >"$req/wait"
+	# Init answers there, and writes a line there when the unit ended.
+	mkfifo -m 0600 "$req/done" && exec {service_fd}<>"$req/done"
 fi
-msg=$(service run "$unit ${req##*/}" 2>&1)
-r=$?
-if [ $r != 0 ]; then
+# shellcheck disable=SC2034 # read by service (lib.sh)
+service_quiet=1
+if ! service run "$unit ${req##*/}"; then
 	rm -rf "$req"
-	log "Failed to start transient service unit: ${msg:-init did not answer}"
+	log "Failed to start transient service unit: $service_error"
 	exit 1
 fi
 # A oneshot unit is "started" once it finished.
@@ -151,7 +153,7 @@ fi
 # Init writes "<result> <exit code> <status> <runtime ms>" when the unit's
 # main process ended.
 while [ ! -e "$req/exit" ]; do
-	sleep 0.02
+	read -r -t 1 -u "$service_fd" _ || true
 done
 read -r result code status ms <"$req/exit"
 rm -rf "$req"
