@@ -104,3 +104,21 @@ func TestNixDaemon(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 }
+
+func TestSystemArgsShape(t *testing.T) {
+	got, err := System{KernelModules: "nvidia-550", InitInterface: "systemd 3", Specialisations: []string{"gpu", "no_x-1"}}.args("h1")
+	want := `{ hostName = "h1"; system = "` + nixSystem() + `"; kernelModules = "nvidia-550"; ` +
+		`initInterface = "systemd 3"; specialisations = [ "gpu" "no_x-1" ]; }`
+	if err != nil || got != want {
+		t.Errorf("args:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	for _, bad := range []System{
+		{Specialisations: []string{"a/b"}},
+		{Specialisations: []string{"x", "x"}},
+		{InitInterface: "two\nlines"},
+	} {
+		if _, err := bad.args("h1"); err == nil {
+			t.Errorf("%+v was accepted", bad)
+		}
+	}
+}

@@ -50,6 +50,20 @@ type System struct {
 	// path>". HTTPNone (the zero value): the system has no web service, and
 	// switching to it stops the running one.
 	HTTP HTTPState
+	// KernelModules is the contents of the kernel's modules ("" =
+	// system.nix's): the toplevel's kernel-modules links to a store path
+	// linux-<Kernel>-modules of its own, as on NixOS, so that a system can
+	// change its modules (extraModulePackages) without changing kernel or
+	// initrd.
+	KernelModules string
+	// InitInterface is the toplevel's init-interface-version ("" =
+	// "systemd 2", which every other system has).
+	InitInterface string
+	// Specialisations are names: each is <toplevel>/specialisation/<name>,
+	// a toplevel of its own with the same settings and
+	// fakehost/specialisation holding the name. Letters, digits, '_' and
+	// '-'.
+	Specialisations []string
 }
 
 // HTTPState is what a system's web service answers (System.HTTP).
@@ -62,7 +76,19 @@ const (
 	HTTPUnhealthy HTTPState = "unhealthy"
 )
 
-var pkgRE = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
+var (
+	pkgRE  = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
+	specRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+)
+
+// nixList appends " name = [ "a" "b" ];" to b.
+func nixList(b *strings.Builder, name string, items []string) {
+	fmt.Fprintf(b, " %s = [", name)
+	for _, i := range items {
+		b.WriteString(" " + nixString(i))
+	}
+	b.WriteString(" ];")
+}
 
 // nixSystem is the Nix system type of this machine, which hosts share.
 func nixSystem() string {
@@ -106,14 +132,31 @@ func (s System) args(hostName string) (string, error) {
 		return "", fmt.Errorf("HTTP %q: want \"\", %q or %q", s.HTTP, HTTPHealthy, HTTPUnhealthy)
 	}
 	if len(s.Packages) > 0 {
-		b.WriteString(" packages = [")
 		for _, p := range s.Packages {
 			if !pkgRE.MatchString(p) {
 				return "", fmt.Errorf("package name %q: want a store path name such as hello-2.12", p)
 			}
-			b.WriteString(" " + nixString(p))
 		}
-		b.WriteString(" ];")
+		nixList(&b, "packages", s.Packages)
+	}
+	if s.KernelModules != "" {
+		fmt.Fprintf(&b, " kernelModules = %s;", nixString(s.KernelModules))
+	}
+	if s.InitInterface != "" {
+		if strings.ContainsAny(s.InitInterface, "\n\x00") {
+			return "", fmt.Errorf("init interface %q: want one line", s.InitInterface)
+		}
+		fmt.Fprintf(&b, " initInterface = %s;", nixString(s.InitInterface))
+	}
+	if len(s.Specialisations) > 0 {
+		seen := map[string]bool{}
+		for _, n := range s.Specialisations {
+			if !specRE.MatchString(n) || seen[n] {
+				return "", fmt.Errorf("specialisation %q: want a unique name of letters, digits, '_' and '-'", n)
+			}
+			seen[n] = true
+		}
+		nixList(&b, "specialisations", s.Specialisations)
 	}
 	b.WriteString(" }")
 	return b.String(), nil
