@@ -10,12 +10,13 @@ import (
 // The host's init is a bash script, PID 1 of the host's PID namespace
 // (bash reaps the orphans it adopts). It sets the host up, boots the
 // boot loader's default system (or builds the first generation), then runs
-// the system's services and serves requests from /run/fakehost/init.fifo:
+// the system's services and serves requests from /run/fakehost/init.fifo,
+// each ended by ";" (and a newline):
 //
-//	<start|stop|restart> <sshd|httpd> <id>
-//	run <unit>.service <request> <id>     (systemd-run)
-//	<stop|reset-failed> <unit> <id>       (transient units)
-//	reboot system <id>
+//	<start|stop|restart> <sshd|httpd> <id>;
+//	run <unit>.service <request> <id>;    (systemd-run)
+//	<stop|reset-failed> <unit> <id>;      (transient units)
+//	reboot system <id>;
 //
 // answering "ok" or an error in /run/fakehost/replies/<id>. This is the
 // stand-in for systemd; NixOS's sshd.service has KillMode=process, and so
@@ -305,32 +306,12 @@ fi
 rm -f "$ctl/init.fifo"
 mkfifo -m 0600 "$ctl/init.fifo"
 exec 3<>"$ctl/init.fifo"
-partial=
-while :; do
-	# read -t keeps what it read before timing out: the start of a line.
-	# While units run, their end is noticed within 50ms; within 10ms when a
-	# client waits for it (systemd-run --wait or --pipe).
-	tick=1
-	[ ${#unit_pid[@]} = 0 ] || tick=0.05
-	for u in "${unit_wait[@]}"; do [ -z "$u" ] || tick=0.01; done
-	if ! read -r -t $tick line <&3; then
-		partial+=$line
-		# A listener that died is a stopped service.
-		if [ -n "$sshd_pid" ] && ! kill -0 "$sshd_pid" 2>/dev/null; then
-			sshd_pid=
-			rm -f "$ctl/sshd.active"
-		fi
-		if [ -n "$httpd_pid" ] && ! kill -0 "$httpd_pid" 2>/dev/null; then
-			httpd_pid=
-			rm -f "$ctl/httpd.active"
-		fi
-		units_tick
-		continue
-	fi
-	line=$partial$line partial=
-	read -r verb unit arg id <<<"$line"
+# serve <request>: one request, answered.
+serve() {
+	local verb unit arg id f=
+	read -r verb unit arg id <<<"$1"
 	[ -n "$id" ] || id=$arg arg=
-	[[ $id =~ ^[0-9.]+$ ]] || continue
+	[[ $id =~ ^[0-9.]+$ ]] || return 0
 	err=
 	case $verb.$unit in
 	start.sshd) start_sshd ;;
@@ -346,9 +327,37 @@ while :; do
 	*) err="unknown request: $verb $unit" ;;
 	esac
 	# systemd-run waits for the answer and the unit's end on one FIFO.
-	f=
 	[ "$verb" != run ] || [ ! -p "$ctl/requests/$arg/done" ] || f=$ctl/requests/$arg/done
 	reply "$id" "${err:-ok}" "$f"
+}
+partial=
+while :; do
+	# read -t keeps what it read before timing out: the start of a line
+	# (IFS= keeps its blanks). But bash 5.2's read -t can also take a
+	# line's newline and report a timeout all the same: the next read
+	# then returns two requests in one line, which ";" separates.
+	# While units run, their end is noticed within 50ms; within 10ms when a
+	# client waits for it (systemd-run --wait or --pipe).
+	tick=1
+	[ ${#unit_pid[@]} = 0 ] || tick=0.05
+	for u in "${unit_wait[@]}"; do [ -z "$u" ] || tick=0.01; done
+	if ! IFS= read -r -t $tick line <&3; then
+		partial+=$line
+		# A listener that died is a stopped service.
+		if [ -n "$sshd_pid" ] && ! kill -0 "$sshd_pid" 2>/dev/null; then
+			sshd_pid=
+			rm -f "$ctl/sshd.active"
+		fi
+		if [ -n "$httpd_pid" ] && ! kill -0 "$httpd_pid" 2>/dev/null; then
+			httpd_pid=
+			rm -f "$ctl/httpd.active"
+		fi
+		units_tick
+		continue
+	fi
+	line=$partial$line partial=
+	IFS=';' read -ra requests <<<"$line"
+	for request in "${requests[@]}"; do serve "$request"; done
 	units_tick
 done
 `

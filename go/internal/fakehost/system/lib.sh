@@ -66,7 +66,7 @@ service() {
 		w=$ctl/replies/$id.wake
 		if mkfifo -m 0600 "$w"; then exec {fd}<>"$w"; else service_error="cannot make $w"; fi
 	fi
-	if [ -z "$service_error" ] && ! echo "$1 $2 $id" >"$ctl/init.fifo"; then
+	if [ -z "$service_error" ] && ! echo "$1 $2 $id;" >"$ctl/init.fifo"; then
 		service_error="cannot write to $ctl/init.fifo"
 	fi
 	# A stop may take init's stop timeout (5s) and more.
