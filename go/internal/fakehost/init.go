@@ -16,11 +16,14 @@ import (
 //	<start|stop|restart> <sshd|httpd> <id>;
 //	run <unit>.service <request> <id>;    (systemd-run)
 //	<stop|reset-failed> <unit> <id>;      (transient units)
+//	restart network <seconds> <id>;       (System.RestartNetwork)
 //	reboot system <id>;
 //
 // answering "ok" or an error in /run/fakehost/replies/<id>. This is the
 // stand-in for systemd; NixOS's sshd.service has KillMode=process, and so
-// stopping sshd here kills the listener only: sessions survive.
+// stopping sshd here kills the listener only: sessions survive. A network
+// restart kills every sshd process (listener and sessions) and starts sshd
+// again after the given time, while init goes on serving requests.
 const initLoop = `
 # nap <seconds> sleeps without a process: read -t on a FIFO (fd 4) that
 # nobody writes to. wake <fifo> [line] writes a line to a client's FIFO,
@@ -79,7 +82,7 @@ wait_listening() {
 	return 1
 }
 start_sshd() {
-	err=
+	err= net_up_at=
 	if [ -n "$sshd_pid" ] && kill -0 "$sshd_pid" 2>/dev/null; then return 0; fi
 	"$sshd_bin" -D -e -f "$sshd_config" </dev/null 3>&- 4>&- &
 	sshd_pid=$!
@@ -89,14 +92,44 @@ start_sshd() {
 		return 1
 	fi
 	echo "$sshd_pid" >"$ctl/sshd.active"
+	rm -rf "$ctl/units/sshd.service"
 }
 stop_sshd() {
+	net_up_at=
 	if [ -n "$sshd_pid" ]; then
 		kill -TERM "$sshd_pid" 2>/dev/null
 		wait "$sshd_pid" 2>/dev/null
 	fi
 	sshd_pid=
 	rm -f "$ctl/sshd.active"
+}
+# restart_network <seconds>: the network goes down: every sshd process
+# dies at once (the listener and every session: clients see their
+# connection drop), and sshd, if it ran, listens again after that time.
+net_up_at=
+restart_network() {
+	local was=$sshd_pid f c pid
+	err=
+	if ! [[ $1 =~ ^[0-9]+(\.[0-9]{1,6})?$ ]]; then
+		err="bad time $1"
+		return 1
+	fi
+	for f in /proc/[0-9]*/comm; do
+		read -r c <"$f" 2>/dev/null || continue
+		[ "$c" = sshd ] || continue
+		pid=${f#/proc/}
+		kill -KILL "${pid%/comm}" 2>/dev/null
+	done
+	if [ -n "$sshd_pid" ]; then
+		wait "$sshd_pid" 2>/dev/null
+		sshd_pid=
+		rm -f "$ctl/sshd.active"
+	fi
+	echo "fakehost-init: network restart: sshd down for $1s ($EPOCHREALTIME)" >&2
+	[ -n "$was" ] || return 0
+	local s=${1%.*} us=0
+	[[ $1 != *.* ]] || { us=${1#*.}000000; us=$((10#${us:0:6})); }
+	net_up_at=$((${EPOCHREALTIME/[.,]/} + s * 1000000 + us))
 }
 # httpd.service runs busybox httpd on the host's HTTP port, serving the
 # www directory of the current system (its unit, as systemd loads units
@@ -124,6 +157,7 @@ start_httpd() {
 		return 1
 	fi
 	echo "$www" >"$ctl/httpd.active"
+	rm -rf "$ctl/units/httpd.service"
 }
 stop_httpd() {
 	if [ -n "$httpd_pid" ]; then
@@ -253,7 +287,10 @@ stop_unit() {
 	local u=$1 pid=${unit_pid[$1]-} i
 	err=
 	if [ -z "$pid" ]; then
-		[ ! -e "$ctl/units/$u/state" ] || [ "$(<"$ctl/units/$u/state")" != failed ] || rm -rf "$ctl/units/$u"
+		# A failed unit, or one without a process (static).
+		if [ -e "$ctl/units/$u/static" ] || { [ -e "$ctl/units/$u/state" ] && [ "$(<"$ctl/units/$u/state")" = failed ]; }; then
+			rm -rf "${ctl:?}/units/$u"
+		fi
 		return 0
 	fi
 	session_pids "$pid"
@@ -290,6 +327,22 @@ set +eu
 mkdir -p -m 0700 /var/log/fakehost/units
 echo "fakehost-init: booting $booted ($EPOCHREALTIME, since $t0)"
 "$booted/activate" || echo "fakehost-init: the activation of $booted failed"
+# The units without a process: the booted system's restartUnits run, its
+# failUnits and the host's failing units (Host.SetFailingUnits) failed.
+static_units() {
+	local st=$1 u
+	shift
+	for u in "$@"; do
+		[ -n "$u" ] || continue
+		mkdir -p "$ctl/units/$u" && : >"$ctl/units/$u/static" && echo "$st" >"$ctl/units/$u/state"
+		[ "$st" != failed ] || echo exit-code >"$ctl/units/$u/result"
+	done
+}
+for f in "$booted/fakehost/restart-units" "$booted/fakehost/fail-units" "$ctl/failing-units"; do
+	[ -s "$f" ] || continue
+	mapfile -t l <"$f"
+	if [ "${f##*/}" = restart-units ]; then static_units active "${l[@]}"; else static_units failed "${l[@]}"; fi
+done
 # boot-failed tells Host.Start at once why no sshd will answer.
 if [ -s "$booted/fakehost/sshd" ]; then
 	start_sshd || { echo "fakehost-init: $err"; echo "$err" >"$ctl/boot-failed"; }
@@ -323,6 +376,7 @@ serve() {
 	run.*) run_unit "$unit" "$arg" ;;
 	stop.*) stop_unit "$unit.service" ;;
 	reset-failed.*) stop_unit "$unit.service" ;;
+	restart.network) restart_network "$arg" ;;
 	reboot.system) reboot_host "$id" ;;
 	*) err="unknown request: $verb $unit" ;;
 	esac
@@ -339,8 +393,12 @@ while :; do
 	# While units run, their end is noticed within 50ms; within 10ms when a
 	# client waits for it (systemd-run --wait or --pipe).
 	tick=1
-	[ ${#unit_pid[@]} = 0 ] || tick=0.05
+	[ ${#unit_pid[@]} = 0 ] && [ -z "$net_up_at" ] || tick=0.05
 	for u in "${unit_wait[@]}"; do [ -z "$u" ] || tick=0.01; done
+	if [ -n "$net_up_at" ] && [ "${EPOCHREALTIME/[.,]/}" -ge "$net_up_at" ]; then
+		echo "fakehost-init: network up ($EPOCHREALTIME)" >&2
+		start_sshd || echo "fakehost-init: sshd after the network restart: $err" >&2
+	fi
 	if ! IFS= read -r -t $tick line <&3; then
 		partial+=$line
 		# A listener that died is a stopped service.
@@ -381,6 +439,7 @@ const initBoot = `if [ -n "${first_pid-}" ]; then
 	mkdir -p /boot/entries
 	ln -sfn "$first" /boot/entries/nixos-generation-1
 	ln -sfn "$first" /boot/default
+	echo fake >/boot/loader
 	echo "fakehost-init: first generation $first ($EPOCHREALTIME, since $t0)"
 fi
 booted=$(readlink -f /boot/default || true)

@@ -17,7 +17,16 @@ done
 printf '%s\n' "$hostName" >"$out/fakehost/host-name"
 printf '%s' "$sshd" >"$out/fakehost/sshd"
 printf '%s' "$failActivation" >"$out/fakehost/fail-activation"
+printf '%s' "$preSwitchCheckFails" >"$out/fakehost/pre-switch-check-fails"
+printf '%s' "$activationTime" >"$out/fakehost/activation-time"
+printf '%s' "$restartNetwork" >"$out/fakehost/restart-network"
+printf '%s' "$bootLoader" >"$out/fakehost/boot-loader"
 [ -z "$specialisation" ] || printf '%s\n' "$specialisation" >"$out/fakehost/specialisation"
+# Units without a process (names only), one a line.
+: >"$out/fakehost/fail-units"
+for u in $failUnits; do printf '%s\n' "$u" >>"$out/fakehost/fail-units"; done
+: >"$out/fakehost/restart-units"
+for u in $restartUnits; do printf '%s\n' "$u" >>"$out/fakehost/restart-units"; done
 # The web service (httpd.service): its unit is the www directory, which
 # names the system, so that a switch between two systems restarts it.
 if [ -n "$httpd" ]; then

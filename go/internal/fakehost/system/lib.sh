@@ -17,10 +17,16 @@ tohex() {
 		hex+=${h: -2}
 	done
 }
-rec='' recText='' recExtra=''
+rec='' recText='' recExtra='' recPre=''
 record_line() {
 	tohex "$2"
 	recText+="$1 $hex"$'\n'
+}
+# record_pre <key> <value>: a hex field of the record, known at its start:
+# call it before record_start.
+record_pre() {
+	tohex "$2"
+	recPre+="$1 $hex"$'\n'
 }
 record_start() {
 	local prog=$1 a user
@@ -33,8 +39,10 @@ record_start() {
 	recText+="start ${EPOCHREALTIME/,/.}"$'\n'
 	record_line host "$HOSTNAME"
 	record_line user "$user"
+	record_line invocation "${INVOCATION_ID-}"
 	recText+="argc $#"$'\n'
 	for a in "$@"; do record_line arg "$a"; done
+	recText+=$recPre
 	printf '%s' "$recText" >"$rec.tmp" && mv "$rec.tmp" "$rec.run"
 	trap 'record_end $?' EXIT
 }
@@ -85,6 +93,57 @@ service() {
 	return 1
 }
 sshd_active() { [ -e "$ctl/sshd.active" ]; }
+# unit_state <unit>: its active state, as is-active prints it. sshd and
+# httpd run while init says so (a failed start leaves them failed); the
+# others are in $ctl/units/<unit>/: systemd-run's transient units, and
+# the units without a process that the systems' activations restart or
+# fail ("static": names only).
+ustate=''
+# shellcheck disable=SC2034 # ustate is the result
+unit_state() {
+	ustate=inactive
+	case $1 in
+	sshd.service) [ ! -e "$ctl/sshd.active" ] || {
+		ustate=active
+		return
+	} ;;
+	httpd.service) [ ! -e "$ctl/httpd.active" ] || {
+		ustate=active
+		return
+	} ;;
+	esac
+	[ ! -e "$ctl/units/$1/state" ] || read -r ustate <"$ctl/units/$1/state"
+}
+# set_static <state> <unit>...: units without a process become active,
+# failed or (state inactive) unloaded.
+set_static() {
+	local st=$1 u
+	shift
+	for u in "$@"; do
+		if [ "$st" = inactive ]; then
+			rm -rf "${ctl:?}/units/$u"
+			continue
+		fi
+		mkdir -p "$ctl/units/$u" && : >"$ctl/units/$u/static" && echo "$st" >"$ctl/units/$u/state"
+		[ "$st" != failed ] || echo exit-code >"$ctl/units/$u/result"
+	done
+}
+# failed_units sets failed to the units in the failed state, sorted as
+# systemd sorts them (case-insensitively).
+failed=()
+failed_units() {
+	local d st
+	failed=()
+	for d in "$ctl"/units/*/state; do
+		[ -e "$d" ] || continue
+		read -r st <"$d"
+		[ "$st" != failed ] || {
+			d=${d%/state}
+			failed+=("${d##*/}")
+		}
+	done
+	[ ${#failed[@]} -lt 2 ] || mapfile -t failed < <(printf '%s\n' "${failed[@]}" | LC_ALL=C sort -f)
+}
 wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
 # httpd_unit prints the web service's unit (its www directory) of the
 # running service or, with an argument, of that system; "" when none.

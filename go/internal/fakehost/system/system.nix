@@ -40,8 +40,25 @@
   # Names such as "hello-2.12": each becomes a small store path that the
   # system references, so that its closure has package-like paths.
   packages ? [ ],
-  # The toplevel's init-interface-version.
+  # Seconds switch and test spend in "activating the configuration..."
+  # ("" = none).
+  activationTime ? "",
+  # Seconds the host's network (its sshd: listener and sessions) is down
+  # during the activation of switch and test ("" = never).
+  restartNetwork ? "",
+  # Unit names ("foo.service"): they fail in the activation of this system
+  # (switch-to-configuration exits 4) and at its boot.
+  failUnits ? [ ],
+  # Unit names: the activation of this system restarts them (units without
+  # a process, active once restarted).
+  restartUnits ? [ ],
+  # The toplevel's init-interface-version: switch and test from a system
+  # with another one exit 100, as NixOS's switch-to-configuration does.
   initInterface ? "systemd 2",
+  # The system's pre-switch check fails (unless NIXOS_NO_CHECK=1).
+  preSwitchCheckFails ? false,
+  # The boot loader: "" (the fake one every host has) or "systemd-boot".
+  bootLoader ? "",
   # Names: each is specialisation/<name>, a toplevel of its own with the
   # same parameters and fakehost/specialisation naming it.
   specialisations ? [ ],
@@ -98,8 +115,17 @@ let
       builder = "/bin/sh";
       args = [ ./build.sh ];
       PATH = "/usr/bin:/bin";
-      inherit httpd initInterface;
+      inherit
+        httpd
+        activationTime
+        restartNetwork
+        failUnits
+        restartUnits
+        initInterface
+        bootLoader
+        ;
       failActivation = if failActivation then "1" else "";
+      preSwitchCheckFails = if preSwitchCheckFails then "1" else "";
       sshd = if stopSshd then "" else "1";
       packages = map package packages;
       # "<name>=<toplevel>" for each; a specialisation has none.
