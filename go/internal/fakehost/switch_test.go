@@ -49,7 +49,7 @@ func TestSwitch(t *testing.T) {
 		"sw1": {}, "sw2": {}, "sw3": {},
 		"slow":     {ActivationTime: 1500 * time.Millisecond},
 		"failing":  {FailUnits: []string{"flaky-app", "B-db.service"}},
-		"restart":  {RestartUnits: []string{"app", "worker.service"}},
+		"restart":  {RestartUnits: []string{"worker.service", "app", "a_b"}},
 		"check":    {PreSwitchCheckFails: true},
 		"spec":     {Specialisations: []string{"gpu", "quiet"}},
 		"sdboot":   {BootLoader: BootLoaderSystemdBoot},
@@ -168,8 +168,9 @@ func TestSwitch(t *testing.T) {
 	})
 
 	t.Run("restarted units", func(t *testing.T) {
+		// Sorted as stc-ng sorts units: by their lowercase names.
 		out, code := rebuild(t, f, "sw1", "test "+ref("restart"))
-		if code != 0 || !strings.Contains(out, "restarting the following units: app.service, worker.service\n") {
+		if code != 0 || !strings.Contains(out, "restarting the following units: a_b.service, app.service, worker.service\n") {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		if out, code := sshRun(t, f, "sw1", "systemctl is-active app worker.service"); code != 0 || out != "active\nactive\n" {
@@ -181,7 +182,7 @@ func TestSwitch(t *testing.T) {
 		}
 		// A system without them stops them.
 		out, code = rebuild(t, f, "sw1", "test "+ref("sw1"))
-		if code != 0 || !strings.Contains(out, "stopping the following units: app.service, worker.service\n") {
+		if code != 0 || !strings.Contains(out, "stopping the following units: a_b.service, app.service, worker.service\n") {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		if out, code := sshRun(t, f, "sw1", "systemctl is-active app"); code != 3 || out != "inactive\n" {

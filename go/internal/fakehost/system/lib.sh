@@ -128,8 +128,18 @@ set_static() {
 		[ "$st" != failed ] || echo exit-code >"$ctl/units/$u/result"
 	done
 }
+# sort_units <name>...: the names in sorted, in the order of their
+# lowercase forms, as stc-ng and systemctl sort units.
+sorted=()
+sort_units() {
+	sorted=("$@")
+	[ $# -gt 1 ] || return 0
+	local n
+	mapfile -t sorted < <(for n; do printf '%s\t%s\n' "${n,,}" "$n"; done | LC_ALL=C sort)
+	sorted=("${sorted[@]#*$'\t'}")
+}
 # failed_units sets failed to the units in the failed state, sorted as
-# systemd sorts them (case-insensitively).
+# systemd sorts them.
 failed=()
 failed_units() {
 	local d st
@@ -142,7 +152,8 @@ failed_units() {
 			failed+=("${d##*/}")
 		}
 	done
-	[ ${#failed[@]} -lt 2 ] || mapfile -t failed < <(printf '%s\n' "${failed[@]}" | LC_ALL=C sort -f)
+	sort_units "${failed[@]}"
+	failed=("${sorted[@]}")
 }
 wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
 # httpd_unit prints the web service's unit (its www directory) of the

@@ -139,9 +139,11 @@ has() {
 	for x; do [ "$x" != "$w" ] || return 0; done
 	return 1
 }
-# join a b: "a, b", as NixOS lists units.
+# join b A: "A, b", as stc-ng lists units (sorted).
 join() {
 	local IFS=, s
+	sort_units "$@"
+	set -- "${sorted[@]}"
 	s="${*/#/ }"
 	echo "${s# }"
 }

@@ -162,7 +162,8 @@ list-units)
 		d=${d##*/}
 		[ "$d" = sshd.service ] || [ "$d" = httpd.service ] || units+=("$d")
 	done
-	mapfile -t units < <(printf '%s\n' "${units[@]}" | LC_ALL=C sort -f)
+	sort_units "${units[@]}"
+	units=("${sorted[@]}")
 	rows=()
 	for u in "${units[@]}"; do
 		[ ${#args[@]} = 0 ] || {
