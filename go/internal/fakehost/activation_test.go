@@ -238,7 +238,7 @@ func TestActivationSupport(t *testing.T) {
 			prefix string
 			units  string
 		}{
-			{"act1-ok", 200, "healthy ", "starting the following units: httpd.service"},
+			{"act1-ok", 200, "healthy ", "the following new units were started: httpd.service"},
 			{"act1-ok2", 200, "healthy ", "stopping the following units: httpd.service"},
 			{"act1-bad", 500, "unhealthy ", "starting the following units: httpd.service"},
 			{"act1-none", 0, "", "stopping the following units: httpd.service"},

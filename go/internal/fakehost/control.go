@@ -200,11 +200,7 @@ func (h *Host) SetRebuildSleep(d time.Duration) error {
 // exits 2). An empty script removes the hook.
 func (h *Host) SetActivationHook(script string) error {
 	if script == "" {
-		err := os.Remove(filepath.Join(h.Dir, "ctl", "activate-hook"))
-		if err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("fakehost: %s: %w", h.Name, err)
-		}
-		return nil
+		return h.removeKnob("activate-hook")
 	}
 	return h.setKnob("activate-hook", script)
 }

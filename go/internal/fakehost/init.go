@@ -10,17 +10,45 @@ import (
 // The host's init is a bash script, PID 1 of the host's PID namespace
 // (bash reaps the orphans it adopts). It sets the host up, boots the
 // boot loader's default system (or builds the first generation), then runs
-// the system's services and serves requests from /run/fakehost/init.fifo:
+// the system's services and serves requests from /run/fakehost/init.fifo,
+// each ended by ";" (and a newline):
 //
-//	<start|stop|restart> <sshd|httpd> <id>
-//	run <unit>.service <request> <id>     (systemd-run)
-//	<stop|reset-failed> <unit> <id>       (transient units)
-//	reboot system <id>
+//	<start|stop|restart> <sshd|httpd> <id>;
+//	run <unit>.service <request> <id>;    (systemd-run)
+//	<stop|reset-failed> <unit> <id>;      (transient units)
+//	restart network <seconds> <id>;       (System.RestartNetwork)
+//	reboot system <id>;
 //
 // answering "ok" or an error in /run/fakehost/replies/<id>. This is the
 // stand-in for systemd; NixOS's sshd.service has KillMode=process, and so
-// stopping sshd here kills the listener only: sessions survive.
+// stopping sshd here kills the listener only: sessions survive. A network
+// restart kills every sshd process (listener and sessions) and starts sshd
+// again after the given time, while init goes on serving requests.
 const initLoop = `
+# nap <seconds> sleeps without a process: read -t on a FIFO (fd 4) that
+# nobody writes to. wake <fifo> [line] writes a line to a client's FIFO,
+# opened read-write so that it never blocks, whether the client still
+# reads it or not. Services and units do not inherit init's FIFOs (fd 3
+# and 4).
+rm -f "$ctl/nap.fifo"
+mkfifo -m 0600 "$ctl/nap.fifo"
+exec 4<>"$ctl/nap.fifo"
+rm -f "$ctl/nap.fifo"
+nap() { read -r -t "$1" -u 4 _ || :; }
+wake() {
+	[ -p "$1" ] || return 1
+	exec {w}<>"$1"
+	printf '%s\n' "${2-}" >&"$w"
+	exec {w}>&-
+}
+# reply <id> <answer> [fifo]: the answer to a request goes to the client's
+# FIFO (replies/<id>.wake, or the one given) when it made one, else to
+# replies/<id> (Host.StopSSHD and the like poll for it).
+reply() {
+	wake "${3:-$ctl/replies/$1.wake}" "$2" && return 0
+	echo "$2" >"$ctl/replies/$1.tmp"
+	mv "$ctl/replies/$1.tmp" "$ctl/replies/$1"
+}
 # Services: sshd, httpd (the system's web service) and the transient units
 # of systemd-run.
 sshd_pid= httpd_pid=
@@ -48,15 +76,15 @@ wait_listening() {
 			echo "fakehost-init: $1 listens ($EPOCHREALTIME)" >&2
 			return 0
 		fi
-		sleep 0.01
+		nap 0.01
 	done
 	err="$1 does not listen after 10s"
 	return 1
 }
 start_sshd() {
-	err=
+	err= net_up_at=
 	if [ -n "$sshd_pid" ] && kill -0 "$sshd_pid" 2>/dev/null; then return 0; fi
-	"$sshd_bin" -D -e -f "$sshd_config" </dev/null &
+	"$sshd_bin" -D -e -f "$sshd_config" </dev/null 3>&- 4>&- &
 	sshd_pid=$!
 	if ! wait_listening sshd "$sshd_pid" "$listen_addr"; then
 		kill -KILL "$sshd_pid" 2>/dev/null
@@ -64,14 +92,44 @@ start_sshd() {
 		return 1
 	fi
 	echo "$sshd_pid" >"$ctl/sshd.active"
+	rm -rf "$ctl/units/sshd.service"
 }
 stop_sshd() {
+	net_up_at=
 	if [ -n "$sshd_pid" ]; then
 		kill -TERM "$sshd_pid" 2>/dev/null
 		wait "$sshd_pid" 2>/dev/null
 	fi
 	sshd_pid=
 	rm -f "$ctl/sshd.active"
+}
+# restart_network <seconds>: the network goes down: every sshd process
+# dies at once (the listener and every session: clients see their
+# connection drop), and sshd, if it ran, listens again after that time.
+net_up_at=
+restart_network() {
+	local was=$sshd_pid f c pid
+	err=
+	if ! [[ $1 =~ ^[0-9]+(\.[0-9]{1,6})?$ ]]; then
+		err="bad time $1"
+		return 1
+	fi
+	for f in /proc/[0-9]*/comm; do
+		read -r c <"$f" 2>/dev/null || continue
+		[ "$c" = sshd ] || continue
+		pid=${f#/proc/}
+		kill -KILL "${pid%/comm}" 2>/dev/null
+	done
+	if [ -n "$sshd_pid" ]; then
+		wait "$sshd_pid" 2>/dev/null
+		sshd_pid=
+		rm -f "$ctl/sshd.active"
+	fi
+	echo "fakehost-init: network restart: sshd down for $1s ($EPOCHREALTIME)" >&2
+	[ -n "$was" ] || return 0
+	local s=${1%.*} us=0
+	[[ $1 != *.* ]] || { us=${1#*.}000000; us=$((10#${us:0:6})); }
+	net_up_at=$((${EPOCHREALTIME/[.,]/} + s * 1000000 + us))
 }
 # httpd.service runs busybox httpd on the host's HTTP port, serving the
 # www directory of the current system (its unit, as systemd loads units
@@ -91,7 +149,7 @@ start_httpd() {
 		return 1
 	fi
 	"$busybox_bin" httpd -f -p "127.0.0.1:$port" -h "$www" -c "$www/httpd.conf" </dev/null \
-		>>/var/log/fakehost/units/httpd.service.log 2>&1 &
+		>>/var/log/fakehost/units/httpd.service.log 2>&1 3>&- 4>&- &
 	httpd_pid=$!
 	if ! wait_listening httpd "$httpd_pid" "$(printf '0100007F:%04X' "$port")"; then
 		kill -KILL "$httpd_pid" 2>/dev/null
@@ -99,6 +157,7 @@ start_httpd() {
 		return 1
 	fi
 	echo "$www" >"$ctl/httpd.active"
+	rm -rf "$ctl/units/httpd.service"
 }
 stop_httpd() {
 	if [ -n "$httpd_pid" ]; then
@@ -143,7 +202,11 @@ run_unit() {
 	mapfile -d '' -t envv <"$req/env"
 	[ ! -e "$req/cwd" ] || read -r cwd <"$req/cwd"
 	mkdir -m 0755 "$d"
-	[ ! -e "$req/description" ] || cp "$req/description" "$d/description"
+	if [ -e "$req/description" ]; then
+		local -a desc
+		mapfile -t desc <"$req/description"
+		printf '%s\n' "${desc[@]}" >"$d/description"
+	fi
 	read -r unit_type[$u] <"$req/type"
 	unit_collect[$u]= unit_wait[$u]=
 	[ ! -e "$req/collect" ] || unit_collect[$u]=1
@@ -157,26 +220,28 @@ run_unit() {
 	# (a background job of a script without job control ignores them) and
 	# SIGPIPE ignored (systemd's IgnoreSIGPIPE=yes). The environment is
 	# systemd's for services: no session PATH (no /run/current-system/sw/bin).
+	local invocation
+	printf -v invocation '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM
 	set +m
 	(
 		trap - INT QUIT
 		trap '' PIPE
+		exec 3>&- 4>&-
 		cd "$cwd" 2>/dev/null || exit 200
 		exec <"$in" >>"$out" 2>>"$errf" || exit 209
 		exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			INVOCATION_ID="$(printf '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM)" \
-			"${envv[@]}" setsid -- "${argv[@]}"
+			INVOCATION_ID="$invocation" "${envv[@]}" setsid -- "${argv[@]}"
 	) &
 	pid=$!
 	set -m
 	unit_pid[$u]=$pid unit_start[$u]=$EPOCHREALTIME
 	# Started once it leads its own session (or ended).
 	local i st sid
-	for ((i = 0; i < 1000; i++)); do
-		read -r st <"/proc/$pid/stat" 2>/dev/null || break
+	for ((i = 0; i < 2500; i++)); do
+		read -r st 2>/dev/null <"/proc/$pid/stat" || break
 		read -r _ _ _ sid _ <<<"${st##*) }"
 		[ "$sid" != "$pid" ] || break
-		sleep 0.005
+		nap 0.002
 	done
 	echo "$pid" >"$d/main-pid"
 	if [ "${unit_type[$u]}" = oneshot ]; then echo activating >"$d/state"; else echo active >"$d/state"; fi
@@ -205,6 +270,7 @@ end_unit() {
 	if [ -n "${unit_wait[$u]}" ] && [ -d "$ctl/requests/${unit_wait[$u]}" ]; then
 		echo "$result $kind $status $ms" >"$ctl/requests/${unit_wait[$u]}/exit.tmp"
 		mv "$ctl/requests/${unit_wait[$u]}/exit.tmp" "$ctl/requests/${unit_wait[$u]}/exit"
+		wake "$ctl/requests/${unit_wait[$u]}/done"
 	fi
 	if [ "$result" = success ] || [ -n "${unit_collect[$u]}" ]; then
 		rm -rf "$d"
@@ -221,15 +287,21 @@ stop_unit() {
 	local u=$1 pid=${unit_pid[$1]-} i
 	err=
 	if [ -z "$pid" ]; then
-		[ ! -e "$ctl/units/$u/state" ] || [ "$(<"$ctl/units/$u/state")" != failed ] || rm -rf "$ctl/units/$u"
+		# A failed unit, or one without a process (static).
+		if [ -e "$ctl/units/$u/static" ] || { [ -e "$ctl/units/$u/state" ] && [ "$(<"$ctl/units/$u/state")" = failed ]; }; then
+			rm -rf "${ctl:?}/units/$u"
+		fi
 		return 0
 	fi
 	session_pids "$pid"
 	kill -TERM "$pid" "${pids[@]}" 2>/dev/null
+	local st
 	for ((i = 0; i < 500; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
-		[ "$(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)" != Z ] || break
-		sleep 0.01
+		read -r st 2>/dev/null <"/proc/$pid/stat" || break
+		read -r st _ <<<"${st##*) }"
+		[ "$st" != Z ] || break
+		nap 0.01
 	done
 	kill -KILL "$pid" 2>/dev/null
 	end_unit "$u" stopping
@@ -247,8 +319,7 @@ units_tick() {
 reboot_host() {
 	echo "fakehost-init: reboot requested ($EPOCHREALTIME)" >&2
 	echo reboot >"$ctl/reboot-request"
-	echo ok >"$ctl/replies/$1.tmp"
-	mv "$ctl/replies/$1.tmp" "$ctl/replies/$1"
+	reply "$1" ok
 	exit 0
 }
 
@@ -256,6 +327,22 @@ set +eu
 mkdir -p -m 0700 /var/log/fakehost/units
 echo "fakehost-init: booting $booted ($EPOCHREALTIME, since $t0)"
 "$booted/activate" || echo "fakehost-init: the activation of $booted failed"
+# The units without a process: the booted system's restartUnits run, its
+# failUnits and the host's failing units (Host.SetFailingUnits) failed.
+static_units() {
+	local st=$1 u
+	shift
+	for u in "$@"; do
+		[ -n "$u" ] || continue
+		mkdir -p "$ctl/units/$u" && : >"$ctl/units/$u/static" && echo "$st" >"$ctl/units/$u/state"
+		[ "$st" != failed ] || echo exit-code >"$ctl/units/$u/result"
+	done
+}
+for f in "$booted/fakehost/restart-units" "$booted/fakehost/fail-units" "$ctl/failing-units"; do
+	[ -s "$f" ] || continue
+	mapfile -t l <"$f"
+	if [ "${f##*/}" = restart-units ]; then static_units active "${l[@]}"; else static_units failed "${l[@]}"; fi
+done
 # boot-failed tells Host.Start at once why no sshd will answer.
 if [ -s "$booted/fakehost/sshd" ]; then
 	start_sshd || { echo "fakehost-init: $err"; echo "$err" >"$ctl/boot-failed"; }
@@ -272,13 +359,47 @@ fi
 rm -f "$ctl/init.fifo"
 mkfifo -m 0600 "$ctl/init.fifo"
 exec 3<>"$ctl/init.fifo"
+# serve <request>: one request, answered.
+serve() {
+	local verb unit arg id f=
+	read -r verb unit arg id <<<"$1"
+	[ -n "$id" ] || id=$arg arg=
+	[[ $id =~ ^[0-9.]+$ ]] || return 0
+	err=
+	case $verb.$unit in
+	start.sshd) start_sshd ;;
+	stop.sshd) stop_sshd ;;
+	restart.sshd) stop_sshd && start_sshd ;;
+	start.httpd) start_httpd ;;
+	stop.httpd) stop_httpd ;;
+	restart.httpd) stop_httpd && start_httpd ;;
+	run.*) run_unit "$unit" "$arg" ;;
+	stop.*) stop_unit "$unit.service" ;;
+	reset-failed.*) stop_unit "$unit.service" ;;
+	restart.network) restart_network "$arg" ;;
+	reboot.system) reboot_host "$id" ;;
+	*) err="unknown request: $verb $unit" ;;
+	esac
+	# systemd-run waits for the answer and the unit's end on one FIFO.
+	[ "$verb" != run ] || [ ! -p "$ctl/requests/$arg/done" ] || f=$ctl/requests/$arg/done
+	reply "$id" "${err:-ok}" "$f"
+}
 partial=
 while :; do
-	# read -t keeps what it read before timing out: the start of a line.
-	# While units run, their end is noticed within 50ms.
+	# read -t keeps what it read before timing out: the start of a line
+	# (IFS= keeps its blanks). But bash 5.2's read -t can also take a
+	# line's newline and report a timeout all the same: the next read
+	# then returns two requests in one line, which ";" separates.
+	# While units run, their end is noticed within 50ms; within 10ms when a
+	# client waits for it (systemd-run --wait or --pipe).
 	tick=1
-	[ ${#unit_pid[@]} = 0 ] || tick=0.05
-	if ! read -r -t $tick line <&3; then
+	[ ${#unit_pid[@]} = 0 ] && [ -z "$net_up_at" ] || tick=0.05
+	for u in "${unit_wait[@]}"; do [ -z "$u" ] || tick=0.01; done
+	if [ -n "$net_up_at" ] && [ "${EPOCHREALTIME/[.,]/}" -ge "$net_up_at" ]; then
+		echo "fakehost-init: network up ($EPOCHREALTIME)" >&2
+		start_sshd || echo "fakehost-init: sshd after the network restart: $err" >&2
+	fi
+	if ! IFS= read -r -t $tick line <&3; then
 		partial+=$line
 		# A listener that died is a stopped service.
 		if [ -n "$sshd_pid" ] && ! kill -0 "$sshd_pid" 2>/dev/null; then
@@ -293,25 +414,8 @@ while :; do
 		continue
 	fi
 	line=$partial$line partial=
-	read -r verb unit arg id <<<"$line"
-	[ -n "$id" ] || id=$arg arg=
-	[[ $id =~ ^[0-9.]+$ ]] || continue
-	err=
-	case $verb.$unit in
-	start.sshd) start_sshd ;;
-	stop.sshd) stop_sshd ;;
-	restart.sshd) stop_sshd && start_sshd ;;
-	start.httpd) start_httpd ;;
-	stop.httpd) stop_httpd ;;
-	restart.httpd) stop_httpd && start_httpd ;;
-	run.*) run_unit "$unit" "$arg" ;;
-	stop.*) stop_unit "$unit.service" ;;
-	reset-failed.*) stop_unit "$unit.service" ;;
-	reboot.system) reboot_host "$id" ;;
-	*) err="unknown request: $verb $unit" ;;
-	esac
-	echo "${err:-ok}" >"$ctl/replies/$id.tmp"
-	mv "$ctl/replies/$id.tmp" "$ctl/replies/$id"
+	IFS=';' read -ra requests <<<"$line"
+	for request in "${requests[@]}"; do serve "$request"; done
 	units_tick
 done
 `
@@ -335,6 +439,7 @@ const initBoot = `if [ -n "${first_pid-}" ]; then
 	mkdir -p /boot/entries
 	ln -sfn "$first" /boot/entries/nixos-generation-1
 	ln -sfn "$first" /boot/default
+	echo fake >/boot/loader
 	echo "fakehost-init: first generation $first ($EPOCHREALTIME, since $t0)"
 fi
 booted=$(readlink -f /boot/default || true)

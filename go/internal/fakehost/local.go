@@ -17,9 +17,10 @@ import (
 // Nix: build the toplevel here, nix-copy-closure it to the target (ssh is
 // whatever `ssh` comes first on PATH, with $NIX_SSHOPTS and the real one's
 // ControlMaster options), then over ssh [sudo] nix-env --set the profile
-// (switch, boot) and [sudo] <toplevel>/bin/switch-to-configuration <action>.
-// Like the real one, it ends by sending `-O exit` to the control sockets
-// it expected in its temporary directory. It records each call.
+// (switch, boot) and [sudo] <toplevel>/bin/switch-to-configuration <action>
+// through systemd-run (the real one's flags; run as is when systemd-run
+// fails). Like the real one, it ends by sending `-O exit` to the control
+// sockets it expected in its temporary directory. It records each call.
 const localRebuild = `
 calls=$LOG_DIR
 set -e
@@ -29,8 +30,8 @@ record_field sshopts "${NIX_SSHOPTS-}"
 record_field ssh "$(command -v ssh || true)"
 log() { echo "$@" >&2; }
 flakeFlags=(--extra-experimental-features 'nix-command flakes')
-action= flake= flakeAttr= targetHost= useSudo= rollback= extraBuildFlags=()
-profile=/nix/var/nix/profiles/system
+action='' flake='' flakeAttr='' targetHost='' useSudo='' rollback='' extraBuildFlags=()
+installBootloader='' specialisation='' profile=/nix/var/nix/profiles/system
 while [ $# -gt 0 ]; do
 	i=$1
 	shift
@@ -46,6 +47,11 @@ while [ $# -gt 0 ]; do
 		;;
 	--use-remote-sudo) useSudo=1 ;;
 	--rollback) rollback=1 ;;
+	--install-bootloader) installBootloader=1 ;;
+	--specialisation | -c)
+		specialisation=${1-}
+		shift
+		;;
 	--option)
 		extraBuildFlags+=("$i" "$1" "$2")
 		shift 2
@@ -64,6 +70,10 @@ if [ -z "$action" ] || [ -z "$flake" ] || [ -n "$rollback" ]; then
 	log "deployer-side fake nixos-rebuild: needs an action and --flake (and no --rollback)"
 	exit 1
 fi
+if [ -n "$specialisation" ] && [ "$action" != switch ] && [ "$action" != test ]; then
+	log "error: ‘--specialisation’ can only be used with ‘switch’ and ‘test’"
+	exit 1
+fi
 
 tmpDir=$(mktemp -t -d nixos-rebuild.XXXXXX)
 SSHOPTS="${NIX_SSHOPTS-} -o ControlMaster=auto -o ControlPath=$tmpDir/ssh-%n -o ControlPersist=60"
@@ -73,7 +83,12 @@ cleanup() {
 	done
 	rm -rf "$tmpDir"
 }
-trap 'e=$?; cleanup; record_end $e' EXIT
+on_exit() {
+	local s=$?
+	cleanup
+	record_end "$s"
+}
+trap on_exit EXIT
 
 targetHostCmd() {
 	local c=()
@@ -81,7 +96,7 @@ targetHostCmd() {
 	if [ -z "$targetHost" ]; then
 		"${c[@]}" "$@"
 	else
-		# shellcheck disable=SC2086 # SSHOPTS is split on blanks, as the real one does
+		# shellcheck disable=SC2086,SC2029 # SSHOPTS is split on blanks, the command runs there, as the real one does
 		ssh $SSHOPTS "$targetHost" "${c[@]}" "$@"
 	fi
 }
@@ -122,7 +137,23 @@ switch | boot)
 esac
 case $action in
 switch | boot | test | dry-activate)
-	if ! targetHostCmd "$pathToConfig/bin/switch-to-configuration" "$action"; then
+	# As the real one: through systemd-run, detached from the ssh session.
+	cmd=(systemd-run -E LOCALE_ARCHIVE -E "NIXOS_INSTALL_BOOTLOADER=$installBootloader" --collect
+		--no-ask-password --pipe --quiet --same-dir --service-type=exec
+		--unit=nixos-rebuild-switch-to-configuration --wait)
+	if ! targetHostCmd "${cmd[@]}" true; then
+		cmd=(env -i "LOCALE_ARCHIVE=${LOCALE_ARCHIVE-}" "NIXOS_INSTALL_BOOTLOADER=$installBootloader")
+	fi
+	if [ -z "$specialisation" ]; then
+		cmd+=("$pathToConfig/bin/switch-to-configuration")
+	else
+		cmd+=("$pathToConfig/specialisation/$specialisation/bin/switch-to-configuration")
+		if ! targetHostCmd test -f "${cmd[-1]}"; then
+			log "error: specialisation not found: $specialisation"
+			exit 1
+		fi
+	fi
+	if ! targetHostCmd "${cmd[@]}" "$action"; then
 		log "warning: error(s) occurred while switching to the new configuration"
 		exit 1
 	fi

@@ -104,3 +104,37 @@ func TestNixDaemon(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 }
+
+func TestSystemArgsKnobs(t *testing.T) {
+	got, err := System{
+		KernelModules: "nvidia-550", ActivationTime: 1500 * time.Millisecond, RestartNetwork: 2 * time.Second,
+		FailUnits: []string{"flaky", "b.service"}, RestartUnits: []string{"app"}, InitInterface: "systemd 3",
+		PreSwitchCheckFails: true, BootLoader: BootLoaderSystemdBoot, Specialisations: []string{"gpu", "no_x-1"},
+	}.args("h1")
+	want := `{ hostName = "h1"; system = "` + nixSystem() + `"; kernelModules = "nvidia-550"; activationTime = "1.500"; ` +
+		`restartNetwork = "2.000"; failUnits = [ "flaky.service" "b.service" ]; restartUnits = [ "app.service" ]; ` +
+		`initInterface = "systemd 3"; preSwitchCheckFails = true; bootLoader = "systemd-boot"; specialisations = [ "gpu" "no_x-1" ]; }`
+	if err != nil || got != want {
+		t.Errorf("args:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	// Every knob defaults to nothing: the zero System's arguments.
+	if got, _ := (System{}).args("h1"); got != `{ hostName = "h1"; system = "`+nixSystem()+`"; }` {
+		t.Errorf("zero System: %s", got)
+	}
+	for _, bad := range []System{
+		{FailUnits: []string{"a b"}},
+		{FailUnits: []string{"x.socket"}},
+		{RestartUnits: []string{"sshd"}},
+		{RestartUnits: []string{"httpd.service"}},
+		{ActivationTime: -time.Second},
+		{RestartNetwork: -time.Millisecond},
+		{BootLoader: "grub"},
+		{Specialisations: []string{"a/b"}},
+		{Specialisations: []string{"x", "x"}},
+		{InitInterface: "two\nlines"},
+	} {
+		if _, err := bad.args("h1"); err == nil {
+			t.Errorf("%+v was accepted", bad)
+		}
+	}
+}

@@ -31,6 +31,16 @@ type RebuildCall struct {
 	Flake       string
 	FlakeTarget string
 	FlakeValid  bool
+	// InvocationID is $INVOCATION_ID of the call: set when it ran as a
+	// unit of the host's init (systemd-run, as nixos-rebuild runs
+	// switch-to-configuration), "" in an ssh session.
+	InvocationID string
+	// Toplevel is the system a switch-to-configuration call belongs to
+	// (a specialisation's own toplevel for -c); "" for nixos-rebuild.
+	Toplevel string
+	// InstallBootloader: NIXOS_INSTALL_BOOTLOADER=1 was in the environment
+	// of a switch-to-configuration call.
+	InstallBootloader bool
 }
 
 // RebuildCalls returns the host's nixos-rebuild calls, oldest first. They
@@ -57,6 +67,7 @@ func (h *Host) calls(prog string) ([]RebuildCall, error) {
 			Program: prog, Args: r.args, User: r.str("user"), Hostname: r.str("host"),
 			Start: r.start, End: r.end, Exit: r.exit,
 			Flake: r.str("flake"), FlakeTarget: r.str("target"), FlakeValid: r.str("valid") == "1",
+			InvocationID: r.str("invocation"), Toplevel: r.str("toplevel"), InstallBootloader: r.str("installBootloader") == "1",
 		}
 		if r.bad != nil {
 			return nil, fmt.Errorf("fakehost: %s: %w", h.Name, r.bad)

@@ -96,7 +96,7 @@ func (h *Host) service(verb string) error {
 	if err != nil {
 		return fmt.Errorf("fakehost: %s: %s sshd: %w", h.Name, verb, err)
 	}
-	_, err = fmt.Fprintf(f, "%s sshd %s\n", verb, id)
+	_, err = fmt.Fprintf(f, "%s sshd %s;\n", verb, id)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("fakehost: %s: %s sshd: %w", h.Name, verb, err)

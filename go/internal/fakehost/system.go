@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // systemFiles is the fake NixOS system (system/system.nix and the scripts
@@ -50,7 +52,60 @@ type System struct {
 	// path>". HTTPNone (the zero value): the system has no web service, and
 	// switching to it stops the running one.
 	HTTP HTTPState
+	// KernelModules is the contents of the kernel's modules ("" =
+	// system.nix's): the toplevel's kernel-modules links to a store path
+	// linux-<Kernel>-modules of its own, as on NixOS, so that a system can
+	// change its modules (extraModulePackages) without changing kernel or
+	// initrd.
+	KernelModules string
+
+	// ActivationTime is how long switch and test spend in "activating the
+	// configuration..." (a slow switch: systemd re-executing, many
+	// restarts). Millisecond precision.
+	ActivationTime time.Duration
+	// RestartNetwork makes the activation (switch, test) restart the
+	// host's network: every sshd process of the host dies (the listener and
+	// every session: ssh clients and ControlMaster connections drop), new
+	// connections are refused for this long, then sshd listens again on the
+	// same port with the same keys. The activation goes on: it runs under
+	// init (systemd-run), not under sshd. Millisecond precision.
+	RestartNetwork time.Duration
+	// FailUnits are units ("foo" or "foo.service") that fail in this
+	// system: its switch and test end with "warning: the following units
+	// failed: ..." and their status, exit 4, and they stay failed (also
+	// after booting it) until the next activation resets failed units or
+	// `systemctl reset-failed`. They have no process.
+	FailUnits []string
+	// RestartUnits are units the activation of this system restarts
+	// ("restarting the following units: ..."); `systemctl is-active` says
+	// active for them. They have no process.
+	RestartUnits []string
+	// InitInterface is the toplevel's init-interface-version ("" =
+	// "systemd 2", which every other system has). switch and test from a
+	// running system with another value install the boot loader (switch)
+	// and exit 100 with NixOS's warning, activating nothing; after a
+	// reboot into it, switching between systems with this value works.
+	InitInterface string
+	// PreSwitchCheckFails makes the system's pre-switch check fail:
+	// switch-to-configuration (any action) prints "Pre-switch checks
+	// failed" and exits 1 unless NIXOS_NO_CHECK=1 is in its environment.
+	PreSwitchCheckFails bool
+	// BootLoader is the system's boot loader: "" (the fake one each host
+	// has installed at its first boot) or BootLoaderSystemdBoot. switch and
+	// boot to a system whose loader is not the installed one fail
+	// ("Failed to install bootloader", exit 1, /boot unchanged) unless
+	// NIXOS_INSTALL_BOOTLOADER=1 (nixos-rebuild --install-bootloader),
+	// which installs it.
+	BootLoader string
+	// Specialisations are names: each is <toplevel>/specialisation/<name>,
+	// a toplevel of its own with the same settings and
+	// fakehost/specialisation holding the name, activated on its own
+	// (nixos-rebuild switch|test -c <name>). Letters, digits, '_' and '-'.
+	Specialisations []string
 }
+
+// BootLoaderSystemdBoot is System.BootLoader for systemd-boot.
+const BootLoaderSystemdBoot = "systemd-boot"
 
 // HTTPState is what a system's web service answers (System.HTTP).
 type HTTPState string
@@ -62,7 +117,50 @@ const (
 	HTTPUnhealthy HTTPState = "unhealthy"
 )
 
-var pkgRE = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
+var (
+	pkgRE  = regexp.MustCompile(`^[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*$`)
+	unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+$`)
+	specRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+)
+
+// otherUnitTypes are systemd's unit types but service.
+var otherUnitTypes = []string{"socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope"}
+
+// unitNames mangles names as systemd does for services: ".service" added
+// when missing. Only service names are allowed.
+func unitNames(what string, names []string) ([]string, error) {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if i := strings.LastIndexByte(n, '.'); i >= 0 && slices.Contains(otherUnitTypes, n[i+1:]) {
+			return nil, fmt.Errorf("%s: %q: only services (fake units have no other type)", what, n)
+		}
+		if !strings.HasSuffix(n, ".service") {
+			n += ".service"
+		}
+		if !unitRE.MatchString(n) || len(n) > 255 || n == "sshd.service" || n == "httpd.service" {
+			return nil, fmt.Errorf("%s: %q is not a service name (or it is sshd's or httpd's)", what, n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// seconds formats d for system.nix: seconds with millisecond precision.
+func seconds(what string, d time.Duration) (string, error) {
+	if d < 0 {
+		return "", fmt.Errorf("%s: negative duration %s", what, d)
+	}
+	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', 3, 64), nil
+}
+
+// nixList appends " name = [ "a" "b" ];" to b.
+func nixList(b *strings.Builder, name string, items []string) {
+	fmt.Fprintf(b, " %s = [", name)
+	for _, i := range items {
+		b.WriteString(" " + nixString(i))
+	}
+	b.WriteString(" ];")
+}
 
 // nixSystem is the Nix system type of this machine, which hosts share.
 func nixSystem() string {
@@ -106,14 +204,67 @@ func (s System) args(hostName string) (string, error) {
 		return "", fmt.Errorf("HTTP %q: want \"\", %q or %q", s.HTTP, HTTPHealthy, HTTPUnhealthy)
 	}
 	if len(s.Packages) > 0 {
-		b.WriteString(" packages = [")
 		for _, p := range s.Packages {
 			if !pkgRE.MatchString(p) {
 				return "", fmt.Errorf("package name %q: want a store path name such as hello-2.12", p)
 			}
-			b.WriteString(" " + nixString(p))
 		}
-		b.WriteString(" ];")
+		nixList(&b, "packages", s.Packages)
+	}
+	if s.KernelModules != "" {
+		fmt.Fprintf(&b, " kernelModules = %s;", nixString(s.KernelModules))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"activationTime", s.ActivationTime}, {"restartNetwork", s.RestartNetwork}} {
+		if d.d == 0 {
+			continue
+		}
+		v, err := seconds(d.name, d.d)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, " %s = %s;", d.name, nixString(v))
+	}
+	for _, l := range []struct {
+		name  string
+		units []string
+	}{{"failUnits", s.FailUnits}, {"restartUnits", s.RestartUnits}} {
+		if len(l.units) == 0 {
+			continue
+		}
+		units, err := unitNames(l.name, l.units)
+		if err != nil {
+			return "", err
+		}
+		nixList(&b, l.name, units)
+	}
+	if s.InitInterface != "" {
+		if strings.ContainsAny(s.InitInterface, "\n\x00") {
+			return "", fmt.Errorf("init interface %q: want one line", s.InitInterface)
+		}
+		fmt.Fprintf(&b, " initInterface = %s;", nixString(s.InitInterface))
+	}
+	if s.PreSwitchCheckFails {
+		b.WriteString(" preSwitchCheckFails = true;")
+	}
+	switch s.BootLoader {
+	case "":
+	case BootLoaderSystemdBoot:
+		fmt.Fprintf(&b, " bootLoader = %s;", nixString(s.BootLoader))
+	default:
+		return "", fmt.Errorf("boot loader %q: want \"\" or %q", s.BootLoader, BootLoaderSystemdBoot)
+	}
+	if len(s.Specialisations) > 0 {
+		seen := map[string]bool{}
+		for _, n := range s.Specialisations {
+			if !specRE.MatchString(n) || seen[n] {
+				return "", fmt.Errorf("specialisation %q: want a unique name of letters, digits, '_' and '-'", n)
+			}
+			seen[n] = true
+		}
+		nixList(&b, "specialisations", s.Specialisations)
 	}
 	b.WriteString(" }")
 	return b.String(), nil

@@ -378,7 +378,7 @@ func TestSystem(t *testing.T) {
 		}
 		// Back to a system with sshd, from the console.
 		out2, err := h.Exec(ctx, "sh", "-c", "nixos-rebuild switch --flake "+ref("sys1")+" 2>&1")
-		if err != nil || !strings.Contains(string(out2), "starting the following units: sshd.service") {
+		if err != nil || !strings.Contains(string(out2), "the following new units were started: sshd.service") {
 			t.Fatalf("%v: %s", err, out2)
 		}
 		if out, code := sshRun(t, f, "sys1", "systemctl is-active sshd"); code != 0 || out != "active\n" {

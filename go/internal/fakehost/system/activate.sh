@@ -1,3 +1,4 @@
+# shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # The activation script. NixOS's runs its snippets (users, /etc, ...); one
 # that fails makes it exit 1 at the end, but /run/current-system points to
 # the new system all the same. Here the one snippet is the host's
@@ -14,6 +15,6 @@ if [ -s "$systemConfig/fakehost/fail-activation" ]; then
 	echo "Activation script snippet 'fakehost-fail' failed (1)" >&2
 	_status=1
 fi
-mkdir -p -m 0755 /run/nixos
+[ -d /run/nixos ] || mkdir -m 0755 /run/nixos
 ln -sfn "$systemConfig" /run/current-system.tmp && mv -T /run/current-system.tmp /run/current-system
 exit $_status

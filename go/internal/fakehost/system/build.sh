@@ -1,15 +1,32 @@
+# shellcheck disable=SC2154 # the derivation's attributes are its environment
 # Builder of system.nix: POSIX sh, because the deployer's /bin/sh may be
 # dash, while a fake host's is bash.
 set -e
-mkdir -p "$out/bin" "$out/sw/bin" "$out/fakehost"
+mkdir -p "$out/bin" "$out/sw/bin" "$out/fakehost" "$out/specialisation"
 ln -s "$kernel/bzImage" "$out/kernel"
 ln -s "$initrd/initrd" "$out/initrd"
+ln -s "$modules" "$out/kernel-modules"
 printf '%s\n' "$version" >"$out/nixos-version"
 printf '%s\n' "$system" >"$out/system"
+printf '%s' "$initInterface" >"$out/init-interface-version"
+# specialisation/<name>: a toplevel of its own.
+for s in $specialisations; do
+	ln -s "${s#*=}" "$out/specialisation/${s%%=*}"
+done
 # Knobs, read by the scripts at run time.
 printf '%s\n' "$hostName" >"$out/fakehost/host-name"
 printf '%s' "$sshd" >"$out/fakehost/sshd"
 printf '%s' "$failActivation" >"$out/fakehost/fail-activation"
+printf '%s' "$preSwitchCheckFails" >"$out/fakehost/pre-switch-check-fails"
+printf '%s' "$activationTime" >"$out/fakehost/activation-time"
+printf '%s' "$restartNetwork" >"$out/fakehost/restart-network"
+printf '%s' "$bootLoader" >"$out/fakehost/boot-loader"
+[ -z "$specialisation" ] || printf '%s\n' "$specialisation" >"$out/fakehost/specialisation"
+# Units without a process (names only), one a line.
+: >"$out/fakehost/fail-units"
+for u in $failUnits; do printf '%s\n' "$u" >>"$out/fakehost/fail-units"; done
+: >"$out/fakehost/restart-units"
+for u in $restartUnits; do printf '%s\n' "$u" >>"$out/fakehost/restart-units"; done
 # The web service (httpd.service): its unit is the www directory, which
 # names the system, so that a switch between two systems restarts it.
 if [ -n "$httpd" ]; then

@@ -17,10 +17,16 @@ tohex() {
 		hex+=${h: -2}
 	done
 }
-rec= recText= recExtra=
+rec='' recText='' recExtra='' recPre=''
 record_line() {
 	tohex "$2"
 	recText+="$1 $hex"$'\n'
+}
+# record_pre <key> <value>: a hex field of the record, known at its start:
+# call it before record_start.
+record_pre() {
+	tohex "$2"
+	recPre+="$1 $hex"$'\n'
 }
 record_start() {
 	local prog=$1 a user
@@ -33,8 +39,10 @@ record_start() {
 	recText+="start ${EPOCHREALTIME/,/.}"$'\n'
 	record_line host "$HOSTNAME"
 	record_line user "$user"
+	record_line invocation "${INVOCATION_ID-}"
 	recText+="argc $#"$'\n'
 	for a in "$@"; do record_line arg "$a"; done
+	recText+=$recPre
 	printf '%s' "$recText" >"$rec.tmp" && mv "$rec.tmp" "$rec.run"
 	trap 'record_end $?' EXIT
 }
@@ -49,37 +57,108 @@ record_end() {
 		mv "$rec.tmp" "$rec.done" && rm -f "$rec.run"
 }
 
-# service <verb> <unit> [<request dir>]: asks the host's init, which stands
+# service <verb> <unit and arguments>: asks the host's init, which stands
 # in for systemd (see fakehost's init.go), and waits for its answer (the
 # error is printed). Units: sshd, httpd (the system's web service) and the
-# transient units of systemd-run. Sets reply_id.
-reply_id=
+# transient units of systemd-run. Init writes the answer into a FIFO the
+# caller made: replies/<id>.wake, or the one open on fd $service_fd when
+# set (systemd-run's). The error is in service_error too; with
+# service_quiet set, it is not printed.
+service_fd='' service_quiet='' service_error=''
 service() {
-	local id=$$.$RANDOM$RANDOM i r
-	reply_id=$id
-	[ -w "$ctl/init.fifo" ] || {
-		echo "Failed to connect to bus: Permission denied" >&2
-		return 1
-	}
-	echo "$1 $2 $id" >"$ctl/init.fifo" || return 1
+	local id=$$.$RANDOM$RANDOM w='' fd=$service_fd
+	service_error=''
+	if [ ! -w "$ctl/init.fifo" ]; then
+		service_error="Failed to connect to bus: Permission denied"
+	elif [ -z "$fd" ]; then
+		w=$ctl/replies/$id.wake
+		if mkfifo -m 0600 "$w"; then exec {fd}<>"$w"; else service_error="cannot make $w"; fi
+	fi
+	if [ -z "$service_error" ] && ! echo "$1 $2 $id;" >"$ctl/init.fifo"; then
+		service_error="cannot write to $ctl/init.fifo"
+	fi
 	# A stop may take init's stop timeout (5s) and more.
-	for ((i = 0; i < 3000; i++)); do
-		if [ -e "$ctl/replies/$id" ]; then
-			r=$(<"$ctl/replies/$id")
-			rm -f "$ctl/replies/$id"
-			[ "$r" = ok ] && return 0
-			echo "$r" >&2
-			return 1
-		fi
-		sleep 0.01
-	done
-	echo "init did not answer \"$1 $2\"" >&2
+	if [ -z "$service_error" ] && ! read -r -t 30 -u "$fd" service_error; then
+		service_error="init did not answer: $1 $2"
+	fi
+	if [ -n "$w" ] && [ -n "$fd" ]; then
+		exec {fd}>&-
+		rm -f "$w"
+	fi
+	[ "$service_error" != ok ] || {
+		service_error=''
+		return 0
+	}
+	[ -n "$service_quiet" ] || echo "$service_error" >&2
 	return 1
 }
 sshd_active() { [ -e "$ctl/sshd.active" ]; }
+# unit_state <unit>: its active state, as is-active prints it. sshd and
+# httpd run while init says so (a failed start leaves them failed); the
+# others are in $ctl/units/<unit>/: systemd-run's transient units, and
+# the units without a process that the systems' activations restart or
+# fail ("static": names only).
+ustate=''
+# shellcheck disable=SC2034 # ustate is the result
+unit_state() {
+	ustate=inactive
+	case $1 in
+	sshd.service) [ ! -e "$ctl/sshd.active" ] || {
+		ustate=active
+		return
+	} ;;
+	httpd.service) [ ! -e "$ctl/httpd.active" ] || {
+		ustate=active
+		return
+	} ;;
+	esac
+	[ ! -e "$ctl/units/$1/state" ] || read -r ustate <"$ctl/units/$1/state"
+}
+# set_static <state> <unit>...: units without a process become active,
+# failed or (state inactive) unloaded.
+set_static() {
+	local st=$1 u
+	shift
+	for u in "$@"; do
+		if [ "$st" = inactive ]; then
+			rm -rf "${ctl:?}/units/$u"
+			continue
+		fi
+		mkdir -p "$ctl/units/$u" && : >"$ctl/units/$u/static" && echo "$st" >"$ctl/units/$u/state"
+		[ "$st" != failed ] || echo exit-code >"$ctl/units/$u/result"
+	done
+}
+# sort_units <name>...: the names in sorted, in the order of their
+# lowercase forms, as stc-ng and systemctl sort units.
+sorted=()
+sort_units() {
+	sorted=("$@")
+	[ $# -gt 1 ] || return 0
+	local n
+	mapfile -t sorted < <(for n; do printf '%s\t%s\n' "${n,,}" "$n"; done | LC_ALL=C sort)
+	sorted=("${sorted[@]#*$'\t'}")
+}
+# failed_units sets failed to the units in the failed state, sorted as
+# systemd sorts them.
+failed=()
+failed_units() {
+	local d st
+	failed=()
+	for d in "$ctl"/units/*/state; do
+		[ -e "$d" ] || continue
+		read -r st <"$d"
+		[ "$st" != failed ] || {
+			d=${d%/state}
+			failed+=("${d##*/}")
+		}
+	done
+	sort_units "${failed[@]}"
+	failed=("${sorted[@]}")
+}
 wants_sshd() { [ -s "$1/fakehost/sshd" ]; }
 # httpd_unit prints the web service's unit (its www directory) of the
 # running service or, with an argument, of that system; "" when none.
+# shellcheck disable=SC2120 # the argument is optional
 httpd_unit() {
 	if [ $# = 0 ]; then
 		cat "$ctl/httpd.active" 2>/dev/null || true

@@ -1,25 +1,28 @@
+# shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # nixos-rebuild stand-in for a fake host: what NixOS 24.05's nixos-rebuild
 # does when run on the host itself, with the host's own Nix, plus a call
 # record (Host.RebuildCalls) and two test knobs in /run/fakehost:
 #   rebuild-sleep  seconds to sleep first, as a slow build would
 #   rebuild-exit   a non-zero code makes it fail right after that sleep,
 #                  as a failed build would: nothing built, nothing changed
-# Not here: --target-host/--build-host (nixos-rebuild runs on the host),
-# the re-exec of the flake's own nixos-rebuild, channels and <nixpkgs/nixos>,
-# and systemd-run (NixOS falls back to running switch-to-configuration
-# directly where systemd-run does not work, as here).
+# As the real one, it runs switch-to-configuration through systemd-run
+# (--unit=nixos-rebuild-switch-to-configuration --wait --pipe ...), so that
+# a dropped ssh session does not end it, and directly when systemd-run does
+# not work. Not here: --target-host/--build-host (nixos-rebuild runs on the
+# host), the re-exec of the flake's own nixos-rebuild, channels and
+# <nixpkgs/nixos>.
 set -e
 set -o pipefail
 record_start nixos-rebuild "$@"
 
 log() { echo "$@" >&2; }
 showSyntax() {
-	log "usage: nixos-rebuild [switch|boot|test|build|dry-build|dry-activate] --flake <ref>#<name> [--rollback] [-p name] [options]"
+	log "usage: nixos-rebuild [switch|boot|test|build|dry-build|dry-activate] --flake <ref>#<name> [--rollback] [-p name] [-c name] [--install-bootloader] [options]"
 	exit 1
 }
 flakeFlags=(--extra-experimental-features 'nix-command flakes')
-action= flake= flakeAttr= rollback= profile=/nix/var/nix/profiles/system
-extraBuildFlags=() lockFlags=() maybeSudo=()
+action='' flake='' flakeAttr='' rollback='' profile=/nix/var/nix/profiles/system
+extraBuildFlags=() lockFlags=() maybeSudo=() installBootloader='' specialisation=''
 while [ $# -gt 0 ]; do
 	i=$1
 	shift
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
 		fi
 		if [ "$1" != system ]; then
 			profile=/nix/var/nix/profiles/system-profiles/$1
+			# shellcheck disable=SC2174 # as the real one: the parent exists
 			mkdir -p -m 0755 "$(dirname "$profile")"
 		fi
 		shift
@@ -70,8 +74,17 @@ while [ $# -gt 0 ]; do
 		lockFlags+=("$i" "$1" "$2")
 		shift 2
 		;;
-	--use-remote-sudo) maybeSudo=(sudo --) ;;
-	--fast | --no-build-nix | --upgrade | --upgrade-all | --install-bootloader | --use-substitutes | -s) ;;
+	--use-remote-sudo) maybeSudo=(sudo) ;;
+	--install-bootloader) installBootloader=1 ;;
+	--specialisation | -c)
+		if [ -z "${1-}" ]; then
+			log "$0: ‘--specialisation’ requires an argument"
+			exit 1
+		fi
+		specialisation=$1
+		shift
+		;;
+	--fast | --no-build-nix | --upgrade | --upgrade-all | --use-substitutes | -s) ;;
 	--target-host | --build-host)
 		log "nixos-rebuild (fake host): $i is for the deployer's nixos-rebuild, not the host's"
 		exit 1
@@ -98,6 +111,10 @@ if [ -z "$flake" ] && [ -e /etc/nixos/flake.nix ]; then
 fi
 if [ -z "$flake" ] && [ -z "$rollback" ]; then
 	log "nixos-rebuild (fake host): only --flake is supported; there is no <nixpkgs/nixos> here"
+	exit 1
+fi
+if [ -n "$specialisation" ] && [ "$action" != switch ] && [ "$action" != test ]; then
+	log "error: ‘--specialisation’ can only be used with ‘switch’ and ‘test’"
 	exit 1
 fi
 
@@ -174,7 +191,30 @@ fi
 
 case $action in
 switch | boot | test | dry-activate)
-	if ! "${maybeSudo[@]}" "$pathToConfig/bin/switch-to-configuration" "$action"; then
+	# As the real one: a transient unit of the host's systemd (init),
+	# detached from this session, with the real one's flags; where
+	# systemd-run does not work, a clean environment instead.
+	cmd=(systemd-run -E LOCALE_ARCHIVE -E "NIXOS_INSTALL_BOOTLOADER=$installBootloader" --collect
+		--no-ask-password --pipe --quiet --same-dir --service-type=exec
+		--unit=nixos-rebuild-switch-to-configuration --wait)
+	if [ -n "${NIXOS_SWITCH_USE_DIRTY_ENV-}" ]; then
+		log "warning: skipping systemd-run since NIXOS_SWITCH_USE_DIRTY_ENV is set. This environment variable will be ignored in the future"
+		cmd=(env "NIXOS_INSTALL_BOOTLOADER=$installBootloader")
+	elif ! "${maybeSudo[@]}" "${cmd[@]}" true; then
+		cmd=(env -i "LOCALE_ARCHIVE=${LOCALE_ARCHIVE-}" "NIXOS_INSTALL_BOOTLOADER=$installBootloader")
+	fi
+	# -c: the specialisation's switch-to-configuration; the profile has the
+	# system itself.
+	if [ -z "$specialisation" ]; then
+		cmd+=("$pathToConfig/bin/switch-to-configuration")
+	else
+		cmd+=("$pathToConfig/specialisation/$specialisation/bin/switch-to-configuration")
+		if [ ! -f "${cmd[-1]}" ]; then
+			log "error: specialisation not found: $specialisation"
+			exit 1
+		fi
+	fi
+	if ! "${maybeSudo[@]}" "${cmd[@]}" "$action"; then
 		log "warning: error(s) occurred while switching to the new configuration"
 		exit 1
 	fi

@@ -4,12 +4,14 @@
 # has the shape of a NixOS toplevel (config.system.build.toplevel):
 #
 #   bin/switch-to-configuration  activate  dry-activate  nixos-version
-#   kernel  initrd  sw/bin/{nixos-rebuild,systemctl,systemd-run,journalctl,reboot,sh,bash}
+#   init-interface-version  kernel  initrd  kernel-modules  specialisation/
+#   sw/bin/{nixos-rebuild,systemctl,systemd-run,journalctl,reboot,sh,bash}
 #
-# kernel and initrd link into store paths of their own, as on NixOS
-# (…-linux-6.6.30/bzImage, …-initrd-linux-6.6.30/initrd): two systems with
-# the same kernel share it, so a deployer can tell whether a new system
-# changes the kernel (a closure diff, the reboot's check).
+# kernel, initrd and kernel-modules link into store paths of their own, as
+# on NixOS (…-linux-6.6.30/bzImage, …-initrd-linux-6.6.30/initrd,
+# …-linux-6.6.30-modules): two systems with the same kernel share them, so a
+# deployer can tell whether a new system changes the kernel or its modules
+# (a closure diff, the reboot's check).
 #
 # The knobs are parameters, so that each setting is its own store path.
 {
@@ -21,6 +23,9 @@
   kernel ? "6.6.30",
   # The initrd's contents: the store path initrd-linux-<kernel>.
   initrd ? "fake-initrd-1",
+  # The kernel modules' contents (extraModulePackages): the store path
+  # linux-<kernel>-modules, which kernel-modules links to.
+  kernelModules ? "fake-modules-1",
   version ? "24.05.fake",
   # The activation script fails; as on NixOS, /run/current-system still
   # points to the new system afterwards, and switch-to-configuration
@@ -35,6 +40,28 @@
   # Names such as "hello-2.12": each becomes a small store path that the
   # system references, so that its closure has package-like paths.
   packages ? [ ],
+  # Seconds switch and test spend in "activating the configuration..."
+  # ("" = none).
+  activationTime ? "",
+  # Seconds the host's network (its sshd: listener and sessions) is down
+  # during the activation of switch and test ("" = never).
+  restartNetwork ? "",
+  # Unit names ("foo.service"): they fail in the activation of this system
+  # (switch-to-configuration exits 4) and at its boot.
+  failUnits ? [ ],
+  # Unit names: the activation of this system restarts them (units without
+  # a process, active once restarted).
+  restartUnits ? [ ],
+  # The toplevel's init-interface-version: switch and test from a system
+  # with another one exit 100, as NixOS's switch-to-configuration does.
+  initInterface ? "systemd 2",
+  # The system's pre-switch check fails (unless NIXOS_NO_CHECK=1).
+  preSwitchCheckFails ? false,
+  # The boot loader: "" (the fake one every host has) or "systemd-boot".
+  bootLoader ? "",
+  # Names: each is specialisation/<name>, a toplevel of its own with the
+  # same parameters and fakehost/specialisation naming it.
+  specialisations ? [ ],
 }:
 let
   package =
@@ -60,24 +87,57 @@ let
       ];
       PATH = "/usr/bin:/bin";
     };
+  modules = derivation {
+    name = "linux-${kernel}-modules";
+    inherit system kernel;
+    contents = kernelModules;
+    builder = "/bin/sh";
+    args = [
+      "-c"
+      ''mkdir -p "$out/lib/modules/$kernel" && printf '%s\n' "$contents" >"$out/lib/modules/$kernel/modules.fake"''
+    ];
+    PATH = "/usr/bin:/bin";
+  };
+  # toplevel "" is the system; toplevel <name> its specialisation <name>.
+  toplevel =
+    specialisation:
+    derivation {
+      name = "nixos-system-${hostName}-${version}";
+      inherit
+        system
+        hostName
+        version
+        specialisation
+        ;
+      kernel = file "linux-${kernel}" "bzImage" kernel;
+      initrd = file "initrd-linux-${kernel}" "initrd" initrd;
+      inherit modules;
+      builder = "/bin/sh";
+      args = [ ./build.sh ];
+      PATH = "/usr/bin:/bin";
+      inherit
+        httpd
+        activationTime
+        restartNetwork
+        failUnits
+        restartUnits
+        initInterface
+        bootLoader
+        ;
+      failActivation = if failActivation then "1" else "";
+      preSwitchCheckFails = if preSwitchCheckFails then "1" else "";
+      sshd = if stopSshd then "" else "1";
+      packages = map package packages;
+      # "<name>=<toplevel>" for each; a specialisation has none.
+      specialisations =
+        if specialisation == "" then map (n: "${n}=${toplevel n}") specialisations else [ ];
+      lib = ./lib.sh;
+      switchToConfiguration = ./switch-to-configuration.sh;
+      activateScript = ./activate.sh;
+      nixosRebuild = ./nixos-rebuild.sh;
+      systemctl = ./systemctl.sh;
+      systemdRun = ./systemd-run.sh;
+      journalctl = ./journalctl.sh;
+    };
 in
-derivation {
-  name = "nixos-system-${hostName}-${version}";
-  inherit system hostName version;
-  kernel = file "linux-${kernel}" "bzImage" kernel;
-  initrd = file "initrd-linux-${kernel}" "initrd" initrd;
-  builder = "/bin/sh";
-  args = [ ./build.sh ];
-  PATH = "/usr/bin:/bin";
-  inherit httpd;
-  failActivation = if failActivation then "1" else "";
-  sshd = if stopSshd then "" else "1";
-  packages = map package packages;
-  lib = ./lib.sh;
-  switchToConfiguration = ./switch-to-configuration.sh;
-  activateScript = ./activate.sh;
-  nixosRebuild = ./nixos-rebuild.sh;
-  systemctl = ./systemctl.sh;
-  systemdRun = ./systemd-run.sh;
-  journalctl = ./journalctl.sh;
-}
+toplevel ""

@@ -1,3 +1,4 @@
+# shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # systemd-run stand-in: the subset a deployer uses to run a command as a
 # transient service of the host's init (the stand-in for systemd), detached
 # from its ssh session: a child of PID 1 in a session of its own, stdin
@@ -12,7 +13,7 @@ usage() {
 	log "       [--same-dir] [--no-ask-password] [--] COMMAND [ARGS...]"
 	exit 1
 }
-name= description= collect= quiet= noblock= type=simple wait= pipe= samedir= user=
+name='' description='' collect='' quiet='' noblock='' type=simple wait='' pipe='' samedir='' user=''
 env=()
 while [ $# -gt 0 ]; do
 	a=$1
@@ -115,7 +116,7 @@ else
 fi
 
 # The request for init: a directory only root can write.
-mkdir -p -m 0755 "$ctl/requests"
+[ -d "$ctl/requests" ] || mkdir -m 0755 "$ctl/requests"
 req=$(mktemp -d "$ctl/requests/XXXXXXXX") || exit 1
 printf '%s\0' "$cmd" "$@" >"$req/argv"
 : >"$req/env"
@@ -127,16 +128,18 @@ printf '%s\n' "$type" >"$req/type"
 # --pipe: the unit gets our stdin, stdout and stderr (init opens them
 # through /proc/<our pid>/fd).
 [ -z "$pipe" ] || echo $$ >"$req/pipe"
-waiting=
+waiting=''
 if [ -n "$wait" ] || [ -n "$pipe" ] || { [ "$type" = oneshot ] && [ -z "$noblock" ]; }; then
 	waiting=1
 	: >"$req/wait"
+	# Init answers there, and writes a line there when the unit ended.
+	mkfifo -m 0600 "$req/done" && exec {service_fd}<>"$req/done"
 fi
-msg=$(service run "$unit ${req##*/}" 2>&1)
-r=$?
-if [ $r != 0 ]; then
+# shellcheck disable=SC2034 # read by service (lib.sh)
+service_quiet=1
+if ! service run "$unit ${req##*/}"; then
 	rm -rf "$req"
-	log "Failed to start transient service unit: ${msg:-init did not answer}"
+	log "Failed to start transient service unit: $service_error"
 	exit 1
 fi
 # A oneshot unit is "started" once it finished.
@@ -150,7 +153,7 @@ fi
 # Init writes "<result> <exit code> <status> <runtime ms>" when the unit's
 # main process ended.
 while [ ! -e "$req/exit" ]; do
-	sleep 0.02
+	read -r -t 1 -u "$service_fd" _ || true
 done
 read -r result code status ms <"$req/exit"
 rm -rf "$req"
