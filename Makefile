@@ -49,6 +49,9 @@ lint:
 	cd go && $(GO) vet ./...
 	@# darwin deployers: the Linux-only code stays behind build tags.
 	cd go && GOOS=darwin $(GO) vet ./...
+	@# Shell is code, above all what runs as root on the hosts: each file
+	@# says its dialect (a shebang or a shell directive).
+	git ls-files -z '*.sh' | xargs -0 shellcheck
 
 test-go: nix-conf
 	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...

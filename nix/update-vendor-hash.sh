@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (
 	cd go
-	GOFLAGS= GOWORK=off GOTOOLCHAIN=local go mod vendor -o "$tmp/vendor"
+	GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go mod vendor -o "$tmp/vendor"
 )
 if [ ! -d "$tmp/vendor" ]; then
 	echo "update-vendor-hash.sh: go/ has no dependencies; set vendorHash = null" >&2

@@ -4,7 +4,7 @@
 # archive, nix-instantiate, nix-daemon), pass and GnuPG (the default secret
 # source), sudo (the non-root deploy user in the tests), iproute2, procps,
 # util-linux, busybox and mksh (shells the host-side scripts are tested under),
-# shellcheck (make lint),
+# ShellCheck (make lint),
 # zsh and fish (shells the completion scripts are tested under),
 # and a C compiler (go test -race needs cgo). Then it makes the
 # machine's Nix usable as root without a daemon (see setup_nix below).

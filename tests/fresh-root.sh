@@ -41,7 +41,7 @@ done
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd -P)
 root=$dir/root
-[ "$dir" != / ] && [ "$root" != / ] || { echo "fresh-root: refusing DIR=/" >&2; exit 1; }
+if [ "$dir" = / ] || [ "$root" = / ]; then echo "fresh-root: refusing DIR=/" >&2; exit 1; fi
 
 t0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }

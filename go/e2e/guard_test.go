@@ -303,39 +303,3 @@ func TestGarbageCollectionDuringTheWait(t *testing.T) {
 		t.Errorf("not back on the tested system: %+v, want %+v", after, tested)
 	}
 }
-
-// Watching an activation costs a sudo call per wait on the host, not four
-// a second: a longer activation adds at most one.
-func TestWatchingCostsNoSudoPerSecond(t *testing.T) {
-	password := "s3cret pw"
-	f, r := sudoFleet(t, password)
-	pass := newPassStore(t)
-	pass.insert("hosts/sudo", []byte(password+"\n"))
-	r.env = pass.env
-	h := f.Host("host1")
-	// The commands sudo ran, but the password checks (true).
-	commands := func() int {
-		n := 0
-		for _, l := range strings.Split(sh(t, h, "cat /var/log/sudo.log 2>/dev/null || :"), "\n") {
-			if strings.Contains(l, "COMMAND=") && !strings.HasSuffix(l, "/true") {
-				n++
-			}
-		}
-		return n
-	}
-	count := func(hook string) int {
-		if err := h.SetActivationHook(hook); err != nil {
-			t.Fatal(err)
-		}
-		before := commands()
-		if res := r.run("--sudo-password-command", "pass show hosts/sudo", "host1"); res.code != 0 {
-			t.Fatalf("%s", res)
-		}
-		return commands() - before
-	}
-	quick, slow := count("true"), count("sleep 4")
-	if slow > quick+1 {
-		t.Errorf("a 4 s longer activation cost %d commands through sudo more (%d against %d)", slow-quick, slow, quick)
-	}
-	t.Logf("commands through sudo per deploy: %d (an activation of about 0 s), %d (about 4 s)", quick, slow)
-}

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The root session of a run on one host (package sudopw): the only command
 # a run sends through sudo when sudo asks for a password. sudo starts it
 # once per connection, after the one authentication; it then starts, as

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # One command of a run through the host's root session (relay.sh), as the
 # ssh user: this session's standard input, output and error become the
 # command's. It keeps them on descriptors 4, 5 and 6 (reading, below,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # The activation script. NixOS's runs its snippets (users, /etc, ...); one
 # that fails makes it exit 1 at the end, but /run/current-system points to

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # shellcheck disable=SC2154 # the derivation's attributes are its environment
 # Builder of system.nix: POSIX sh, because the deployer's /bin/sh may be
 # dash, while a fake host's is bash.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # journalctl stand-in: the logs of the host's units (sshd and init log to
 # the host's sshd.log instead). Each unit's stdout and stderr are appended

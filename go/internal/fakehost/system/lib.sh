@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 
 # lib.sh (system.nix): shared by the fake system's scripts, which build.sh
 # writes as "#!/bin/bash", "systemConfig=<toplevel>", this file, the script.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # nixos-rebuild stand-in for a fake host: what NixOS 24.05's nixos-rebuild
 # does when run on the host itself, with the host's own Nix, plus a call

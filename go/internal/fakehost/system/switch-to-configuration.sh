@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # switch-to-configuration with the semantics of NixOS's (switch-to-
 # configuration-ng, the default since 24.11), for a fake host:

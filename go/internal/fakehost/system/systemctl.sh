@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # systemctl stand-in: on NixOS systemd runs the services; on a fake host
 # the host's init does, and this talks to it. Units: sshd.service,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # systemConfig (build.sh) and lib.sh's variables come first
 # systemd-run stand-in: the subset a deployer uses to run a command as a
 # transient service of the host's init (the stand-in for systemd), detached
