@@ -311,3 +311,24 @@ func TestSwitchUmask(t *testing.T) {
 		t.Errorf("umask %q", got)
 	}
 }
+
+// The deployer's first look at the activation comes before the guard wrote
+// anything (a loaded host): that is no lost connection, and the health
+// checks still wait for the activation's end.
+func TestFirstStatusReadBeforeTheGuardStarts(t *testing.T) {
+	f := newFleet(t, hosts("host1")...)
+	h := f.Host("host1")
+	if err := h.SetUnitStartDelay(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c := guardedHost(f, "host1", 10)
+	c.Deployment.HealthChecks = map[string]config.HealthCheck{"active": newKernelActive}
+	r := newRunner(t, map[string]*config.Host{"host1": c})
+	res := r.run("host1")
+	if res.code != 0 || strings.Contains(res.output(), "lost the connection") {
+		t.Fatalf("%s", res)
+	}
+	if s := systemOf(t, h); s.kernel != deployedKernel || s.current != s.bootDefault {
+		t.Errorf("not the new system, confirmed: %+v", s)
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Knobs of a running host for what goes wrong around a switch on a real
@@ -41,6 +43,17 @@ func (h *Host) SetRebootFails(msg string) error {
 		return h.removeKnob("reboot-fails")
 	}
 	return h.setKnob("reboot-fails", strings.TrimRight(msg, "\n"))
+}
+
+// SetUnitStartDelay makes every transient unit that systemd-run starts
+// from now on begin its command d late (0: at once): systemd-run has
+// returned and the unit runs, but its program reaches its first line only
+// after d, as on a loaded host.
+func (h *Host) SetUnitStartDelay(d time.Duration) error {
+	if d <= 0 {
+		return h.removeKnob("unit-start-delay")
+	}
+	return h.setKnob("unit-start-delay", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
 }
 
 // HoldSwitchLock takes switch-to-configuration's lock on the host

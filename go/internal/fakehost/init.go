@@ -220,8 +220,12 @@ run_unit() {
 	# (a background job of a script without job control ignores them) and
 	# SIGPIPE ignored (systemd's IgnoreSIGPIPE=yes). The environment is
 	# systemd's for services: no session PATH (no /run/current-system/sw/bin).
-	local invocation
+	local invocation delay=
 	printf -v invocation '%04x' $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM $RANDOM
+	# Host.SetUnitStartDelay: the unit's process runs, but its program
+	# reaches its first line only later (a loaded host).
+	[ ! -s "$ctl/unit-start-delay" ] || read -r delay <"$ctl/unit-start-delay"
+	[ -z "$delay" ] || argv=(/bin/sh -c 'sleep "$0" && exec "$@"' "$delay" "${argv[@]}")
 	set +m
 	(
 		trap - INT QUIT
