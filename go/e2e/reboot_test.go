@@ -146,7 +146,7 @@ func TestRebootOnlyWhenTheKernelChanged(t *testing.T) {
 		t.Errorf("rebooted: %+v, booted %s", s, booted(t, changed))
 	}
 	out := res.output()
-	reboot := strings.Index(out, "[rebooted:rebuild] rebooting rebooted (the kernel and initrd changed)")
+	reboot := strings.Index(out, "[rebooted:rebuild] rebooting rebooted (the kernel, initrd and kernel modules changed)")
 	back := strings.Index(out, "[rebooted:rebuild] rebooted is back with the new system after ")
 	check := strings.LastIndex(out, `[rebooted:rebuild] health check "booted" passed`)
 	if reboot < 0 || back < reboot || check < back || strings.Count(out, `[rebooted:rebuild] health check "booted" passed`) != 2 {
