@@ -37,7 +37,9 @@ package activation
 
 import (
 	"embed"
+
 	"fmt"
+	"github.com/lollypops/lollypops/go/internal/execx"
 	"regexp"
 	"strconv"
 	"strings"
@@ -104,18 +106,9 @@ func sh(name string, args ...string) []string {
 	return append([]string{"sh", "-c", Script(name + ".sh"), "lollypops-" + name}, args...)
 }
 
-// Shown is argv as --verbose and --dry show it: each script given to a
-// shell with -c, followed by its name (lollypops-<name>), is replaced by
-// "<lollypops-<name> script>".
-func Shown(argv []string) []string {
-	out := append([]string(nil), argv...)
-	for i := 0; i+2 < len(out); i++ {
-		if out[i] == "-c" && strings.HasPrefix(out[i+2], "lollypops-") {
-			out[i+1] = "<" + out[i+2] + " script>"
-		}
-	}
-	return out
-}
+// Shown is argv as --verbose and --dry show it (execx.Shown): each of the
+// package's scripts by its name.
+func Shown(argv []string) []string { return execx.Shown(argv) }
 
 // PrepareArgv creates the activation's state directory for the run (its
 // id, as the deploy lock records it).

@@ -226,3 +226,17 @@ func Quote(argv []string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// Shown is argv as --verbose and --dry show it: each script given to a
+// shell with -c and named lollypops-<name> (its $0) is replaced by
+// "<lollypops-<name> script>", wherever it is in argv (through ssh, sudo,
+// systemd-run).
+func Shown(argv []string) []string {
+	out := append([]string(nil), argv...)
+	for i := 0; i+2 < len(out); i++ {
+		if out[i] == "-c" && strings.HasPrefix(out[i+2], "lollypops-") {
+			out[i+1] = "<" + out[i+2] + " script>"
+		}
+	}
+	return out
+}

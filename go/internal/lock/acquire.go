@@ -160,8 +160,9 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		return err
 	}
 	if echo != nil {
-		fmt.Fprintf(echo, "$ %s\n", execx.Quote(append(argv[:len(argv)-1:len(argv)-1],
-			"<lollypops deploy lock: hold "+RootDir+"/lock (or ~/"+UserDirName+"/lock) while this run lasts>")))
+		// The holder's script by its name: it holds RootDir/lock (or
+		// ~/UserDirName/lock) while this run lasts.
+		fmt.Fprintf(echo, "$ %s\n", execx.Quote(execx.Shown(argv)))
 	}
 	logPath := c.Prefix + ".lock.log"
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
