@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"unicode/utf8"
-
-	"github.com/lollypops/lollypops/go/internal/config"
 )
 
 // rawControl returns what in s a terminal would act on or cannot show:
@@ -45,19 +43,8 @@ const forged = "\x1b]0;pwned\x07\x1b[2K\rlollypops: host1 deployed OK"
 func escapeFlake(t *testing.T) string {
 	t.Helper()
 	entry := func(name string) string {
-		h := &config.Host{
-			Deployment: config.Deployment{
-				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
-				SSH:          config.SSH{Host: name, User: ptr("root"), Command: "ssh", Opts: []string{}, HostKeyPolicy: config.HostKeyStrict},
-				Sudo:         config.Sudo{Command: "sudo", Opts: []string{}},
-				Rollback:     config.Rollback{ConfirmTimeout: 30},
-				HealthChecks: map[string]config.HealthCheck{},
-				Reboot:       config.Reboot{Timeout: 300},
-			},
-			Secrets:    config.Secrets{Files: []config.Secret{}},
-			Tasks:      []string{config.TaskDeployFlake, config.TaskDeploySecrets, config.TaskRebuild},
-			ExtraTasks: map[string]config.ExtraTask{},
-		}
+		h := plainHost(name)
+		h.Flake = ""
 		data, err := json.Marshal(h)
 		if err != nil {
 			t.Fatal(err)

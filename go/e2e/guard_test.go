@@ -24,6 +24,22 @@ func guardedHost(f *fakehost.Fleet, name string, confirm int) *config.Host {
 	return c
 }
 
+// start runs lollypops in the background; its result comes on the channel.
+func (r *runner) start(args ...string) <-chan result {
+	done := make(chan result, 1)
+	go func() { done <- r.run(args...) }()
+	return done
+}
+
+// waitActivated waits until an activation on the host waits for its
+// confirmation.
+func waitActivated(t *testing.T, h *fakehost.Host) {
+	t.Helper()
+	eventually(t, "an activation on "+h.Name+" waits for its confirmation", func() bool {
+		return slices.Contains(activationStates(t, h), "activated")
+	})
+}
+
 // activationStates are the status lines of the host's activations.
 func activationStates(t *testing.T, h *fakehost.Host) []string {
 	t.Helper()
@@ -98,9 +114,7 @@ func TestDeployLockCoversAWaitingGuard(t *testing.T) {
 	go func() {
 		first <- r.runCtx(context.Background(), func(cmd *exec.Cmd) { pgid = cmd.Process.Pid }, "checked")
 	}()
-	eventually(t, "the first run's activation waits for its confirmation", func() bool {
-		return slices.Contains(activationStates(t, h), "activated")
-	})
+	waitActivated(t, h)
 	// The first deployer dies, with its steps and its connection.
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	<-first
@@ -137,11 +151,8 @@ func TestGuardKilledIsRecovered(t *testing.T) {
 	c := guardedHost(f, "checked", 30)
 	c.Deployment.HealthChecks = map[string]config.HealthCheck{"slow": {Cmd: ptr("sleep 3"), Status: 200, Timeout: 10, Interval: 1}}
 	r := newRunner(t, map[string]*config.Host{"checked": c})
-	done := make(chan result, 1)
-	go func() { done <- r.run("checked") }()
-	eventually(t, "the activation waits for its confirmation", func() bool {
-		return slices.Contains(activationStates(t, h), "activated")
-	})
+	done := r.start("checked")
+	waitActivated(t, h)
 	sh(t, h, "for u in /run/fakehost/units/lollypops-activation-*; do systemctl stop \"${u##*/}\"; done")
 	res := <-done
 	if res.code != 0 || !strings.Contains(res.output(), `stopped in state "activated" without finishing (killed, or out of memory); finishing it`) {
@@ -184,8 +195,7 @@ func TestUnguardedActivationSurvivesADroppedConnection(t *testing.T) {
 	c := host(f, "host1")
 	c.Deployment.LocalEvaluation = true
 	r := newRunner(t, map[string]*config.Host{"host1": c})
-	done := make(chan result, 1)
-	go func() { done <- r.run("host1") }()
+	done := r.start("host1")
 	eventually(t, "the activation runs", func() bool { return sh(t, h, "ls /root") == "activating\n" })
 	if err := h.KillSessions(); err != nil {
 		t.Fatal(err)
@@ -209,11 +219,8 @@ func TestRebootBeforeTheConfirmationBootsThePreviousSystem(t *testing.T) {
 	c := guardedHost(f, "checked", 30)
 	c.Deployment.HealthChecks = map[string]config.HealthCheck{"slow": {Cmd: ptr("sleep 20"), Status: 200, Timeout: 30, Interval: 1}}
 	r := newRunner(t, map[string]*config.Host{"checked": c})
-	done := make(chan result, 1)
-	go func() { done <- r.run("checked") }()
-	eventually(t, "the activation waits for its confirmation", func() bool {
-		return slices.Contains(activationStates(t, h), "activated")
-	})
+	done := r.start("checked")
+	waitActivated(t, h)
 	if s := systemOf(t, h); s.kernel != deployedKernel {
 		t.Fatalf("the new system is not active: %+v", s)
 	}

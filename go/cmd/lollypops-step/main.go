@@ -261,12 +261,9 @@ func activationRecord(a *steps.Activated) *report.Activation {
 	if a == nil || a.Action == "build" {
 		return nil
 	}
-	u := a.Units
 	return &report.Activation{
 		Action: a.Action, Specialisation: a.Specialisation, DurationMS: a.Duration.Milliseconds(),
-		Units: report.Units{Stopped: u.Stopped, Reloaded: u.Reloaded, Restarted: u.Restarted,
-			Started: u.Started, New: u.New, Failed: u.Failed},
-		NewlyFailed: a.NewlyFailed, Rebooted: a.Rebooted, RebootPending: a.RebootPending,
+		Units: a.Units, NewlyFailed: a.NewlyFailed, Rebooted: a.Rebooted, RebootPending: a.RebootPending,
 	}
 }
 

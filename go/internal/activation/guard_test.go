@@ -9,37 +9,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lollypops/lollypops/go/internal/shelltest"
 )
 
-// shells are the sh a host may have, as Debian packages them: bash (sh on
-// NixOS), dash, busybox sh and mksh. Every script test runs under each.
-var shells = []struct {
-	name, pkg string
-	argv      []string
-}{
-	{"bash", "bash", []string{"bash"}},
-	{"dash", "dash", []string{"dash"}},
-	{"busybox", "busybox", []string{"busybox", "sh"}},
-	{"mksh", "mksh", []string{"mksh"}},
-}
-
-// eachShell runs f once per shell, as parallel subtests. A missing shell
-// is skipped, but fails under CI (LOLLYPOPS_CI=1), where make test
-// installs them all.
-func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
-	for _, s := range shells {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			if _, err := exec.LookPath(s.argv[0]); err != nil {
-				if os.Getenv("LOLLYPOPS_CI") == "1" {
-					t.Fatalf("%s is not installed (apt-get install %s)", s.name, s.pkg)
-				}
-				t.Skipf("%s is not installed (apt-get install %s)", s.name, s.pkg)
-			}
-			f(t, s.argv)
-		})
-	}
-}
+// eachShell runs f under every sh a host may have, in parallel: the
+// guard's tests wait for windows of seconds.
+func eachShell(t *testing.T, f func(t *testing.T, sh []string)) { shelltest.EachParallel(t, f) }
 
 // world is a fake host for the guard: systems whose
 // switch-to-configuration logs its calls, can fail per action, and takes

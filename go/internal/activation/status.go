@@ -166,7 +166,8 @@ func (r Report) NewlyFailed() []string {
 	return out
 }
 
-// Units are what switch-to-configuration said it did to units.
+// Units are what switch-to-configuration said it did to units (the report
+// has them as they are: docs/report.md).
 type Units struct {
 	Stopped   []string `json:"stopped,omitempty"`
 	Reloaded  []string `json:"reloaded,omitempty"`

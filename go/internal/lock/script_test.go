@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lollypops/lollypops/go/internal/shelltest"
 )
 
 // The holder script, run here as the host would run it (this test's user
@@ -21,19 +23,19 @@ type holder struct {
 	err   strings.Builder
 }
 
-func startHolder(t *testing.T, shell, root, ttl, run string) *holder {
+func startHolder(t *testing.T, sh []string, root, ttl, run string) *holder {
 	t.Helper()
-	return startHolderMode(t, shell, root, ttl, "join", run)
+	return startHolderMode(t, sh, root, ttl, "join", run)
 }
 
-func startHolderMode(t *testing.T, shell, root, ttl, mode, run string) *holder {
+func startHolderMode(t *testing.T, sh []string, root, ttl, mode, run string) *holder {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &holder{stdin: w}
-	argv := append(strings.Fields(shell), "-c", holderScript, "lollypops-lock", root, ttl, mode, run, "alice", "laptop", "1234")
+	argv := append(append([]string(nil), sh...), "-c", holderScript, "lollypops-lock", root, ttl, mode, run, "alice", "laptop", "1234")
 	h.cmd = exec.Command(argv[0], argv[1:]...)
 	h.cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(root))
 	h.cmd.Stdin = r
@@ -96,24 +98,16 @@ func lockDir(t *testing.T) string {
 	return filepath.Join(base, UserDirName) // $HOME is set to base
 }
 
-// shells are the sh a host may have that can run the holder: bash (sh on
-// NixOS), dash and busybox sh. (mksh closes the descriptors flock needs on
-// exec; see holder.sh.)
-func shells(t *testing.T) []string {
-	var out []string
-	for _, s := range []string{"bash", "dash", "busybox sh"} {
-		if p, err := exec.LookPath(strings.Fields(s)[0]); err == nil {
-			out = append(out, p+strings.TrimPrefix(s, strings.Fields(s)[0]))
-		} else if os.Getenv("LOLLYPOPS_CI") == "1" {
-			t.Fatalf("%s is not installed", s)
-		}
-	}
-	return out
+// eachShell runs f under the sh a host may have that can run the holder:
+// bash (sh on NixOS), dash and busybox sh. (mksh closes the descriptors
+// flock needs on exec; see holder.sh.)
+func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
+	shelltest.EachOf(t, []string{"bash", "dash", "busybox"}, f)
 }
 
 func TestHolderScript(t *testing.T) {
-	for _, shell := range shells(t) {
-		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
+	eachShell(t, func(t *testing.T, shell []string) {
+		{
 			dir := lockDir(t)
 			a := startHolder(t, shell, dir, "60", "laptop:/tmp/run-a")
 			if got := a.line(t); got != "ok" {
@@ -148,15 +142,15 @@ func TestHolderScript(t *testing.T) {
 			if got := c.line(t); got != "ok" {
 				t.Errorf("after release: %q; stderr: %s", got, c.err.String())
 			}
-		})
-	}
+		}
+	})
 }
 
 // A holder that hears nothing for its TTL gives the lock up, although its
 // stdin never ends (a hung connection); heartbeats keep it.
 func TestHolderTTL(t *testing.T) {
 	dir := lockDir(t)
-	a := startHolder(t, "sh", dir, "2", "run-a")
+	a := startHolder(t, []string{"sh"}, dir, "2", "run-a")
 	if got := a.line(t); got != "ok" {
 		t.Fatalf("%q; stderr: %s", got, a.err.String())
 	}
@@ -178,7 +172,7 @@ func TestHolderTTL(t *testing.T) {
 	}()
 	// While heartbeats come, another run is refused.
 	for i := 0; i < 3; i++ {
-		b := startHolder(t, "sh", dir, "2", "run-b")
+		b := startHolder(t, []string{"sh"}, dir, "2", "run-b")
 		if got := b.line(t); got != "held" {
 			t.Fatalf("held lock taken: %q", got)
 		}
@@ -195,7 +189,7 @@ func TestHolderTTL(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the holder kept the lock for a minute without heartbeats")
 	}
-	b := startHolder(t, "sh", dir, "2", "run-b")
+	b := startHolder(t, []string{"sh"}, dir, "2", "run-b")
 	if got := b.line(t); got != "ok" {
 		t.Errorf("after the TTL: %q", got)
 	}
@@ -235,7 +229,7 @@ func TestHolderRefusesUnsafeDirectory(t *testing.T) {
 			if err := setup(dir); err != nil {
 				t.Fatal(err)
 			}
-			h := startHolder(t, "sh", dir, "60", "run-a")
+			h := startHolder(t, []string{"sh"}, dir, "60", "run-a")
 			l, _ := h.out.ReadString('\n')
 			err := h.cmd.Wait()
 			if l != "" || err == nil || !strings.Contains(h.err.String(), "lollypops: lock directory: "+dir) {
@@ -252,8 +246,8 @@ func TestHolderRefusesUnsafeDirectory(t *testing.T) {
 // which is going (its connection is gone) or lingers: it never answers
 // "ours" on the strength of a record whose holder is leaving.
 func TestHolderTakeOver(t *testing.T) {
-	for _, shell := range shells(t) {
-		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
+	eachShell(t, func(t *testing.T, shell []string) {
+		{
 			dir := lockDir(t)
 			a := startHolder(t, shell, dir, "60", "run-a")
 			if got := a.line(t); got != "ok" {
@@ -285,8 +279,8 @@ func TestHolderTakeOver(t *testing.T) {
 			if err := b.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "terminated") {
 				t.Errorf("the lingering holder: %v", err)
 			}
-		})
-	}
+		}
+	})
 }
 
 // An activation of another run that is not final, whose guard runs,
@@ -295,8 +289,8 @@ func TestHolderRefusesDuringAnotherRunsActivation(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("activations are root's")
 	}
-	for _, shell := range shells(t) {
-		t.Run(filepath.Base(strings.Fields(shell)[0]), func(t *testing.T) {
+	eachShell(t, func(t *testing.T, shell []string) {
+		{
 			dir := lockDir(t)
 			bin := t.TempDir()
 			os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\n[ \"$3\" = lollypops-activation-abc ]\n"), 0o755)
@@ -328,6 +322,6 @@ func TestHolderRefusesDuringAnotherRunsActivation(t *testing.T) {
 			if got := c.line(t); got != "ok" {
 				t.Errorf("after the activation: %q", got)
 			}
-		})
-	}
+		}
+	})
 }

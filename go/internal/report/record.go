@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lollypops/lollypops/go/internal/activation"
 )
 
 // EnvWanted is "1" in the steps' environment when the run writes a report
@@ -66,8 +68,8 @@ type Activation struct {
 	Action         string `json:"action"`
 	Specialisation string `json:"specialisation,omitempty"`
 	// DurationMS is how long switch-to-configuration ran.
-	DurationMS int64 `json:"duration_ms"`
-	Units      Units `json:"units"`
+	DurationMS int64            `json:"duration_ms"`
+	Units      activation.Units `json:"units"`
 	// NewlyFailed are the failed units that had not failed before the
 	// activation; Units.Failed has all of them.
 	NewlyFailed []string `json:"newly_failed,omitempty"`
@@ -75,17 +77,6 @@ type Activation struct {
 	// RebootPending says why the host should reboot to run all of what it
 	// was given, when the run did not reboot it.
 	RebootPending string `json:"reboot_pending,omitempty"`
-}
-
-// Units are the units switch-to-configuration stopped, reloaded,
-// restarted, started, found new, and found failed.
-type Units struct {
-	Stopped   []string `json:"stopped,omitempty"`
-	Reloaded  []string `json:"reloaded,omitempty"`
-	Restarted []string `json:"restarted,omitempty"`
-	Started   []string `json:"started,omitempty"`
-	New       []string `json:"new,omitempty"`
-	Failed    []string `json:"failed,omitempty"`
 }
 
 // Rollback is a host's return to its previous system.

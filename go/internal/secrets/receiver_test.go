@@ -15,36 +15,17 @@ import (
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/shelltest"
 )
 
-// shells are the sh a target may have, as Debian packages them: bash (sh
-// on NixOS), dash, busybox sh and mksh. Every receiver test runs under each
-// one that is installed; a missing one is skipped with its package name.
-var shells = []struct {
-	name, pkg string
-	argv      []string
-}{
-	{"bash", "bash", []string{"bash"}},
-	{"dash", "dash", []string{"dash"}},
-	{"busybox", "busybox", []string{"busybox", "sh"}},
-	{"mksh", "mksh", []string{"mksh"}},
-}
-
-// eachShell runs f once per installed shell, as a subtest.
+// eachShell runs f once per sh a target may have (package shelltest).
 func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
 	for _, tool := range []string{"getent", "mktemp", "head", "stat", "sha256sum", "grep"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("receiver tests: %s is not installed here (a build sandbox?); the e2e tests run the receiver too", tool)
 		}
 	}
-	for _, s := range shells {
-		t.Run(s.name, func(t *testing.T) {
-			if _, err := exec.LookPath(s.argv[0]); err != nil {
-				t.Skipf("%s is not installed (apt-get install %s)", s.name, s.pkg)
-			}
-			f(t, s.argv)
-		})
-	}
+	shelltest.Each(t, f)
 }
 
 // receiver is one run of the real receiver script, as the host runs it.

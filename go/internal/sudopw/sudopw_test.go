@@ -15,31 +15,11 @@ import (
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/shelltest"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
-// shells are the sh a host may have (as in package secrets' tests): the
-// root session and the waiter run under each one installed.
-var shells = []struct {
-	name, pkg string
-	argv      []string
-}{
-	{"bash", "bash", []string{"bash"}},
-	{"dash", "dash", []string{"dash"}},
-	{"busybox", "busybox", []string{"busybox", "sh"}},
-	{"mksh", "mksh", []string{"mksh"}},
-}
-
-func eachShell(t *testing.T, f func(t *testing.T, sh []string)) {
-	for _, s := range shells {
-		t.Run(s.name, func(t *testing.T) {
-			if _, err := exec.LookPath(s.argv[0]); err != nil {
-				t.Skipf("%s is not installed (apt-get install %s)", s.name, s.pkg)
-			}
-			f(t, s.argv)
-		})
-	}
-}
+func eachShell(t *testing.T, f func(t *testing.T, sh []string)) { shelltest.Each(t, f) }
 
 // The scripts are POSIX sh, clean under shellcheck, and hold no backslash
 // (fish's single quotes, in which a login shell may get them, change some).
