@@ -244,16 +244,59 @@ func TestGuardConfirmedTest(t *testing.T) {
 	})
 }
 
-func TestGuardRollsBackWithoutConfirmation(t *testing.T) {
+// The guard's outcomes that need nothing from the deployer: how each exit
+// of switch-to-configuration ends, and what runs and boots then.
+func TestGuardOutcomes(t *testing.T) {
+	type codes = map[string]int
+	cases := []struct {
+		name             string
+		old, new         codes // exit codes per action
+		action           string
+		window           int
+		state            State
+		reason, calls    string
+		profile, current string // "old" or "new"
+		rollbackExitCode string
+	}{
+		// No confirmation: the profile and the boot loader were never
+		// touched, only the running system returns.
+		{"no confirmation", nil, nil, "switch", 1, RolledBack, "no confirmation from the deployer within 1s",
+			"new test 0022\nold test 0022\n", "old", "old", "0"},
+		{"activation failed", nil, codes{"test": 2}, "switch", 9, RolledBack, "switch-to-configuration test failed (exit 2)",
+			"new test 0022\nold test 0022\n", "old", "old", "0"},
+		// Exits that activated nothing need no rollback: the pre-switch
+		// checks (exit 1, the running system unchanged), a new init (100).
+		{"refused", nil, codes{"test": 1}, "switch", 9, Refused, "switch-to-configuration test exited 1 without activating anything",
+			"new test 0022\n", "old", "old", ""},
+		{"new init", nil, codes{"test": 100}, "switch", 9, NeedsReboot, "",
+			"new test 0022\n", "old", "old", ""},
+		// The previous system's own failed unit (exit 4) still returns the
+		// host, degraded; another exit is a failed rollback.
+		{"degraded rollback", codes{"test": 4}, codes{"test": 2}, "switch", 9, RolledBack, "",
+			"new test 0022\nold test 0022\n", "old", "old", "4"},
+		{"failed rollback", codes{"test": 2}, codes{"test": 2}, "switch", 9, RollbackFailed, "",
+			"new test 0022\nold test 0022\n", "old", "old", "2"},
+		// Unguarded, as nixos-rebuild: the profile first for switch and
+		// boot, then switch-to-configuration with the action.
+		{"unguarded switch", codes{"test": 4}, codes{"switch": 4}, "switch", 0, Done, "4",
+			"nix-env --set new\nnew switch 0022\n", "new", "new", ""},
+		{"unguarded boot", nil, codes{"switch": 4}, "boot", 0, Done, "0",
+			"nix-env --set new\nnew boot 0022\n", "new", "old", ""},
+	}
 	eachShell(t, func(t *testing.T, sh []string) {
-		w := newWorld(t, sh)
-		old, new := w.system("old", nil), w.system("new", nil)
-		w.boot(old)
-		wait, _ := w.start(new, "switch", 1, "")
-		wait()
-		// The profile and boot loader were never touched: only the running
-		// system returns.
-		w.want(RolledBack, "no confirmation from the deployer within 1s", "new test 0022\nold test 0022\n", old, old)
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				w := newWorld(t, sh)
+				systems := map[string]string{"old": w.system("old", c.old), "new": w.system("new", c.new)}
+				w.boot(systems["old"])
+				wait, _ := w.start(systems["new"], c.action, c.window, "")
+				wait()
+				w.want(c.state, c.reason, c.calls, systems[c.profile], systems[c.current])
+				if got := w.result()["rollback_rc"]; got != c.rollbackExitCode {
+					t.Errorf("rollback exit code %q, want %q", got, c.rollbackExitCode)
+				}
+			})
+		}
 	})
 }
 
@@ -275,37 +318,6 @@ if [ $((n % 2)) = 0 ]; then echo 4000000000; else echo 1; fi`)
 		w.confirm()
 		wait()
 		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
-	})
-}
-
-func TestGuardRollsBackAFailedActivation(t *testing.T) {
-	eachShell(t, func(t *testing.T, sh []string) {
-		w := newWorld(t, sh)
-		old, bad := w.system("old", nil), w.system("bad", map[string]int{"test": 2})
-		w.boot(old)
-		wait, _ := w.start(bad, "switch", 9, "")
-		wait()
-		w.want(RolledBack, "switch-to-configuration test failed (exit 2)", "bad test 0022\nold test 0022\n", old, old)
-	})
-}
-
-// Exits that activated nothing need no rollback: the pre-switch checks
-// (exit 1, the running system unchanged), a new init (100).
-func TestGuardRefusedAndNeedsReboot(t *testing.T) {
-	eachShell(t, func(t *testing.T, sh []string) {
-		w := newWorld(t, sh)
-		old, refused := w.system("old", nil), w.system("refused", map[string]int{"test": 1})
-		w.boot(old)
-		wait, _ := w.start(refused, "switch", 9, "")
-		wait()
-		w.want(Refused, "switch-to-configuration test exited 1 without activating anything", "refused test 0022\n", old, old)
-
-		w2 := newWorld(t, sh)
-		old2, newInit := w2.system("old", nil), w2.system("newinit", map[string]int{"test": 100})
-		w2.boot(old2)
-		wait, _ = w2.start(newInit, "switch", 9, "")
-		wait()
-		w2.want(NeedsReboot, "", "newinit test 0022\n", old2, old2)
 	})
 }
 
@@ -356,31 +368,6 @@ func TestGuardRestoresTheRunningSystem(t *testing.T) {
 		wait, _ := w.start(new, "switch", 1, "")
 		wait()
 		w.want(RolledBack, "", "new test 0022\nrunning test 0022\n", booted, running)
-	})
-}
-
-// The previous system's own failed unit (exit 4) still returns the host:
-// rolled back, the unit reported; another exit is a failed rollback.
-func TestGuardRollbackOutcomes(t *testing.T) {
-	eachShell(t, func(t *testing.T, sh []string) {
-		w := newWorld(t, sh)
-		old, bad := w.system("old", map[string]int{"test": 4}), w.system("bad", map[string]int{"test": 2})
-		w.boot(old)
-		wait, _ := w.start(bad, "switch", 9, "")
-		wait()
-		w.want(RolledBack, "", "bad test 0022\nold test 0022\n", old, old)
-		if r := w.result(); r["rollback_rc"] != "4" {
-			t.Errorf("result %v", r)
-		}
-
-		w2 := newWorld(t, sh)
-		old2, bad2 := w2.system("old", map[string]int{"test": 2}), w2.system("bad", map[string]int{"test": 2})
-		w2.boot(old2)
-		wait, _ = w2.start(bad2, "switch", 9, "")
-		wait()
-		if s := w2.status(); s.State != RollbackFailed {
-			t.Errorf("status %+v", s)
-		}
 	})
 }
 
@@ -525,26 +512,6 @@ func TestGuardRecover(t *testing.T) {
 		w2.confirm()
 		w2.recover()
 		w2.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new2, new2)
-	})
-}
-
-// Unguarded, the guard activates as nixos-rebuild does: the profile first
-// for switch and boot, then switch-to-configuration with the action.
-func TestGuardUnguarded(t *testing.T) {
-	eachShell(t, func(t *testing.T, sh []string) {
-		for _, action := range []string{"switch", "boot"} {
-			w := newWorld(t, sh)
-			old, new := w.system("old", map[string]int{"test": 4}), w.system("new", map[string]int{"switch": 4})
-			w.boot(old)
-			wait, _ := w.start(new, action, 0, "")
-			wait()
-			cur := new
-			want := "done 4"
-			if action == "boot" {
-				cur, want = old, "done 0"
-			}
-			w.want(Done, want[5:], "nix-env --set new\nnew "+action+" 0022\n", new, cur)
-		}
 	})
 }
 
