@@ -486,4 +486,23 @@ func TestDryAndVerbose(t *testing.T) {
 	if strings.Count(res.stdout+res.stderr, "TOPSECRET-VALUE") != strings.Count(res.stdout+res.stderr, "echo TOPSECRET-VALUE") {
 		t.Errorf("the secret's value is in the output:\n%s", res)
 	}
+	// The guarded activation's commands are shown with each script by its
+	// name, never its text: the lock's holder, the guard, the watch.
+	c = host(f, "host1")
+	c.Deployment.Rollback.Enable = true
+	r = newRunner(t, map[string]*config.Host{"host1": c})
+	res = r.run("--verbose", "host1")
+	if res.code != 0 {
+		t.Fatalf("%s", res)
+	}
+	for _, want := range []string{"<lollypops-lock script>", "<lollypops-prepare script>", "<lollypops-guard script>", "<lollypops-watch script>", "<lollypops-signal script>"} {
+		if !strings.Contains(res.output(), want) {
+			t.Errorf("--verbose lacks %q:\n%s", want, res)
+		}
+	}
+	for _, text := range []string{"umask 077", "flock -w 60 8", "lollypops-watch 1", "wait_confirmation"} {
+		if strings.Contains(res.output(), text) {
+			t.Errorf("--verbose shows a script's text (%q):\n%s", text, res)
+		}
+	}
 }

@@ -37,9 +37,7 @@ package activation
 
 import (
 	"embed"
-
 	"fmt"
-	"github.com/lollypops/lollypops/go/internal/execx"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,10 +103,6 @@ func RecoverUnit(id string) string { return "lollypops-recover-" + id }
 func sh(name string, args ...string) []string {
 	return append([]string{"sh", "-c", Script(name + ".sh"), "lollypops-" + name}, args...)
 }
-
-// Shown is argv as --verbose and --dry show it (execx.Shown): each of the
-// package's scripts by its name.
-func Shown(argv []string) []string { return execx.Shown(argv) }
 
 // PrepareArgv creates the activation's state directory for the run (its
 // id, as the deploy lock records it).

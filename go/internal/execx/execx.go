@@ -229,8 +229,9 @@ func Quote(argv []string) string {
 
 // Shown is argv as --verbose and --dry show it: each script given to a
 // shell with -c and named lollypops-<name> (its $0) is replaced by
-// "<lollypops-<name> script>", wherever it is in argv (through ssh, sudo,
-// systemd-run).
+// "<lollypops-<name> script>", wherever it is in argv (after sudo,
+// systemd-run). Apply it before argv is wrapped into ssh's one remote
+// command string.
 func Shown(argv []string) []string {
 	out := append([]string(nil), argv...)
 	for i := 0; i+2 < len(out); i++ {

@@ -154,15 +154,20 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 	}
 	defer stdin.Close()
 	me := Self(run, pid)
-	argv, err := remote("sh", "-c", holderScript, "lollypops-lock",
-		RootDir, strconv.Itoa(int(TTL.Seconds())), mode, me.Run, me.User, me.Host, me.PID)
+	inner := []string{"sh", "-c", holderScript, "lollypops-lock",
+		RootDir, strconv.Itoa(int(TTL.Seconds())), mode, me.Run, me.User, me.Host, me.PID}
+	argv, err := remote(inner...)
 	if err != nil {
 		return err
 	}
 	if echo != nil {
 		// The holder's script by its name: it holds RootDir/lock (or
 		// ~/UserDirName/lock) while this run lasts.
-		fmt.Fprintf(echo, "$ %s\n", execx.Quote(execx.Shown(argv)))
+		shown, err := remote(execx.Shown(inner)...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(echo, "$ %s\n", execx.Quote(shown))
 	}
 	logPath := c.Prefix + ".lock.log"
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)

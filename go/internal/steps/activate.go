@@ -530,14 +530,14 @@ func (w *watcher) peek(ctx context.Context) (activation.Watch, error) {
 // watch runs one watch on the host.
 func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 	e := w.e
-	argv, err := e.remote(w.c, activation.WatchArgv(w.id, w.last, w.offset, watchMax)...)
+	argv, show, err := e.remoteShown(w.c, activation.WatchArgv(w.id, w.last, w.offset, watchMax))
 	if err != nil {
 		return activation.Watch{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, watchMax+30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
-	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stderr: &stderr})
+	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: show, Stderr: &stderr})
 	if err != nil {
 		var xe *execx.Error
 		if errors.As(err, &xe) && xe.ExitCode == 3 && strings.Contains(stderr.String(), "the host rebooted") {
@@ -685,11 +685,11 @@ func (e *Env) hostRun(ctx context.Context, c *ssh.Client, what string, argv []st
 // hostOutput runs argv on the host and returns its standard output; its
 // standard error reaches the user.
 func (e *Env) hostOutput(ctx context.Context, c *ssh.Client, what string, argv []string) (string, error) {
-	full, err := e.remote(c, argv...)
+	full, show, err := e.remoteShown(c, argv)
 	if err != nil {
 		return "", err
 	}
-	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: full, Show: execx.Quote(activation.Shown(full)), Stderr: e.Stderr, Detach: true})
+	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: full, Show: show, Stderr: e.Stderr, Detach: true})
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w", what, err)
 	}

@@ -165,7 +165,7 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 			return lines, nil
 		}
 		lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
-		if err := on("a GC root for it in a new directory only root can use", activation.Shown(activation.PinArgv("<id>", "<the system>"))...); err != nil {
+		if err := on("a GC root for it in a new directory only root can use", execx.Shown(activation.PinArgv("<id>", "<the system>"))...); err != nil {
 			return nil, err
 		}
 	} else {
@@ -177,7 +177,7 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 		}
 	}
 	p := e.params("<the system>", e.Action)
-	start := activation.Shown(activation.StartArgv("<id>", p))
+	start := execx.Shown(activation.StartArgv("<id>", p))
 	if p.Window > 0 {
 		comment := fmt.Sprintf("detached from the connection: switch-to-configuration test, then waits %s for the confirmation (rolls back without it)", p.Window)
 		if e.Action == "switch" {

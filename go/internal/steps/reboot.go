@@ -26,12 +26,16 @@ func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (s
 		return "", nil
 	}
 	// It only reads links: as the ssh user, without sudo.
-	cmd, err := ssh.Command(nil, activation.BootChangesArgv(system)...)
+	inner := activation.BootChangesArgv(system)
+	cmd, err := ssh.Command(nil, inner...)
 	if err != nil {
 		return "", err
 	}
-	argv := c.RemoteArgs(cmd)
-	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stderr: e.Stderr})
+	shown, err := ssh.Command(nil, execx.Shown(inner)...)
+	if err != nil {
+		return "", err
+	}
+	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: c.RemoteArgs(cmd), Show: execx.Quote(c.RemoteArgs(shown)), Stderr: e.Stderr})
 	if err != nil {
 		return "", fmt.Errorf("comparing the booted kernel: %w", err)
 	}
@@ -61,12 +65,12 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 	h := e.Host
 	timeout := time.Duration(h.Deployment.Reboot.Timeout) * time.Second
 	e.printf("rebooting %s (%s); waiting up to %s for it to come back", h.Name, why, timeout)
-	argv, err := e.remote(c, activation.RebootArgv(id)...)
+	argv, show, err := e.remoteShown(c, activation.RebootArgv(id))
 	if err != nil {
 		return err
 	}
 	var out bytes.Buffer
-	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Show: execx.Quote(activation.Shown(argv)), Stdout: &out, Stderr: &out}); err != nil {
+	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Show: show, Stdout: &out, Stderr: &out}); err != nil {
 		// 255: the connection dropped under the command, as a reboot does.
 		var xe *execx.Error
 		if !errors.As(err, &xe) || xe.ExitCode != 255 {

@@ -161,6 +161,21 @@ func (e *Env) remote(c *ssh.Client, argv ...string) ([]string, error) {
 	return c.RemoteArgs(cmd), nil
 }
 
+// remoteShown is remote's argv, and the line --verbose shows for it: the
+// same command with each of lollypops' scripts by its name (execx.Shown),
+// quoted as the real one is.
+func (e *Env) remoteShown(c *ssh.Client, argv []string) ([]string, string, error) {
+	full, err := e.remote(c, argv...)
+	if err != nil {
+		return nil, "", err
+	}
+	shown, err := e.remote(c, execx.Shown(argv)...)
+	if err != nil {
+		return nil, "", err
+	}
+	return full, execx.Quote(shown), nil
+}
+
 // nixArgs prefixes a nix subcommand with the features it needs, so the
 // deployer's nix.conf does not have to enable them.
 func nixArgs(args ...string) []string {
