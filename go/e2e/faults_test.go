@@ -305,6 +305,21 @@ func grepTree(root, s string) string {
 	return hit
 }
 
+// runDirs are the run directories of lollypops on this machine
+// (rundir: os.MkdirTemp's "lollypops-<digits>"), not whatever else is named
+// lollypops-… in the temporary directory (a fresh root of
+// tests/fresh-root.sh, gigabytes to read at every scan).
+func runDirs() []string {
+	all, _ := filepath.Glob(filepath.Join(os.TempDir(), "lollypops-[0-9]*"))
+	var runs []string
+	for _, d := range all {
+		if strings.Trim(strings.TrimPrefix(filepath.Base(d), "lollypops-"), "0123456789") == "" {
+			runs = append(runs, d)
+		}
+	}
+	return runs
+}
+
 // scanForPoison looks for poison in every process's argv and environment,
 // and in every lollypops run directory. It ignores the value's source file.
 func scanForPoison(poison, source string) string {
@@ -317,8 +332,7 @@ func scanForPoison(poison, source string) string {
 			}
 		}
 	}
-	runs, _ := filepath.Glob(filepath.Join(os.TempDir(), "lollypops-*"))
-	for _, run := range runs {
+	for _, run := range runDirs() {
 		var hit string
 		filepath.Walk(run, func(path string, info os.FileInfo, err error) error {
 			if err == nil && info.Mode().IsRegular() && path != source {
