@@ -1,6 +1,7 @@
 package activation
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,14 @@ func TestWatch(t *testing.T) {
 		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\n[ \"$3\" = lollypops-activation-x ] && [ -e "+alive+" ]\n"), 0o755)
 		os.WriteFile(alive, nil, 0o644)
 		os.WriteFile(filepath.Join(dir, "status"), []byte("activating\n"), 0o600)
-		os.WriteFile(filepath.Join(dir, "result"), []byte("deadline 1000000\nstc_rc 4\n"), 0o600)
+		// A deadline an hour from now, on the host's clock (centiseconds
+		// since boot).
+		var up float64
+		if b, err := os.ReadFile("/proc/uptime"); err == nil {
+			fmt.Sscan(string(b), &up)
+		}
+		deadline := int64(up*100) + 360000
+		os.WriteFile(filepath.Join(dir, "result"), []byte(fmt.Sprintf("deadline %d\nstc_rc 4\n", deadline)), 0o600)
 		os.WriteFile(filepath.Join(dir, "log"), []byte("first\nsecond\n"), 0o600)
 		watch := func(last string, off int64, max time.Duration) (Watch, time.Duration) {
 			t.Helper()

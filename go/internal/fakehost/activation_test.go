@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,8 +120,11 @@ func TestActivationSupport(t *testing.T) {
 			t.Errorf("exit %d: %q", code, out)
 		}
 		out, code = sshRun(t, f, "act1", `cd /tmp && FOO=x systemd-run -E FOO --wait -P --same-dir -u w0 sh -c 'pwd; echo "$FOO"'`)
-		// "Running as unit" (stderr) and the unit's output (stdout) race.
-		if code != 0 || !strings.Contains(out, "/tmp\nx\n") || !strings.Contains(out, "Running as unit: w0.service\n") ||
+		// "Running as unit" (stderr) and the unit's output (stdout) race:
+		// it may come between the unit's two lines.
+		lines := strings.Split(out, "\n")
+		pwd, foo := slices.Index(lines, "/tmp"), slices.Index(lines, "x")
+		if code != 0 || pwd < 0 || foo < pwd || !strings.Contains(out, "Running as unit: w0.service\n") ||
 			!strings.Contains(out, "Finished with result: success\nMain processes terminated with: code=exited/status=0\n") {
 			t.Errorf("exit %d: %q", code, out)
 		}
