@@ -38,7 +38,7 @@ nix-conf:
 
 # Three throwaway local hosts, one deploy with secrets, a summary, teardown.
 demo: deps nix-conf build
-	cd go && $(GO) run ./internal/tools/demo --bin $(BUILD)
+	cd go && $(GO) run ./dev/demo --bin $(BUILD)
 
 # Every test: formatting, vet, unit and golden tests (with the race
 # detector), end-to-end tests on fake hosts (as root), the Nix checks.
@@ -54,7 +54,7 @@ lint:
 	git ls-files -z '*.sh' | xargs -0 shellcheck
 
 test-go: nix-conf
-	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/...
+	cd go && $(GO) test -count=1 -race ./internal/... ./cmd/... ./dev/...
 	cd go && $(GO) test -count=1 -timeout 45m ./e2e/...
 
 # The evaluation tests need nixpkgs' lib (LOLLYPOPS_NIXPKGS_LIB, above);
@@ -70,7 +70,7 @@ test-nix: nix-conf
 # docs/benchmarks.md (about an hour; BENCH_FLAGS=--quick: a few minutes).
 bench: deps nix-conf build
 	@command -v strace >/dev/null || { apt-get -o DPkg::Lock::Timeout=300 -qq update && apt-get -o DPkg::Lock::Timeout=300 -qq install -y strace >/dev/null; }
-	cd go && $(GO) run ./internal/tools/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
+	cd go && $(GO) run ./dev/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
 
 # The Nix side: time and memory of evaluating fleets of 1 to 1000 hosts on
 # a synthetic module set shaped like NixOS's, today's inventory and the
@@ -79,7 +79,7 @@ bench: deps nix-conf build
 # `make test` (half an hour or more: 1000 hosts are evaluated twice;
 # BENCH_NIX_FLAGS='--fleets 1,10,100': minutes).
 bench-nix: deps nix-conf build
-	cd go && $(GO) run ./internal/tools/benchnix --bin $(BUILD) --repo .. --out ../docs/benchmarks.md $(BENCH_NIX_FLAGS)
+	cd go && $(GO) run ./dev/benchnix --bin $(BUILD) --repo .. --out ../docs/benchmarks.md $(BENCH_NIX_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // The default deployment of three hosts: the flake reaches each host's

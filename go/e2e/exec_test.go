@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // execFleet starts fake hosts and an inventory that reaches them.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // The host key policies: strict against known_hosts (the default),

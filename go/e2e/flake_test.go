@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // The runner evaluating a flake's hosts itself (--flake, as the app runs

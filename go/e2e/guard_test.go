@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // The guarded activation against what real NixOS switches do

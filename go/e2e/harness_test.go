@@ -1,6 +1,6 @@
 // Package e2e runs the real lollypops binaries against real fake hosts:
 // sshd processes in their own namespaces, each with its own Nix store (see
-// internal/fakehost), reached with the real ssh, nix copy and secret
+// go/dev/fakehost), reached with the real ssh, nix copy and secret
 // commands. The hosts' nixos-rebuild builds the deployed flake's fake NixOS
 // system with the host's own Nix and activates it (docs/fakehosts.md).
 //
@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 var (

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // The test home configuration: what home-manager's homeManagerConfiguration

@@ -36,8 +36,8 @@ import (
 
 	"mvdan.cc/sh/v3/syntax"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // canaries is a directory that stays empty unless a value ran as shell.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 	"github.com/lollypops/lollypops/go/internal/lock"
 )
 

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // Run-time overrides reach a host the inventory describes wrongly, for one

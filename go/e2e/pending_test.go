@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // A secret whose group the activation would create, in its owner's home:

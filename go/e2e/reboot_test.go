@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // rebootHost is a host with reboot enabled (timeout in seconds) and a

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // A secret command that fails writes nothing on its host, fails the host

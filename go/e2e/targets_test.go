@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 // Defects that hosts behaving like NixOS expose: each test here failed on

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lollypops/lollypops/go/internal/shelltest"
+	"github.com/lollypops/lollypops/go/dev/shelltest"
 )
 
 // eachShell runs f under every sh a host may have, in parallel: the

@@ -38,7 +38,7 @@ func inNamespace(t *testing.T, dir, body string, env ...string) (string, error) 
 		t.Fatal(err)
 	}
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-euc",
-		`mount --bind "$1/nix" /nix; shift; eval "$1"`, "in-namespace", dir, body)
+		`mkdir -p /nix; mount --bind "$1/nix" /nix; shift; eval "$1"`, "in-namespace", dir, body)
 	var kept []string
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {

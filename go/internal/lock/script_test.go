@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lollypops/lollypops/go/internal/shelltest"
+	"github.com/lollypops/lollypops/go/dev/shelltest"
 )
 
 // The holder script, run here as the host would run it (this test's user

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/shelltest"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/shelltest"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 

@@ -11,7 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
+	"github.com/lollypops/lollypops/go/dev/benchfmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lollypops/lollypops/go/internal/fakehost"
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 
 func stubText(t *testing.T) []byte {
 	t.Helper()
-	stub, err := os.ReadFile("../../../../tests/nix/stubs/nixos.nix")
+	stub, err := os.ReadFile("../../../tests/nix/stubs/nixos.nix")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestSyntheticEvaluates(t *testing.T) {
 	if _, err := exec.LookPath("nix-instantiate"); err != nil {
 		t.Skip("no nix-instantiate")
 	}
-	repo, err := filepath.Abs("../../../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
+	"github.com/lollypops/lollypops/go/dev/benchfmt"
 	"os"
 	"os/exec"
 	"os/signal"

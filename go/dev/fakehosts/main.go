@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lollypops/lollypops/go/internal/fakehost"
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 )
 
 // fleetFile is D/fleet.json.

@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/fakehost"
 )
 
 func main() {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"github.com/lollypops/lollypops/go/internal/tools/benchfmt"
+	"github.com/lollypops/lollypops/go/dev/benchfmt"
 	"strings"
 	"time"
 )
@@ -53,10 +53,10 @@ func (r *report) markdown() string {
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` on %s UTC, on %s, with go-task %s.\n\n",
 		r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
-	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/internal/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
+	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/dev/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
 	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel).\n")
-	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/internal/tools/bench/lower.go`.\n")
-	w("- **original shape**: the Taskfiles the original lollypops generates (an included Taskfile per host, its commands: `nix copy`, then `ssh` for mkdir and ln, three fresh `ssh` per secret, `ssh` for nixos-rebuild), run by go-task's own CLI of the same version: `go/internal/tools/bench/original.go`.\n\n")
+	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/dev/bench/lower.go`.\n")
+	w("- **original shape**: the Taskfiles the original lollypops generates (an included Taskfile per host, its commands: `nix copy`, then `ssh` for mkdir and ln, three fresh `ssh` per secret, `ssh` for nixos-rebuild), run by go-task's own CLI of the same version: `go/dev/bench/original.go`.\n\n")
 
 	w("## Deploy\n\n")
 	w("| hosts × secrets | lollypops | lower bound | original shape | lollypops ÷ lower bound | original ÷ lollypops |\n")
