@@ -18,6 +18,9 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/output"
+
 	"context"
 	"errors"
 	"fmt"
@@ -193,7 +196,7 @@ func interruptible(stderr io.Writer, host string, protect *atomic.Bool) (context
 		for range sigs {
 			if protect.Load() && !warned {
 				warned = true
-				fmt.Fprintf(stderr, "lollypops: waiting for the activation on %s to finish; interrupt again to abort it\n", host)
+				output.New(stderr).Printf("waiting for the activation on %s to finish; interrupt again to abort it", host)
 				continue
 			}
 			cancel()
@@ -245,7 +248,7 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	if err == nil {
 		return
 	}
-	rec.Status, rec.Error, rec.Hint = report.Failed, termtext.Text(err.Error()), termtext.Text(hintOf(err))
+	rec.Status, rec.Error, rec.Hint = report.Failed, termtext.Text(err.Error()), termtext.Text(fault.HintOf(err))
 	var xe *execx.Error
 	if errors.As(err, &xe) {
 		rec.FailedCommand = &report.Command{Name: xe.Name, ExitCode: xe.ExitCode, Signal: xe.Signal}
@@ -267,25 +270,5 @@ func activationRecord(a *steps.Activated) *report.Activation {
 	}
 }
 
-// hintOf returns the advice an error carries, if any.
-func hintOf(err error) string {
-	var h *steps.Hinted
-	if errors.As(err, &h) && h.Hint != "" {
-		return h.Hint
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) && ce.Hint != "" {
-		return ce.Hint
-	}
-	return ""
-}
-
-func printError(w io.Writer, err error) {
-	if err == nil {
-		return
-	}
-	fmt.Fprintf(w, "lollypops: %v\n", err)
-	if h := hintOf(err); h != "" {
-		fmt.Fprintf(w, "lollypops: hint: %s\n", h)
-	}
-}
+// printError writes err and its hint, lollypops' way (package output).
+func printError(w io.Writer, err error) { output.New(w).Error(err) }

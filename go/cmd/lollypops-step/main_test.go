@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -77,7 +79,7 @@ func TestRecordExtraTask(t *testing.T) {
 // failed program, the step's exit code, and what was done before it.
 func TestSetOutcome(t *testing.T) {
 	cmdErr := &execx.Error{Name: "ssh", ExitCode: 255}
-	err := &steps.Hinted{Err: fmt.Errorf("the secrets were only partly written: %w", cmdErr), Hint: "deploy them again"}
+	err := &steps.Hinted{Err: fmt.Errorf("the secrets were only partly written: %w", cmdErr), Advice: "deploy them again"}
 	out := steps.Outcome{Secrets: []steps.WrittenSecret{{Name: "db", Path: "/run/keys/db"}}}
 	var rec report.Record
 	setOutcome(&rec, out, err, 1)
@@ -93,7 +95,7 @@ func TestSetOutcome(t *testing.T) {
 	if rec.Status != report.OK || *rec.ExitCode != 0 || rec.Note != "switch" || rec.StorePath != "/nix/store/x-source" || rec.Error != "" {
 		t.Errorf("ok: %+v", rec)
 	}
-	if hintOf(errors.New("plain")) != "" {
+	if fault.HintOf(errors.New("plain")) != "" {
 		t.Error("a hint from nowhere")
 	}
 }
@@ -103,7 +105,7 @@ func TestSetOutcome(t *testing.T) {
 // output often ends up in an error.
 func TestOutcomeAndOutputAreCleaned(t *testing.T) {
 	var rec report.Record
-	err := &steps.Hinted{Err: errors.New("activation failed: \x1b]0;pwned\x07\x1b[2K\rhost1 ok"), Hint: "see \x1b[8mhidden"}
+	err := &steps.Hinted{Err: errors.New("activation failed: \x1b]0;pwned\x07\x1b[2K\rhost1 ok"), Advice: "see \x1b[8mhidden"}
 	setOutcome(&rec, steps.Outcome{Note: "switch\r\x1b[1A"}, err, 1)
 	for _, s := range []string{rec.Error, rec.Hint, rec.Note} {
 		if strings.ContainsAny(s, "\x1b\x07\r") {

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/deploy"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/shellword"
 )
@@ -200,12 +201,8 @@ func loadFleet(path string) (*fleet, error) {
 // loadFleetNames reads the names the app lists for a flake: the hosts and
 // homes, with the built-in steps.
 func loadFleetNames(path string) (*fleet, error) {
-	data, err := os.ReadFile(path)
+	t, err := deploy.ReadTargetNames(path)
 	if err != nil {
-		return nil, err
-	}
-	var t targetNames
-	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, err
 	}
 	fl := &fleet{}
@@ -521,13 +518,11 @@ func oneLine(s string) string {
 // printCompletion writes the completion script for shell.
 func printCompletion(o *options, stdout io.Writer) error {
 	if len(o.Args) > 0 || len(o.PostDash) > 0 {
-		return &usageError{msg: "--completion takes no tasks or arguments",
-			hint: "lollypops --completion bash prints the script; load it with: source <(lollypops --completion bash)"}
+		return usage("--completion takes no tasks or arguments", "lollypops --completion bash prints the script; load it with: source <(lollypops --completion bash)")
 	}
 	script, ok := completionScripts[o.Completion]
 	if !ok {
-		return &usageError{msg: fmt.Sprintf("--completion %q: no completion for that shell", o.Completion),
-			hint: "lollypops --completion takes " + strings.Join(shells, ", ") + "; load it with: source <(lollypops --completion bash)"}
+		return usage(fmt.Sprintf("--completion %q: no completion for that shell", o.Completion), "lollypops --completion takes "+strings.Join(shells, ", ")+"; load it with: source <(lollypops --completion bash)")
 	}
 	_, err := io.WriteString(stdout, script)
 	return err

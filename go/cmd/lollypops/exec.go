@@ -1,6 +1,10 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/deploy"
+	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/output"
+
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +72,7 @@ func parseExecFlags(args []string) (*execOptions, error) {
 	fs.SortFlags = false
 	o.fs = fs
 	if err := fs.Parse(args); err != nil {
-		return o, &usageError{msg: "exec: " + err.Error(), hint: "lollypops exec --help lists the flags"}
+		return o, usage("exec: "+err.Error(), "lollypops exec --help lists the flags")
 	}
 	if o.Help {
 		return o, errHelp
@@ -77,23 +81,19 @@ func parseExecFlags(args []string) (*execOptions, error) {
 	dash := fs.ArgsLenAtDash()
 	switch {
 	case dash > 0 || dash < 0 && len(rest) > 0:
-		return o, &usageError{msg: fmt.Sprintf("exec: %q before --: the command goes after --", rest[0]),
-			hint: "lollypops exec --on HOSTS -- COMMAND [ARG...], e.g. lollypops exec --on @web -- systemctl is-active nginx"}
+		return o, usage(fmt.Sprintf("exec: %q before --: the command goes after --", rest[0]), "lollypops exec --on HOSTS -- COMMAND [ARG...], e.g. lollypops exec --on @web -- systemctl is-active nginx")
 	case dash < 0 || len(rest) == 0:
-		return o, &usageError{msg: "exec: no command given",
-			hint: "lollypops exec --on HOSTS -- COMMAND [ARG...]; for a shell command: -- sh -c 'echo $HOSTNAME'"}
+		return o, usage("exec: no command given", "lollypops exec --on HOSTS -- COMMAND [ARG...]; for a shell command: -- sh -c 'echo $HOSTNAME'")
 	}
 	o.Argv = rest
 	if o.On == "" {
-		return o, &usageError{msg: "exec: no hosts given: --on is required",
-			hint: "--on takes host names, globs and @tags, comma-separated; --on '*' runs on every host"}
+		return o, usage("exec: no hosts given: --on is required", "--on takes host names, globs and @tags, comma-separated; --on '*' runs on every host")
 	}
 	if o.Concurrency < 0 {
-		return o, &usageError{msg: fmt.Sprintf("exec: --concurrency %d: not a number of hosts", o.Concurrency),
-			hint: "--concurrency N runs on at most N hosts at once; without it, on all at once"}
+		return o, usage(fmt.Sprintf("exec: --concurrency %d: not a number of hosts", o.Concurrency), "--concurrency N runs on at most N hosts at once; without it, on all at once")
 	}
 	if _, err := ssh.Command(nil, o.Argv...); err != nil {
-		return o, &usageError{msg: "exec: " + err.Error(), hint: "the command's words cannot hold control characters"}
+		return o, usage("exec: "+err.Error(), "the command's words cannot hold control characters")
 	}
 	if err := o.Hosts.check(); err != nil {
 		return o, err
@@ -125,53 +125,45 @@ instead of 3.
 Flags:
 `
 
-// execMain is lollypops exec: flags, the run, and its exit code.
-func execMain(in *interrupter, args []string, stdout, stderr io.Writer) int {
+// execMain is lollypops exec: flags, the run, and what it returns.
+func execMain(in *interrupter, args []string, stdout, stderr io.Writer) error {
 	sink := adhoc.NewSink(stderr)
-	out := &ui{w: sink}
+	out := output.New(sink)
+	in.setOut(out)
 	o, err := parseExecFlags(args)
 	if errors.Is(err, errHelp) {
 		io.WriteString(stdout, execUsage)
 		io.WriteString(stdout, o.fs.FlagUsages())
-		return exitOK
+		return nil
 	}
 	if err != nil {
-		out.error(err)
-		return exitUsage
+		err = fault.As(fault.Usage, err)
+		out.Error(err)
+		return err
 	}
 	// One interrupt stops everything: an ad-hoc command has no activation
 	// to let finish. A second one is the interrupter's own abort.
 	ctx, cancel := context.WithCancel(in.ctx)
 	defer cancel()
 	in.setOnFirst(func() {
-		out.printf("interrupted: stopping the commands")
+		out.Printf("interrupted: stopping the commands")
 		cancel()
 	})
 	defer in.setOnFirst(nil)
-	code, err := runExec(ctx, o, adhoc.NewSink(stdout), sink, out)
-	if err != nil {
-		out.error(err)
-	}
-	if in.interrupted() {
-		return exitInterrupted
-	}
-	return code
+	err = runExec(ctx, o, adhoc.NewSink(stdout), sink, out)
+	out.Error(err)
+	return err
 }
 
-// runExec runs o.Argv on the selected hosts and prints the summary. It
-// returns the exit code and the error to print.
-func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, out *ui) (int, error) {
-	src, err := openSource(ctx, &o.Hosts, stderr)
+// runExec runs o.Argv on the selected hosts and prints the summary.
+func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, out *output.Sink) error {
+	src, err := deploy.Open(ctx, o.Hosts.spec(), out)
 	if err != nil {
-		return exitError, err
+		return fault.As(fault.Input, err)
 	}
 	names, _, inv, err := selectHosts(ctx, src, o.On, o.Exclude)
-	var ce *config.Error
-	switch {
-	case errors.As(err, &ce):
-		return exitError, err
-	case err != nil:
-		return exitUsage, err
+	if err != nil {
+		return err
 	}
 	// A host that could not be evaluated fails alone.
 	evalFailed, why := src.Failed()
@@ -183,7 +175,7 @@ func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, ou
 	}
 	run, err := rundir.Create()
 	if err != nil {
-		return exitError, err
+		return err
 	}
 	defer run.Remove()
 
@@ -191,29 +183,16 @@ func runExec(ctx context.Context, o *execOptions, stdout, stderr *adhoc.Sink, ou
 	results := adhoc.Run(ctx, hosts, adhoc.Options{
 		Argv: o.Argv, Run: run, Concurrency: o.Concurrency,
 		Stdout: stdout, Stderr: stderr, Verbose: o.Verbose,
-		Failed: func(host string, err error) { printHostError(stderr, host, err) },
+		Failed: out.HostError,
 	})
-	report.Render(stderr, execSummary(results), "lollypops: ")
+	var b strings.Builder
+	report.Render(&b, execSummary(results), output.Prefix)
+	out.Lines(b.String())
 	for _, h := range evalFailed {
-		out.printf("%s", evalFailure(h, why[h]))
+		out.Printf("%s", deploy.EvalFailure(h, why[h]))
 	}
-	out.printf("took %s", time.Since(start).Round(10*time.Millisecond))
-	code := execExitCode(results, o.ExitCode)
-	if code == exitOK && len(evalFailed) > 0 {
-		code = exitHostsFailed
-	}
-	return code, nil
-}
-
-// printHostError prints a host's error and its hint in one write, so that
-// no other host's line comes between them.
-func printHostError(w io.Writer, host string, err error) {
-	msg := fmt.Sprintf("lollypops: %s: %v\n", host, err)
-	var ce *ssh.ConnectError
-	if errors.As(err, &ce) && ce.Hint != "" {
-		msg += fmt.Sprintf("lollypops: hint: %s\n", ce.Hint)
-	}
-	io.WriteString(w, msg)
+	out.Printf("took %s", time.Since(start).Round(10*time.Millisecond))
+	return execOutcome(results, o.ExitCode, len(evalFailed) > 0)
 }
 
 // execSummary turns the results into the lines of the summary.
@@ -242,17 +221,21 @@ func execSummary(results []adhoc.Result) []report.Host {
 	return sum
 }
 
-// execExitCode is 0 when the command exited 0 everywhere, else 3, or with
-// passExit the exit status of the first host whose command failed.
-func execExitCode(results []adhoc.Result, passExit bool) int {
+// execOutcome is nil when the command exited 0 everywhere and every host
+// was evaluated; else hosts failed, with passExit carrying the exit status
+// of the first host whose command failed.
+func execOutcome(results []adhoc.Result, passExit, evalFailed bool) error {
 	for _, r := range results {
 		if r.OK() {
 			continue
 		}
 		if passExit && r.State == adhoc.Exited {
-			return r.ExitCode
+			return &fault.Error{K: fault.HostsFailed, Code: r.ExitCode}
 		}
-		return exitHostsFailed
+		return &fault.Error{K: fault.HostsFailed}
 	}
-	return exitOK
+	if evalFailed {
+		return &fault.Error{K: fault.HostsFailed}
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+
 	"errors"
 	"slices"
 	"strings"
@@ -59,7 +61,7 @@ func TestParseExecFlags(t *testing.T) {
 			t.Errorf("%q: command %q, want %q", c.args, o.Argv, c.argv)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q: error %v, want %q", c.args, err, c.err)
-		case c.err != "" && hintOf(err) == "":
+		case c.err != "" && fault.HintOf(err) == "":
 			t.Errorf("%q: %v: no hint", c.args, err)
 		}
 	}
@@ -141,7 +143,7 @@ func TestExecSummaryAndExitCode(t *testing.T) {
 		{[]adhoc.Result{rs[0], rs[2], rs[1]}, true, exitHostsFailed}, // the first failed host had no exit status
 		{nil, false, exitOK},
 	} {
-		if got := execExitCode(c.results, c.x); got != c.want {
+		if got := exitCode(execOutcome(c.results, c.x, false), false); got != c.want {
 			t.Errorf("execExitCode(%v, -x %v) = %d, want %d", c.results, c.x, got, c.want)
 		}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/plan"
-	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
 )
 
@@ -38,10 +38,10 @@ type options struct {
 
 var errHelp = errors.New("help requested")
 
-// usageError is a command line lollypops cannot run.
-type usageError struct{ msg, hint string }
-
-func (e *usageError) Error() string { return e.msg }
+// usage is a command line lollypops cannot run, with a hint ("" for none).
+func usage(msg, hint string) error {
+	return &fault.Error{K: fault.Usage, Msg: msg, Advice: hint}
+}
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if errors.Is(err, pflag.ErrHelp) {
 			return o, errHelp
 		}
-		return o, &usageError{msg: err.Error(), hint: "lollypops --help lists the flags"}
+		return o, usage(err.Error(), "lollypops --help lists the flags")
 	}
 	if o.Help {
 		return o, errHelp
@@ -78,10 +78,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return o, nil
 	}
 	if err := o.Flags.Validate(); err != nil {
-		var ue *taskrun.UsageError
-		if errors.As(err, &ue) {
-			return o, &usageError{msg: ue.Msg, hint: ue.Hint}
-		}
 		return o, err
 	}
 	if err := o.checkReport(); err != nil {
@@ -124,20 +120,4 @@ func printUsage(w io.Writer, o *options) {
 	if o != nil && o.fs != nil {
 		io.WriteString(w, o.fs.FlagUsages())
 	}
-}
-
-// hintOf returns the hint an error carries, if any.
-func hintOf(err error) string {
-	var ue *usageError
-	var ce *config.Error
-	var sh *steps.Hinted
-	switch {
-	case errors.As(err, &ue):
-		return ue.hint
-	case errors.As(err, &ce):
-		return ce.Hint
-	case errors.As(err, &sh):
-		return sh.Hint
-	}
-	return ""
 }

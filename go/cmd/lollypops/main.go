@@ -8,24 +8,24 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/output"
+
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
-
-	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // Exit codes; README.md documents them.
 const (
 	exitOK          = 0   // everything asked for succeeded
-	exitError       = 1   // nothing was deployed: bad inventory, missing program, internal error
-	exitUsage       = 2   // bad flag, unknown task, invalid REBUILD_ACTION
-	exitHostsFailed = 3   // at least one host failed; the summary says which
+	exitError       = 1   // nothing was deployed (fault.Input, fault.Internal)
+	exitUsage       = 2   // the command line (fault.Usage)
+	exitHostsFailed = 3   // at least one host failed (fault.HostsFailed)
 	exitInterrupted = 130 // interrupted (SIGINT, SIGTERM, SIGHUP)
 )
 
@@ -45,39 +45,55 @@ func main() {
 // run is main without the process: it returns the exit code.
 func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if rest, ok := execArgs(args); ok {
-		return execMain(in, rest, stdout, stderr)
+		return exitCode(execMain(in, rest, stdout, stderr), in.interrupted())
 	}
-	out := &ui{w: stderr}
-	in.ui = out
+	out := output.New(stderr)
+	in.setOut(out)
 	if inv, words, ok := completeRequest(args); ok {
 		return runComplete(inv, words, stdout)
 	}
+	err := command(in, args, stdin, stdout, stderr, out)
+	out.Error(err)
+	return exitCode(err, in.interrupted())
+}
+
+// command runs the command line args.
+func command(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writer, out *output.Sink) error {
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, errHelp) {
 		printUsage(stdout, opts)
-		return exitOK
+		return nil
 	}
 	if err != nil {
-		out.error(err)
-		return exitUsage
+		return fault.As(fault.Usage, err)
 	}
 	if opts.wantsCompletion() {
-		if err := printCompletion(opts, stdout); err != nil {
-			out.error(err)
-			return exitUsage
-		}
-		return exitOK
+		return fault.As(fault.Usage, printCompletion(opts, stdout))
 	}
-	code, err := deploy(in, opts, stdin, stdout, stderr, out)
-	if err != nil {
-		out.error(err)
-	}
-	// An interrupted run says so, even when what was running finished:
-	// the summary tells what was done.
-	if in.interrupted() {
+	return runTasks(in, opts, stdin, stdout, stderr, out)
+}
+
+// exitCode is the one place that turns what a command returned into its
+// exit code; README.md's "Exit codes" lists them (TestExitCodes checks
+// every command form). An interrupted run says so, even when what was
+// running finished: the summary tells what was done.
+func exitCode(err error, interrupted bool) int {
+	var fe *fault.Error
+	switch {
+	case interrupted:
 		return exitInterrupted
+	case err == nil:
+		return exitOK
+	case errors.As(err, &fe) && fe.K == fault.HostsFailed && fe.Code > 0:
+		return fe.Code // -x: the failed command's own exit status
 	}
-	return code
+	switch fault.KindOf(err) {
+	case fault.Usage:
+		return exitUsage
+	case fault.HostsFailed:
+		return exitHostsFailed
+	}
+	return exitError
 }
 
 // interrupter handles SIGINT, SIGTERM and SIGHUP. The first signal keeps
@@ -89,7 +105,7 @@ type interrupter struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	sigs    chan os.Signal
-	ui      *ui
+	out     *output.Sink
 	mu      sync.Mutex
 	count   int
 	onFirst func()
@@ -112,18 +128,24 @@ func (in *interrupter) handle(sig os.Signal) {
 	defer in.mu.Unlock()
 	in.count++
 	if in.count == 1 {
-		if in.ui != nil {
-			in.ui.printf("%s: stopping; activations in flight finish, nothing new starts (interrupt again to abort everything)", sig)
+		if in.out != nil {
+			in.out.Printf("%s: stopping; activations in flight finish, nothing new starts (interrupt again to abort everything)", sig)
 		}
 		if in.onFirst != nil {
 			in.onFirst()
 		}
 		return
 	}
-	if in.ui != nil {
-		in.ui.printf("%s: aborting the running steps", sig)
+	if in.out != nil {
+		in.out.Printf("%s: aborting the running steps", sig)
 	}
 	in.cancel()
+}
+
+func (in *interrupter) setOut(out *output.Sink) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.out = out
 }
 
 // setOnFirst sets what the first signal does; it runs at once when a
@@ -146,22 +168,4 @@ func (in *interrupter) interrupted() bool {
 func (in *interrupter) stop() {
 	signal.Stop(in.sigs)
 	in.cancel()
-}
-
-// ui is the one place that writes lollypops' own messages: one lowercase
-// line with the "lollypops:" prefix, and an optional hint line. Messages
-// carry names and errors that came from outside (flake attribute names,
-// Nix's errors, hosts' output): they reach the terminal cleaned (package
-// termtext).
-type ui struct{ w io.Writer }
-
-func (u *ui) printf(format string, args ...any) {
-	io.WriteString(u.w, termtext.Text(fmt.Sprintf("lollypops: "+format, args...))+"\n")
-}
-
-func (u *ui) error(err error) {
-	u.printf("%v", err)
-	if h := hintOf(err); h != "" {
-		u.printf("hint: %s", h)
-	}
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/shellword"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
 )
@@ -70,7 +71,7 @@ var legacy = []struct{ name, flag string }{
 // adoptLegacy takes the LP_* variables from the command line (VAR=value)
 // and the environment, as the original did, for every flag not given, and
 // says which flag replaces each one.
-func (o *overrides) adoptLegacy(vars []taskrun.Var, warn io.Writer) error {
+func (o *overrides) adoptLegacy(vars []taskrun.Var, out *output.Sink) error {
 	o.from = map[string]string{}
 	for _, l := range legacy {
 		value, origin, ok := "", "", false
@@ -85,12 +86,12 @@ func (o *overrides) adoptLegacy(vars []taskrun.Var, warn io.Writer) error {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(warn, "lollypops: %s (%s) is the original lollypops' override; use --%s\n", l.name, origin, l.flag)
+		out.Printf("%s (%s) is the original lollypops' override; use --%s", l.name, origin, l.flag)
 		if o.fs.Changed(l.flag) {
 			continue
 		}
 		if err := o.fs.Set(l.flag, value); err != nil {
-			return &usageError{msg: fmt.Sprintf("%s %s: %v", l.name, origin, err), hint: "--help describes --" + l.flag}
+			return usage(fmt.Sprintf("%s %s: %v", l.name, origin, err), "--help describes --"+l.flag)
 		}
 		o.from[l.flag] = l.name
 	}
@@ -113,45 +114,43 @@ func (o *overrides) any() bool {
 	return slices.ContainsFunc(activationFlags, o.fs.Changed)
 }
 
-// apply changes the hosts of inv and checks them again, so an override
-// gets the same checks as the option it replaces.
-func (o *overrides) apply(inv *config.Inventory) error {
+// forHosts checks the run's overrides against the names of the hosts the
+// run touches and returns what applies them to one host as it arrives
+// (nil: there are none). A host that the overrides make invalid is refused,
+// naming the host and the option.
+func (o *overrides) forHosts(names []string) (func(name string, h *config.Host) error, error) {
 	if o.fs == nil || !o.any() {
-		return nil
+		return nil, nil
 	}
-	names := make([]string, 0, len(inv.Hosts))
-	for n := range inv.Hosts {
-		names = append(names, n)
-	}
+	names = slices.Clone(names)
 	slices.Sort(names)
-
 	addrs := map[string]string{}
 	for _, v := range o.SSHHosts {
 		host, addr, named := strings.Cut(v, "=")
 		if !named {
 			if len(names) != 1 {
-				return &usageError{msg: fmt.Sprintf("%s %q: the run touches %d hosts; say which one", o.name("ssh-host"), v, len(names)),
-					hint: fmt.Sprintf("write --ssh-host HOST=%s, once per host", v)}
+				return nil, usage(fmt.Sprintf("%s %q: the run touches %d hosts; say which one", o.name("ssh-host"), v, len(names)),
+					fmt.Sprintf("write --ssh-host HOST=%s, once per host", v))
 			}
 			host, addr = names[0], v
 		}
-		if _, ok := inv.Hosts[host]; !ok {
-			return &usageError{msg: fmt.Sprintf("%s %q: %q is not a host this run touches (%s)", o.name("ssh-host"), v, host, strings.Join(names, ", ")),
-				hint: "name a host of the run, or add it to the tasks"}
+		if !slices.Contains(names, host) {
+			return nil, usage(fmt.Sprintf("%s %q: %q is not a host this run touches (%s)", o.name("ssh-host"), v, host, strings.Join(names, ", ")),
+				"name a host of the run, or add it to the tasks")
 		}
 		addrs[host] = addr
 	}
-	var sshOpts, sudoOpts []string
-	var err error
-	if sshOpts, err = o.words("ssh-opts", o.SSHOpts); err != nil {
-		return err
+	sshOpts, err := o.words("ssh-opts", o.SSHOpts)
+	if err != nil {
+		return nil, err
 	}
-	if sudoOpts, err = o.words("sudo-opts", o.SudoOpts); err != nil {
-		return err
+	sudoOpts, err := o.words("sudo-opts", o.SudoOpts)
+	if err != nil {
+		return nil, err
 	}
 	changed := o.fs.Changed
-	for _, n := range names {
-		d := &inv.Hosts[n].Deployment
+	return func(n string, h *config.Host) error {
+		d := &h.Deployment
 		if a, ok := addrs[n]; ok {
 			d.SSH.Host = a
 		}
@@ -184,13 +183,31 @@ func (o *overrides) apply(inv *config.Inventory) error {
 			name := o.Specialisation
 			d.Activation.Specialisation, d.Activation.KeepSpecialisation = &name, false
 		}
-	}
-	if err := config.Validate(inv); err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			return &usageError{msg: fmt.Sprintf("with the overrides of this run, host %q: %s: %s", ce.Host, ce.Field, ce.Msg), hint: ce.Hint}
+		one := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{n: h}}
+		if err := config.Validate(one); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				return usage(fmt.Sprintf("with the overrides of this run, host %q: %s: %s", ce.Host, ce.Field, ce.Msg), ce.Advice)
+			}
+			return err
 		}
+		return nil
+	}, nil
+}
+
+// apply applies the overrides to every host of inv (the commands that
+// only print: --dry shows them).
+func (o *overrides) apply(inv *config.Inventory) error {
+	names := slices.Collect(maps.Keys(inv.Hosts))
+	each, err := o.forHosts(names)
+	if err != nil || each == nil {
 		return err
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := each(n, inv.Hosts[n]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -203,8 +220,7 @@ func (o *overrides) words(flag, value string) ([]string, error) {
 	}
 	w, ok := shellword.Literal(value)
 	if !ok {
-		return nil, &usageError{msg: fmt.Sprintf("%s %q: not plain words (quotes are fine; no $, globs, backslashes or operators)", o.name(flag), value),
-			hint: "lollypops splits it like a shell would, without expanding anything"}
+		return nil, usage(fmt.Sprintf("%s %q: not plain words (quotes are fine; no $, globs, backslashes or operators)", o.name(flag), value), "lollypops splits it like a shell would, without expanding anything")
 	}
 	return w, nil
 }

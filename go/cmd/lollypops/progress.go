@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"golang.org/x/term"
 
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/progress"
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
@@ -54,29 +55,30 @@ type view struct {
 	recordEvery int
 	active      bool
 	stdout      *lineWriter // go-task's output
+	stderr      *lineWriter
 	flush       []*lineWriter
+	out         *output.Sink // registered with, until stop
 	done        chan struct{}
 	stopped     chan struct{}
+	stopOnce    sync.Once
 }
 
-// startView starts the view of a run of hosts: go-task's output goes to it
-// (req), and so do lollypops' own messages (out), which it prints above
-// itself while it is on screen.
-func startView(in *interrupter, out *ui, tty *os.File, req *taskrun.Request, results string, hosts map[string][]string) *view {
+// startView starts the view of a run of hosts. go-task's output goes to
+// its stdout and stderr writers; it registers with out, so lollypops' own
+// messages and Nix's are printed above it while it is on screen.
+func startView(out *output.Sink, tty *os.File, color bool, stderr io.Writer, results string, hosts map[string][]string) *view {
 	v := newView(tty, func() (int, int) {
 		w, h, err := term.GetSize(int(tty.Fd()))
 		if err != nil || w <= 0 || h <= 0 {
 			return 80, 24
 		}
 		return w, h
-	}, hosts, results, req.Flags.Color && os.Getenv("NO_COLOR") == "")
-	stderr := req.Stderr
-	req.Stdout = v.stdout
-	req.Stderr = &lineWriter{line: func(l string) { v.above(stderr, l+"\n") }}
-	v.flush = append(v.flush, req.Stderr.(*lineWriter))
-	in.mu.Lock()
-	out.w = &aboveWriter{v: v, w: out.w}
-	in.mu.Unlock()
+	}, hosts, results, color && os.Getenv("NO_COLOR") == "")
+	errLines := &lineWriter{line: func(l string) { v.Above(stderr, l+"\n") }}
+	v.stderr = errLines
+	v.flush = append(v.flush, errLines)
+	v.out = out
+	out.Register(v)
 	v.start()
 	return v
 }
@@ -148,6 +150,10 @@ func (v *view) stop() {
 	if v == nil {
 		return
 	}
+	v.stopOnce.Do(v.finish)
+}
+
+func (v *view) finish() {
 	close(v.done)
 	<-v.stopped
 	for _, w := range v.flush {
@@ -168,6 +174,9 @@ func (v *view) stop() {
 		}
 	}
 	v.tty.Write(b.Bytes())
+	if v.out != nil {
+		v.out.Register(nil)
+	}
 }
 
 func (v *view) readRecords() {
@@ -184,12 +193,13 @@ func (v *view) taskLine(l string) {
 	known := v.active && v.model.Feed(l, time.Now())
 	v.mu.Unlock()
 	if !known {
-		v.above(v.tty, l+"\n")
+		v.Above(v.tty, l+"\n")
 	}
 }
 
-// above prints text to w, above the view when it is on screen.
-func (v *view) above(w io.Writer, text string) {
+// Above prints text to w, above the view when it is on screen
+// (output.Above).
+func (v *view) Above(w io.Writer, text string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !v.active {
@@ -261,16 +271,4 @@ func (w *lineWriter) Flush() {
 		w.buf = nil
 		w.line(l)
 	}
-}
-
-// aboveWriter is lollypops' own messages while the view runs: each write
-// (one or two whole lines, from ui) is printed above the view.
-type aboveWriter struct {
-	v *view
-	w io.Writer
-}
-
-func (a *aboveWriter) Write(p []byte) (int, error) {
-	a.v.above(a.w, string(p))
-	return len(p), nil
 }

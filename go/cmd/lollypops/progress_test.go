@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/vt"
 	"github.com/creack/pty"
 
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/report"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
 )
@@ -26,12 +27,18 @@ func TestView(t *testing.T) {
 	var tty bytes.Buffer
 	v := newView(&tty, func() (int, int) { return cols, rows },
 		map[string][]string{"ahorn": {"rebuild"}, "birne": {"rebuild"}}, dir, false)
+	sink := output.New(&tty)
+	v.out = sink
+	sink.Register(v)
 	v.start()
-	msgs := &aboveWriter{v: v, w: &tty}
 
 	fmt.Fprint(v.stdout, "[ahorn:rebuild] building\n[birne:rebuild] oops: ")
 	fmt.Fprint(v.stdout, "it broke\n[not-a-step] passed through\n")
-	fmt.Fprint(msgs, "lollypops: interrupt: stopping\n")
+	sink.Printf("interrupt: stopping")
+	// Nix's messages go above the view too, cleaned.
+	nix := sink.Foreign()
+	fmt.Fprint(nix, "warning: in\x1b[2J")
+	fmt.Fprint(nix, " two writes\n")
 	now := time.Now()
 	for host, st := range map[string]string{"ahorn": report.OK, "birne": report.Failed} {
 		rec := report.Record{Host: host, Step: "rebuild", Status: st, Start: now.Add(-2 * time.Second), End: now.Add(-time.Second)}
@@ -44,7 +51,7 @@ func TestView(t *testing.T) {
 	}
 	fmt.Fprint(v.stdout, "[birne:rebuild] no newline at the end")
 	v.stop()
-	fmt.Fprint(msgs, "lollypops: summary\n")
+	sink.Printf("summary")
 
 	emu := vt.NewEmulator(cols, rows)
 	emu.Write(bytes.ReplaceAll(tty.Bytes(), []byte("\n"), []byte("\r\n")))
@@ -55,6 +62,7 @@ func TestView(t *testing.T) {
 	want := []string{
 		"[not-a-step] passed through",
 		"lollypops: interrupt: stopping",
+		`warning: in\x1b[2J two writes`,
 		"✓ ahorn  done        1.0s  building",
 		"✗ birne  rebuild     1.0s  failed: exit status 1",
 		"[birne:rebuild] oops: it broke",

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/output"
+
 	"fmt"
 	"time"
 
@@ -23,8 +26,7 @@ func openReport(path string) (*runReport, error) {
 		return nil, nil
 	}
 	if err := report.CheckPath(path); err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("--report %s: %v", path, err),
-			hint: "give --report a file in an existing directory you can write to; nothing was run"}
+		return nil, usage(fmt.Sprintf("--report %s: %v", path, err), "give --report a file in an existing directory you can write to; nothing was run")
 	}
 	return &runReport{path: path, run: report.Run{
 		Version: report.Version, Lollypops: version.Version, Started: time.Now(),
@@ -50,33 +52,31 @@ func (r *runReport) setHosts(hosts []report.Host) {
 	}
 }
 
-// finish writes the report of a run that ended with code and err, and
-// returns the run's exit code: an interrupted run's is 130, as run makes
-// it. A report that cannot be written is said after the summary; it
-// changes the exit code only of a run that succeeded (to 1), so that a
+// finish writes the report of a run that ended with err, and returns the
+// run's error. A report that cannot be written is said after the summary;
+// it changes the outcome only of a run that succeeded (exit 1), so that a
 // failure is never hidden.
-func (r *runReport) finish(code int, err error, interrupted bool, out *ui) int {
+func (r *runReport) finish(err error, interrupted bool, out *output.Sink) error {
 	if r == nil {
-		return code
+		return err
 	}
-	if interrupted {
-		code = exitInterrupted
-	}
+	code := exitCode(err, interrupted)
 	now := time.Now()
 	r.run.Started, r.run.Finished = r.run.Started.UTC(), now.UTC()
 	r.run.DurationMS = now.Sub(r.run.Started).Milliseconds()
 	r.run.ExitCode, r.run.Interrupted = code, interrupted
-	if err != nil {
-		r.run.Error, r.run.Hint = err.Error(), hintOf(err)
+	if err != nil && !fault.Reported(err) {
+		r.run.Error, r.run.Hint = err.Error(), fault.HintOf(err)
 	}
 	if werr := report.WriteFile(r.path, &r.run); werr != nil {
-		out.printf("--report: cannot write the run report: %v", werr)
-		out.printf("hint: the summary above is the run's outcome; the report was not written")
-		if code == exitOK {
-			return exitError
+		werr = &fault.Error{K: fault.Internal, Msg: "--report: cannot write the run report", Err: werr,
+			Advice: "the summary above is the run's outcome; the report was not written"}
+		if err == nil {
+			return werr
 		}
+		out.Error(werr)
 	}
-	return code
+	return err
 }
 
 // checkReport refuses --report where no run report can come: a mode that
@@ -99,12 +99,10 @@ func (o *options) checkReport() error {
 		mode = "this mode"
 	}
 	if mode != "" {
-		return &usageError{msg: fmt.Sprintf("--report with %s: only a run that deploys writes a report", mode),
-			hint: "drop --report, or run the tasks for real"}
+		return usage(fmt.Sprintf("--report with %s: only a run that deploys writes a report", mode), "drop --report, or run the tasks for real")
 	}
 	if calls, _ := taskrun.ParseArgs(o.Args); len(calls) == 0 && o.On == "" && o.Exclude == "" {
-		return &usageError{msg: "--report without a task: lollypops would only list the tasks",
-			hint: "name what to deploy: lollypops --report run.json all"}
+		return usage("--report without a task: lollypops would only list the tasks", "name what to deploy: lollypops --report run.json all")
 	}
 	return nil
 }

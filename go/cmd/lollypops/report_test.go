@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/report"
 )
 
@@ -86,17 +88,23 @@ func TestReportUnwritableAtTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(dir)
-	for _, c := range []struct{ code, want int }{{exitOK, exitError}, {exitHostsFailed, exitHostsFailed}} {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{{nil, exitError}, {&fault.Error{K: fault.HostsFailed}, exitHostsFailed}} {
 		var b strings.Builder
-		if got := rep.finish(c.code, nil, false, &ui{w: &b}); got != c.want {
-			t.Errorf("exit %d: got %d, want %d", c.code, got, c.want)
+		out := output.New(&b)
+		err := rep.finish(c.err, false, out)
+		out.Error(err)
+		if got := exitCode(err, false); got != c.want {
+			t.Errorf("%v: got exit %d, want %d", c.err, got, c.want)
 		}
 		if !strings.HasPrefix(b.String(), "lollypops: --report: cannot write the run report: ") ||
 			!strings.Contains(b.String(), "lollypops: hint: the summary above is the run's outcome") {
 			t.Errorf("%q", b.String())
 		}
 	}
-	if got := rep.finish(exitHostsFailed, nil, true, &ui{w: &strings.Builder{}}); got != exitInterrupted {
+	if got := exitCode(rep.finish(&fault.Error{K: fault.HostsFailed}, true, output.New(&strings.Builder{})), true); got != exitInterrupted {
 		t.Errorf("interrupted: exit %d", got)
 	}
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 
 	"github.com/spf13/pflag"
 
-	"github.com/lollypops/lollypops/go/internal/config"
-	"github.com/lollypops/lollypops/go/internal/rundir"
-	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/sudopw"
 )
 
@@ -25,49 +21,29 @@ func (s *sudoPassword) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Command, "sudo-password-command", "", "Take the sudo password from the first line this command prints (e.g. 'pass hosts/sudo'), instead of asking.")
 }
 
-// serve gets the password and serves it to the run's steps; the returned
-// function stops serving. It does nothing when no password is asked for.
-func (s *sudoPassword) serve(ctx context.Context, run *rundir.Dir, inv *config.Inventory, hosts map[string][]string, stderr io.Writer) (func(), error) {
+// get asks for the password, or runs the password command, before any
+// host starts (nil: no password was asked for). Package deploy serves it
+// to the hosts whose sudo asks for one (package sudopw); a host that does
+// not use sudo never gets it.
+func (s *sudoPassword) get(ctx context.Context, out *output.Sink) ([]byte, error) {
 	if !s.Ask && s.Command == "" {
-		return func() {}, nil
+		return nil, nil
 	}
 	if s.Ask && s.Command != "" {
-		return nil, &usageError{msg: "--ask-sudo-password and --sudo-password-command cannot be used together"}
-	}
-	n := 0
-	for h := range hosts {
-		if inv.Hosts[h].Deployment.Sudo.Enable {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, &usageError{msg: "a sudo password was asked for, but no host of this run uses sudo",
-			hint: "set lollypops.deployment.sudo.enable = true, or pass --sudo for this run"}
+		return nil, usage("--ask-sudo-password and --sudo-password-command cannot be used together", "")
 	}
 	var pw []byte
 	var err error
 	if s.Ask {
-		pw, err = sudopw.Ask(fmt.Sprintf("lollypops: sudo password for %d hosts: ", n))
+		pw, err = sudopw.Ask("lollypops: sudo password: ")
 	} else {
-		pw, err = sudopw.Command(ctx, s.Command, stderr)
+		pw, err = sudopw.Command(ctx, s.Command, out.Foreign())
 	}
 	if err != nil {
-		return nil, &usageError{msg: err.Error(), hint: "--ask-sudo-password needs a terminal; --sudo-password-command takes the password from a command"}
+		return nil, usage(err.Error(), "--ask-sudo-password needs a terminal; --sudo-password-command takes the password from a command")
 	}
-	// The password stays here: the steps ask for the hosts' root
-	// sessions, which get it only when their sudo asks (package sudopw).
-	srv, err := sudopw.Serve(run.Path, pw, func(name string) (*ssh.Client, error) {
-		h := inv.Hosts[name]
-		if _, in := hosts[name]; h == nil || !in {
-			return nil, fmt.Errorf("host %q is not in this run", name)
-		}
-		if !h.Deployment.Sudo.Enable {
-			return nil, fmt.Errorf("%s does not use sudo (lollypops.deployment.sudo.enable)", name)
-		}
-		return &ssh.Client{Host: h, Prefix: run.SSH(name)}, nil
-	})
-	if err != nil {
-		return nil, err
+	if pw == nil {
+		pw = []byte{}
 	}
-	return srv.Close, nil
+	return pw, nil
 }

@@ -340,7 +340,7 @@ func TestDecodeNotJSON(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.json"))
 	e, ok := err.(*Error)
-	if !ok || e.Hint == "" || !strings.Contains(e.Msg, "no such file") {
+	if !ok || e.Advice == "" || !strings.Contains(e.Msg, "no such file") {
 		t.Fatalf("err = %#v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -20,8 +22,15 @@ type Error struct {
 	Home  bool // Host names a home-manager target ("homes")
 	Field string
 	Msg   string
-	Hint  string
+	// Advice says how to fix it; "" when nothing obvious does.
+	Advice string
 }
+
+// Hint is the error's advice (fault.Hinter).
+func (e *Error) Hint() string { return e.Advice }
+
+// Kind is fault.Input: an inventory lollypops cannot deploy.
+func (e *Error) Kind() fault.Kind { return fault.Input }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -87,7 +96,7 @@ func Open(path string) (*Document, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("cannot read %s: %v", path, errorsUnwrapPath(err)),
-			Hint: "the inventory is written by nix/apps.nix; run lollypops through `nix run`, or pass --inventory PATH"}
+			Advice: "the inventory is written by nix/apps.nix; run lollypops through `nix run`, or pass --inventory PATH"}
 	}
 	return Parse(data)
 }
@@ -114,8 +123,8 @@ func Parse(data []byte) (*Document, error) {
 	}
 	if version != Version {
 		return nil, &Error{Field: "version",
-			Msg:  fmt.Sprintf("inventory version %d, but this runner reads version %d", version, Version),
-			Hint: "the lollypops runner and the Nix module that wrote the inventory come from different revisions; update the lollypops flake input so both match"}
+			Msg:    fmt.Sprintf("inventory version %d, but this runner reads version %d", version, Version),
+			Advice: "the lollypops runner and the Nix module that wrote the inventory come from different revisions; update the lollypops flake input so both match"}
 	}
 	for _, k := range sortedKeys(top) {
 		if k != "version" && k != "hosts" && k != "homes" {
@@ -138,7 +147,7 @@ func Parse(data []byte) (*Document, error) {
 	for _, name := range sortedKeys(doc.homes) {
 		if _, ok := doc.hosts[name]; ok {
 			return nil, &Error{Host: name, Msg: "is both a NixOS host (nixosConfigurations) and a home-manager target (homeConfigurations)",
-				Hint: "their names share the task names (\"<name>:rebuild\"); rename one of them"}
+				Advice: "their names share the task names (\"<name>:rebuild\"); rename one of them"}
 		}
 	}
 	doc.names = append(sortedKeys(doc.hosts), sortedKeys(doc.homes)...)

@@ -69,17 +69,17 @@ func CheckName(name string, home bool) error {
 	switch {
 	case home && (!homeNameRe.MatchString(name) || len(name) > 128):
 		return &Error{Host: name, Home: true, Msg: "the name can only use letters, digits, '_', '.', '-' and '@' (and cannot start with '.', '-' or '@')",
-			Hint: "the name is its attribute name in homeConfigurations (\"alice\" or \"alice@host1\"); it names its tasks, as in \"<name>:rebuild\""}
+			Advice: "the name is its attribute name in homeConfigurations (\"alice\" or \"alice@host1\"); it names its tasks, as in \"<name>:rebuild\""}
 	case !home && (!hostNameRe.MatchString(name) || len(name) > 128):
 		return &Error{Host: name, Msg: "the name can only use letters, digits, '_', '.' and '-' (and cannot start with '.' or '-')",
-			Hint: "the host's name is its attribute name in nixosConfigurations; it names its tasks, as in \"<host>:rebuild\""}
+			Advice: "the host's name is its attribute name in nixosConfigurations; it names its tasks, as in \"<host>:rebuild\""}
 	case slices.Contains(ReservedHostNames, name):
 		kind := "nixosConfigurations"
 		if home {
 			kind = "homeConfigurations"
 		}
 		return &Error{Host: name, Home: home, Msg: fmt.Sprintf("the name %q is reserved for the task that deploys every host", name),
-			Hint: "rename this entry of " + kind}
+			Advice: "rename this entry of " + kind}
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func validateSSH(host string, s *SSH) error {
 	}
 	if err := checkWord(s.Command); err != nil {
 		e := fail("command", "%v", err).(*Error)
-		e.Hint = "ssh.command names the ssh program; put its arguments in ssh.opts"
+		e.Advice = "ssh.command names the ssh program; put its arguments in ssh.opts"
 		return e
 	}
 	for i, o := range s.Opts {
@@ -202,7 +202,7 @@ func validateSSH(host string, s *SSH) error {
 	case HostKeyStrict, HostKeyAcceptNew:
 		if s.HostKey != nil {
 			e := fail("host-key", "is set, but host-key-policy is %q", s.HostKeyPolicy).(*Error)
-			e.Hint = "set host-key-policy = \"pinned\" to use the pinned key, or remove host-key"
+			e.Advice = "set host-key-policy = \"pinned\" to use the pinned key, or remove host-key"
 			return e
 		}
 	case HostKeyPinned:
@@ -211,7 +211,7 @@ func validateSSH(host string, s *SSH) error {
 		}
 		if !hostKeyRe.MatchString(*s.HostKey) {
 			e := fail("host-key", "%q is not an OpenSSH public key line", *s.HostKey).(*Error)
-			e.Hint = "use the content of the host's /etc/ssh/ssh_host_ed25519_key.pub, e.g. \"ssh-ed25519 AAAAC3Nz...\""
+			e.Advice = "use the content of the host's /etc/ssh/ssh_host_ed25519_key.pub, e.g. \"ssh-ed25519 AAAAC3Nz...\""
 			return e
 		}
 	default:
@@ -320,7 +320,7 @@ func unknownTask(host, field, name string, h *Host) error {
 		}
 	}
 	return &Error{Host: host, Field: field, Msg: fmt.Sprintf("unknown task %q", name),
-		Hint: "known tasks of this host: " + strings.Join(known, ", ") + "; define new ones in lollypops.extraTasks"}
+		Advice: "known tasks of this host: " + strings.Join(known, ", ") + "; define new ones in lollypops.extraTasks"}
 }
 
 // findCycle returns a dependency cycle among the host's extra tasks, or nil.
@@ -434,7 +434,7 @@ func validateActivation(host string, d *Deployment) error {
 		}
 		if a.KeepSpecialisation {
 			e := fail("activation.keep-specialisation", "cannot be set with activation.specialisation").(*Error)
-			e.Hint = "name the specialisation to activate, or keep the one the host runs, not both"
+			e.Advice = "name the specialisation to activate, or keep the one the host runs, not both"
 			return e
 		}
 	}
@@ -450,7 +450,7 @@ func validateActivation(host string, d *Deployment) error {
 		switch {
 		case (c.Cmd == nil) == (c.URL == nil):
 			e := fail(field, "set exactly one of cmd (run on the host) and url (fetched from the deployer)").(*Error)
-			e.Hint = fmt.Sprintf("lollypops.deployment.health-checks.%s.cmd = \"systemctl is-active nginx\", or .url = \"http://host:80/\"", name)
+			e.Advice = fmt.Sprintf("lollypops.deployment.health-checks.%s.cmd = \"systemctl is-active nginx\", or .url = \"http://host:80/\"", name)
 			return e
 		case c.Cmd != nil:
 			if strings.TrimSpace(*c.Cmd) == "" {

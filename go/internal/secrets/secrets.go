@@ -42,8 +42,11 @@ type Value struct {
 type CommandError struct {
 	Secret *config.Secret
 	Err    error
-	Hint   string
+	Advice string
 }
+
+// Hint says what may fix the command (fault.Hinter).
+func (e *CommandError) Hint() string { return e.Advice }
 
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("secret %q: %v", e.Secret.Label(), e.Err)
@@ -69,13 +72,13 @@ func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin i
 			e := &CommandError{Secret: s, Err: fmt.Errorf("command failed (%s): %s", describe(err), s.Cmd)}
 			var xe *execx.Error
 			if errors.As(err, &xe) && xe.ExitCode == 127 {
-				e.Hint = "the command was not found on this machine; secret commands run on the deployer, not on the host"
+				e.Advice = "the command was not found on this machine; secret commands run on the deployer, not on the host"
 			}
 			return nil, e
 		}
 		if out.Len() == 0 && !s.AllowEmpty {
 			return nil, &CommandError{Secret: s, Err: fmt.Errorf("the command printed nothing: %s", s.Cmd),
-				Hint: "if an empty file is intended, set allow-empty = true for this secret"}
+				Advice: "if an empty file is intended, set allow-empty = true for this secret"}
 		}
 		values = append(values, Value{Secret: s, Data: out.Bytes()})
 	}

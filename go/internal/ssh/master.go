@@ -21,8 +21,11 @@ type ConnectError struct {
 	Target string
 	Output string // ssh's messages, trimmed
 	Err    error
-	Hint   string
+	Advice string
 }
+
+// Hint says what may fix the connection (fault.Hinter).
+func (e *ConnectError) Hint() string { return e.Advice }
 
 func (e *ConnectError) Error() string {
 	msg := fmt.Sprintf("cannot connect to %s", e.Target)
@@ -88,9 +91,9 @@ func (c *Client) Ensure(ctx context.Context, r *execx.Runner) error {
 	}
 	var xe *execx.Error
 	if errors.As(runErr, &xe) && xe.NotFound {
-		e.Hint = fmt.Sprintf("lollypops.deployment.ssh.command is %q; install it or set the option to an ssh client on this machine's PATH", c.Host.Deployment.SSH.Command)
+		e.Advice = fmt.Sprintf("lollypops.deployment.ssh.command is %q; install it or set the option to an ssh client on this machine's PATH", c.Host.Deployment.SSH.Command)
 	} else {
-		e.Hint = connectHint(c, e.Output)
+		e.Advice = connectHint(c, e.Output)
 	}
 	return e
 }

@@ -159,7 +159,7 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
 		if err != nil {
 			e.cleanup(ctx, c, id)
-			return nil, &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
+			return nil, &Hinted{Err: err, Advice: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}
 		if system, err = activation.ParseSystem(out); err != nil {
 			return nil, err
@@ -223,7 +223,7 @@ func (e *Env) rebootInto(ctx context.Context, c *ssh.Client, id, system, why str
 		return fmt.Errorf("after the reboot: %w", err)
 	}
 	if err := e.healthChecks(ctx, c); err != nil {
-		return &Hinted{Err: fmt.Errorf("after the reboot: %w", err), Hint: "the host runs the new system; roll back with REBUILD_ACTION and an earlier flake, or nixos-rebuild switch --rollback on the host"}
+		return &Hinted{Err: fmt.Errorf("after the reboot: %w", err), Advice: "the host runs the new system; roll back with REBUILD_ACTION and an earlier flake, or nixos-rebuild switch --rollback on the host"}
 	}
 	return nil
 }
@@ -300,7 +300,7 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		e.printf("activating %s (%s)", system, action)
 	}
 	if err := e.hostRun(ctx, c, "starting the activation", activation.StartArgv(id, p)); err != nil {
-		return nil, &Hinted{Err: err, Hint: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
+		return nil, &Hinted{Err: err, Advice: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
 	}
 	w.started = true
 	// An activation cut short can leave a host half-switched: the first
@@ -396,7 +396,7 @@ func (e *Env) unguardedOutcome(ctx context.Context, c *ssh.Client, act *Activate
 		}
 		if action == "switch" || action == "test" {
 			if err := e.healthChecks(ctx, c); err != nil {
-				return &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
+				return &Hinted{Err: err, Advice: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
 			}
 		}
 		return nil
@@ -407,9 +407,9 @@ func (e *Env) unguardedOutcome(ctx context.Context, c *ssh.Client, act *Activate
 			return &needsReboot{reason: "its init is incompatible with the running one's; it is the boot default"}
 		}
 		return &Hinted{Err: &needsReboot{reason: "its init is incompatible with the running one's"},
-			Hint: "a test cannot activate it; deploy with REBUILD_ACTION=boot and reboot the host"}
+			Advice: "a test cannot activate it; deploy with REBUILD_ACTION=boot and reboot the host"}
 	}
-	return &Hinted{Err: fmt.Errorf("switch-to-configuration %s failed (exit %d)", action, rep.ExitCode), Hint: "its output is above"}
+	return &Hinted{Err: fmt.Errorf("switch-to-configuration %s failed (exit %d)", action, rep.ExitCode), Advice: "its output is above"}
 }
 
 // outcome is the error of a final state other than confirmed.
@@ -420,7 +420,7 @@ func (e *Env) outcome(w activation.Watch, wt *watcher) error {
 		return nil
 	case activation.RollbackFailed:
 		return &Hinted{Err: &RolledBack{Reason: st.Reason, Failed: true},
-			Hint: "the host may run a mix of both systems: look at it now (nixos-rebuild list-generations, journalctl)"}
+			Advice: "the host may run a mix of both systems: look at it now (nixos-rebuild list-generations, journalctl)"}
 	case activation.RolledBack:
 		rb := &RolledBack{Reason: st.Reason}
 		if wt.reachErr != nil && strings.HasPrefix(st.Reason, "no confirmation") {
@@ -431,7 +431,7 @@ func (e *Env) outcome(w activation.Watch, wt *watcher) error {
 				rb.Units = runs[len(runs)-1].Failed
 			}
 		}
-		return &Hinted{Err: rb, Hint: "the activation's output is above; the host runs, and boots, what it did before"}
+		return &Hinted{Err: rb, Advice: "the activation's output is above; the host runs, and boots, what it did before"}
 	case activation.Refused:
 		hint := "nothing was activated: the host runs, and boots, what it did before; the output is above"
 		switch {
@@ -442,13 +442,13 @@ func (e *Env) outcome(w activation.Watch, wt *watcher) error {
 		case strings.Contains(st.Reason, "specialisation"):
 			hint = "lollypops.deployment.activation.specialisation names one of the system's specialisations"
 		}
-		return &Hinted{Err: fmt.Errorf("not activated: %s", st.Reason), Hint: hint}
+		return &Hinted{Err: fmt.Errorf("not activated: %s", st.Reason), Advice: hint}
 	case activation.NeedsReboot:
 		return &Hinted{Err: &needsReboot{reason: "its init is incompatible with the running one's; nothing was activated"},
-			Hint: "deploy with REBUILD_ACTION=boot and reboot the host, or set lollypops.deployment.reboot.enable to let lollypops do it"}
+			Advice: "deploy with REBUILD_ACTION=boot and reboot the host, or set lollypops.deployment.reboot.enable to let lollypops do it"}
 	case activation.Superseded:
 		return &Hinted{Err: fmt.Errorf("not confirmed: %s", st.Reason),
-			Hint: "another switch ran on the host during the activation; look at what it runs (nixos-rebuild list-generations)"}
+			Advice: "another switch ran on the host during the activation; look at what it runs (nixos-rebuild list-generations)"}
 	}
 	return fmt.Errorf("unexpected activation status %q", st.Line)
 }
@@ -511,7 +511,7 @@ func (w *watcher) until(ctx context.Context, done func(activation.Status) bool) 
 		}
 		if errors.Is(err, errGone) {
 			return st, &Hinted{Err: fmt.Errorf("%s rebooted during the activation: its state in %s is gone", w.e.Host.Name, activation.Dir(w.id)),
-				Hint: "a host that reboots before the confirmation boots the system it booted before; look at what it runs now"}
+				Advice: "a host that reboots before the confirmation boots the system it booted before; look at what it runs now"}
 		}
 		w.e.printf("lost the connection to %s during the activation (%v); connecting again", w.e.Host.Name, err)
 		w.c.Close(ctx)
@@ -592,7 +592,7 @@ func (w *watcher) flush() {
 func (w *watcher) recover(ctx context.Context, st activation.Watch) error {
 	if w.recovering {
 		return &Hinted{Err: fmt.Errorf("the activation's guard and its recovery stopped without finishing (status %q)", st.Status.Line),
-			Hint: "look at the host now: " + activation.Dir(w.id) + " has the activation's state and log"}
+			Advice: "look at the host now: " + activation.Dir(w.id) + " has the activation's state and log"}
 	}
 	w.recovering = true
 	w.e.printf("the activation's guard on %s stopped in state %q without finishing (killed, or out of memory); finishing it",
@@ -638,10 +638,10 @@ func (w *watcher) unreachable(ctx context.Context, err error) error {
 	if w.window > 0 {
 		return &Hinted{Err: fmt.Errorf("cannot reach %s again (%v); unless confirmed, it returns to its previous system by itself within %s of the activation's end",
 			w.e.Host.Name, err, w.window),
-			Hint: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
+			Advice: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
 	}
 	return &Hinted{Err: fmt.Errorf("cannot reach %s again during the activation (%v)", w.e.Host.Name, err),
-		Hint: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
+		Advice: "check the host's console; the activation's status is in " + activation.Dir(w.id) + "/status"}
 }
 
 // reconnect opens a new shared connection, retrying until deadline;
@@ -714,9 +714,9 @@ func buildHere(ctx context.Context, e *Env) (string, error) {
 func buildHereTo(ctx context.Context, e *Env, argv []string, stdout io.Writer, link, what, notFound string) (string, error) {
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: stdout, Stderr: e.Stderr}); err != nil {
 		if xe, ok := err.(*execx.Error); ok && xe.NotFound {
-			return "", &Hinted{Err: fmt.Errorf("%s: not found on this machine", argv[0]), Hint: notFound}
+			return "", &Hinted{Err: fmt.Errorf("%s: not found on this machine", argv[0]), Advice: notFound}
 		}
-		return "", &Hinted{Err: fmt.Errorf("building %s: %w", what, err), Hint: "the build's output is above"}
+		return "", &Hinted{Err: fmt.Errorf("building %s: %w", what, err), Advice: "the build's output is above"}
 	}
 	out, err := os.Readlink(link)
 	if err != nil {
@@ -745,7 +745,7 @@ func (e *Env) copyPaths(ctx context.Context, c *ssh.Client, what, storePath stri
 	argv := nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", storePath)
 	if err := e.Runner.Run(ctx, execx.Cmd{Argv: argv, Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
 		return &Hinted{Err: fmt.Errorf("copying %s: %w", what, err),
-			Hint: "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"}
+			Advice: "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"}
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 			parts = append(parts, fmt.Sprintf("%s (for %s)", p, strings.Join(missing[p], ", ")))
 		}
 		return Outcome{}, &Hinted{Err: errors.New("not found on this machine: " + strings.Join(parts, "; ")),
-			Hint: "these commands run on the deployer, not on the host; install them or put them on PATH"}
+			Advice: "these commands run on the deployer, not on the host; install them or put them on PATH"}
 	}
 	d := &h.Deployment
 	if h.Home != nil {

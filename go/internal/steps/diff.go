@@ -56,7 +56,7 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 	} else {
 		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
 		if err != nil {
-			return Outcome{}, &Hinted{Err: err, Hint: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
+			return Outcome{}, &Hinted{Err: err, Advice: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
 		}
 		if system, err = activation.ParseSystem(out); err != nil {
 			return Outcome{}, err

@@ -65,11 +65,11 @@ func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 func copyError(err error, h *config.Host) error {
 	if xe, ok := err.(*execx.Error); ok && xe.NotFound {
 		return &Hinted{Err: fmt.Errorf("nix: not found on this machine"),
-			Hint: "deploy-flake runs nix here; install Nix, or run lollypops through `nix run`, which provides it"}
+			Advice: "deploy-flake runs nix here; install Nix, or run lollypops through `nix run`, which provides it"}
 	}
 	hint := "the host's ssh user must be able to add paths to its Nix store (root, or a trusted user of its nix-daemon)"
 	if h.Deployment.DeployMethod == config.MethodCopy {
 		hint += "; with deploy-method \"copy\" the host fetches the flake's inputs itself when it rebuilds"
 	}
-	return &Hinted{Err: fmt.Errorf("copying the flake: %w", err), Hint: hint}
+	return &Hinted{Err: fmt.Errorf("copying the flake: %w", err), Advice: hint}
 }

@@ -30,7 +30,7 @@ func checkHomeAction(e *Env) error {
 		}
 	}
 	return &Hinted{Err: fmt.Errorf("REBUILD_ACTION=%s: %s is a home-manager configuration, which only switch (activate) or build", e.Action, e.Host.Name),
-		Hint: "run the home-manager targets with REBUILD_ACTION=switch or build, or leave them out of this run (--exclude)"}
+		Advice: "run the home-manager targets with REBUILD_ACTION=switch or build, or leave them out of this run (--exclude)"}
 }
 
 // homeManifest is where a home-manager target keeps the list of the secret
@@ -63,7 +63,7 @@ func homeRebuild(ctx context.Context, e *Env, c *ssh.Client) (string, error) {
 	err = e.Runner.Run(ctx, execx.Cmd{Argv: argv, Stdout: e.Stdout, Stderr: e.Stderr, Detach: true})
 	e.protect(false)
 	if err != nil {
-		return "", &Hinted{Err: fmt.Errorf("activating the home configuration: %w", err), Hint: "the output of its activate script is above"}
+		return "", &Hinted{Err: fmt.Errorf("activating the home configuration: %w", err), Advice: "the output of its activate script is above"}
 	}
 	return e.Action, nil
 }

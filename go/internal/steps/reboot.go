@@ -79,7 +79,7 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 				msg = err.Error()
 			}
 			return &Hinted{Err: fmt.Errorf("the reboot was refused: %s", msg),
-				Hint: "the host runs the new system and did not reboot (" + why + "); the host's message is above: reboot it by hand once that is fixed"}
+				Advice: "the host runs the new system and did not reboot (" + why + "); the host's message is above: reboot it by hand once that is fixed"}
 		}
 	}
 	c.Close(ctx)
@@ -90,7 +90,7 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 	for {
 		if time.Now().After(deadline) {
 			return &Hinted{Err: fmt.Errorf("did not come back with the new system within %s after the reboot", timeout),
-				Hint: "check the host's console; lollypops.deployment.reboot.timeout sets how long to wait"}
+				Advice: "check the host's console; lollypops.deployment.reboot.timeout sets how long to wait"}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -112,7 +112,7 @@ func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string)
 		}
 		if lines[1] != system {
 			return &Hinted{Err: fmt.Errorf("came back after the reboot running %s, not %s", lines[1], system),
-				Hint: "the boot loader did not boot the new system: check the host's boot entries"}
+				Advice: "the boot loader did not boot the new system: check the host's boot entries"}
 		}
 		e.printf("%s is back with the new system after %s", h.Name, time.Since(started).Round(time.Second))
 		// The deploy lock's session ended with the old boot: take it

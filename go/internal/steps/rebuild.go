@@ -143,7 +143,7 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 	}
 	if plan.Activates(e.Action) {
 		if err := e.healthChecks(ctx, c); err != nil {
-			return Outcome{}, &Hinted{Err: err, Hint: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
+			return Outcome{}, &Hinted{Err: err, Advice: "the new system stays active: rollback is disabled for this host (lollypops.deployment.rollback.enable)"}
 		}
 	}
 	return e.afterActivation(ctx, c, Outcome{Note: e.Action})
@@ -165,7 +165,7 @@ func (e *Env) afterActivation(ctx context.Context, c *ssh.Client, out Outcome) (
 
 func rebuildError(e *Env, err error) error {
 	hint := fmt.Sprintf("the output of nixos-rebuild is above; if %s/flake is missing, run the host's deploy-flake task first", e.Host.Deployment.ConfigDir)
-	return &Hinted{Err: fmt.Errorf("nixos-rebuild %s: %w", e.Action, err), Hint: hint}
+	return &Hinted{Err: fmt.Errorf("nixos-rebuild %s: %w", e.Action, err), Advice: hint}
 }
 
 // restoreSecrets writes again, after a reboot, the host's secrets that the

@@ -205,20 +205,20 @@ func sessionError(host string, rep *secrets.Report, ctxErr, waitErr, sendErr err
 		return fmt.Errorf("interrupted after the secrets were committed: every file of the session is written on %s", host)
 	case rep.Committed && waitErr != nil:
 		return &Hinted{Err: fmt.Errorf("the secrets are written on %s, but updating the list of deployed secrets failed: %w", host, waitErr),
-			Hint: "every file of the session is in place; the host's message is above; the next run updates the list again"}
+			Advice: "every file of the session is in place; the host's message is above; the next run updates the list again"}
 	case rep.Committed:
 		return nil
 	case len(rep.Wrote) > 0:
 		return &Hinted{Err: fmt.Errorf("the secrets were only partly written on %s: %s; the others of the session were not", host, written()),
-			Hint: "the host's message is above; deploy the secrets again once it is fixed"}
+			Advice: "the host's message is above; deploy the secrets again once it is fixed"}
 	case ctxErr != nil && !commitSent:
 		return fmt.Errorf("interrupted before the secrets were committed; nothing was written on %s", host)
 	case commitSent && dropped:
 		return &Hinted{Err: fmt.Errorf("the connection to %s ended after the secrets were sent, before the host confirmed them: %w", host, waitErr),
-			Hint: "the files may or may not be in place; deploy the secrets again"}
+			Advice: "the files may or may not be in place; deploy the secrets again"}
 	case waitErr != nil:
 		return &Hinted{Err: fmt.Errorf("writing the secrets on the host: %w", waitErr),
-			Hint: "no file of this session was written; the host's messages are above"}
+			Advice: "no file of this session was written; the host's messages are above"}
 	case sendErr != nil:
 		return fmt.Errorf("sending the secrets: %w; nothing was written on %s", sendErr, host)
 	case ctxErr != nil:
@@ -260,13 +260,13 @@ func (e *Env) reportSecrets(rep *secrets.Report) {
 func secretError(err error) error {
 	var ce *secrets.CommandError
 	if errors.As(err, &ce) {
-		hint := ce.Hint
+		hint := ce.Advice
 		if hint == "" {
 			hint = "nothing was written on the host; the command's own messages are above"
 		} else {
 			hint += "; nothing was written on the host"
 		}
-		return &Hinted{Err: err, Hint: hint}
+		return &Hinted{Err: err, Advice: hint}
 	}
 	return err
 }

@@ -46,7 +46,7 @@ func TestSessionErrorTellsWhatIsWritten(t *testing.T) {
 		}
 	}
 	var h *Hinted
-	if err := sessionError("h", none, nil, failed, nil, true); !errors.As(err, &h) || !strings.Contains(h.Hint, "no file of this session was written") {
+	if err := sessionError("h", none, nil, failed, nil, true); !errors.As(err, &h) || !strings.Contains(h.Hint(), "no file of this session was written") {
 		t.Errorf("hint: %v", err)
 	}
 }

@@ -48,11 +48,12 @@ type Env struct {
 
 // Hinted is an error with advice on how to fix it.
 type Hinted struct {
-	Err  error
-	Hint string
+	Err    error
+	Advice string
 }
 
 func (e *Hinted) Error() string { return e.Err.Error() }
+func (e *Hinted) Hint() string  { return e.Advice }
 func (e *Hinted) Unwrap() error { return e.Err }
 
 func (e *Env) ssh() *ssh.Client {
@@ -69,8 +70,8 @@ func (e *Env) printf(format string, args ...any) {
 func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 	c := e.ssh()
 	if err := c.Ensure(ctx, e.Runner); err != nil {
-		if ce, ok := err.(*ssh.ConnectError); ok && ce.Hint != "" {
-			return nil, &Hinted{Err: err, Hint: ce.Hint}
+		if ce, ok := err.(*ssh.ConnectError); ok && ce.Advice != "" {
+			return nil, &Hinted{Err: err, Advice: ce.Advice}
 		}
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (e *Env) lockWith(ctx context.Context, c *ssh.Client,
 	remote := func(argv ...string) ([]string, error) { return e.remote(c, argv...) }
 	if err := take(ctx, c, e.Run, e.Runner.Echo, remote); err != nil {
 		if h, ok := err.(interface{ Hint() string }); ok && h.Hint() != "" {
-			return &Hinted{Err: err, Hint: h.Hint()}
+			return &Hinted{Err: err, Advice: h.Hint()}
 		}
 		return err
 	}
@@ -110,7 +111,7 @@ func (e *Env) wrapper(c *ssh.Client) (string, error) {
 	sshPath, err := exec.LookPath(e.Host.Deployment.SSH.Command)
 	if err != nil {
 		return "", &Hinted{Err: fmt.Errorf("ssh command %q: not found", e.Host.Deployment.SSH.Command),
-			Hint: "set lollypops.deployment.ssh.command to an ssh client on this machine's PATH"}
+			Advice: "set lollypops.deployment.ssh.command to an ssh client on this machine's PATH"}
 	}
 	if sshPath, err = filepath.Abs(sshPath); err != nil {
 		return "", err

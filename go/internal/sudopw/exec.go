@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
@@ -67,7 +68,7 @@ const waiterMark = "lollypops-root-waiter "
 // Signals reach that ssh as they would a plain one.
 func Exec(runDir string, c *ssh.Client, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "lollypops: %v\n", err)
+		output.New(stderr).Error(err)
 		return 1
 	}
 	host := c.Host.Name
@@ -138,7 +139,7 @@ func wait(cmd *exec.Cmd, stderr io.Writer) int {
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		return ee.ExitCode()
 	}
-	fmt.Fprintf(stderr, "lollypops: %s: %v\n", cmd.Path, err)
+	output.New(stderr).Printf("%s: %v", cmd.Path, err)
 	return 255
 }
 

@@ -5,6 +5,8 @@
 package taskrun
 
 import (
+	"github.com/lollypops/lollypops/go/internal/fault"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,18 +25,20 @@ import (
 
 // UsageError is a flag or argument lollypops cannot honour.
 type UsageError struct {
-	Msg  string
-	Hint string
+	Msg    string
+	Advice string
 }
 
-func (e *UsageError) Error() string { return e.Msg }
+func (e *UsageError) Error() string    { return e.Msg }
+func (e *UsageError) Hint() string     { return e.Advice }
+func (e *UsageError) Kind() fault.Kind { return fault.Usage }
 
 // Validate applies go-task's checks of flag combinations, and rejects the
 // flags that make no sense for a generated Taskfile.
 func (f *Flags) Validate() error {
 	reject := func(flag string) error {
 		return &UsageError{Msg: flag + " cannot be used with lollypops: its Taskfile is generated from the inventory",
-			Hint: "the tasks are listed by lollypops --list-all; see lollypops --help"}
+			Advice: "the tasks are listed by lollypops --list-all; see lollypops --help"}
 	}
 	switch {
 	case f.Taskfile != "":
@@ -49,7 +53,7 @@ func (f *Flags) Validate() error {
 	for _, name := range RemoteFlags {
 		if f.fs != nil && f.fs.Changed(name) {
 			return &UsageError{Msg: "--" + name + " concerns remote Taskfiles, which lollypops never reads: it generates its Taskfile from the inventory",
-				Hint: "lollypops --help lists the flags that apply"}
+				Advice: "lollypops --help lists the flags that apply"}
 		}
 	}
 	switch {

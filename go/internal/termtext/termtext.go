@@ -49,7 +49,38 @@ func Printable(s string) bool {
 	return true
 }
 
-func clean(s string, multiline bool) string {
+// Colour returns s as Text, but keeps the escape sequences that only set
+// colours and weights (SGR: ESC [ digits and semicolons m), as go-task
+// colours its own lines. Hiding text (SGR 8, conceal) is no colour: such a
+// sequence is escaped like any other.
+func Colour(s string) string { return cleanWith(s, true, true) }
+
+// colourLen is the length of the SGR sequence at the start of s, 0 when
+// there is none or it conceals text.
+func colourLen(s string) int {
+	if len(s) < 3 || s[0] != 0x1b || s[1] != '[' {
+		return 0
+	}
+	for i := 2; i < len(s) && i < 64; i++ {
+		c := s[i]
+		switch {
+		case c == 'm':
+			for _, p := range strings.Split(s[2:i], ";") {
+				if p == "8" || p == "08" {
+					return 0
+				}
+			}
+			return i + 1
+		case c != ';' && (c < '0' || c > '9'):
+			return 0
+		}
+	}
+	return 0
+}
+
+func clean(s string, multiline bool) string { return cleanWith(s, multiline, false) }
+
+func cleanWith(s string, multiline, colour bool) string {
 	if Printable(s) && (multiline || !strings.ContainsAny(s, "\n\t")) {
 		return s
 	}
@@ -62,6 +93,10 @@ func clean(s string, multiline bool) string {
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case multiline && r == '\r' && i+1 < len(s) && s[i+1] == '\n':
 			// CRLF: the line end, without the carriage return.
+		case colour && r == 0x1b && colourLen(s[i:]) > 0:
+			n := colourLen(s[i:])
+			b.WriteString(s[i : i+n])
+			size = n
 		case escaped(r, multiline):
 			writeEscape(&b, r)
 		default:
@@ -109,13 +144,17 @@ func writeEscape(b *strings.Builder, r rune) {
 // between two writes is kept whole; Flush writes what is held back at the
 // end of the stream. It is safe for concurrent use.
 type Writer struct {
-	mu   sync.Mutex
-	w    io.Writer
-	tail []byte // an incomplete UTF-8 sequence, or a CR, from the last write
+	mu     sync.Mutex
+	w      io.Writer
+	colour bool
+	tail   []byte // an incomplete UTF-8 or colour sequence, or a CR, from the last write
 }
 
 // NewWriter returns a Writer to w.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// NewColourWriter returns a Writer to w that keeps colours (Colour).
+func NewColourWriter(w io.Writer) *Writer { return &Writer{w: w, colour: true} }
 
 func (t *Writer) Write(p []byte) (int, error) {
 	t.mu.Lock()
@@ -127,6 +166,9 @@ func (t *Writer) Write(p []byte) (int, error) {
 		t.tail = nil
 	}
 	keep := holdBack(data)
+	if t.colour {
+		keep = max(keep, colourPending(data))
+	}
 	if keep > 0 {
 		t.tail = append([]byte(nil), data[len(data)-keep:]...)
 		data = data[:len(data)-keep]
@@ -134,7 +176,7 @@ func (t *Writer) Write(p []byte) (int, error) {
 	if len(data) == 0 {
 		return n, nil
 	}
-	if _, err := io.WriteString(t.w, Text(string(data))); err != nil {
+	if _, err := io.WriteString(t.w, cleanWith(string(data), true, t.colour)); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -151,6 +193,22 @@ func (t *Writer) Flush() error {
 	t.tail = nil
 	_, err := io.WriteString(t.w, s)
 	return err
+}
+
+// colourPending is the length of an unfinished colour sequence at the end
+// of p (ESC, ESC [, ESC [ 1;3), which the next write may complete.
+func colourPending(p []byte) int {
+	for i := len(p) - 1; i >= 0 && len(p)-i < 64; i-- {
+		c := p[i]
+		switch {
+		case c == 0x1b:
+			return len(p) - i
+		case c == '[' || c == ';' || c >= '0' && c <= '9':
+			continue
+		}
+		return 0
+	}
+	return 0
 }
 
 // holdBack is how many bytes at the end of p may continue in the next

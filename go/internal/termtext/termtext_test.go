@@ -83,3 +83,31 @@ func TestPrintable(t *testing.T) {
 		t.Error("a lone 0x9b byte is not UTF-8 and is escaped")
 	}
 }
+
+func TestColourKeepsColoursOnly(t *testing.T) {
+	for in, want := range map[string]string{
+		"\x1b[32mok\x1b[0m":        "\x1b[32mok\x1b[0m",
+		"\x1b[1;31mfail\x1b[m":     "\x1b[1;31mfail\x1b[m",
+		"\x1b[8mhidden\x1b[0m":     `\x1b[8mhidden` + "\x1b[0m",
+		"\x1b[2Jcleared":           `\x1b[2Jcleared`,
+		"\x1b]0;title\x07text":     `\x1b]0;title\x07text`,
+		"a\rb\n":                   `a\rb` + "\n",
+		"\x1b[31;8mred hidden\x1b": `\x1b[31;8mred hidden\x1b`,
+	} {
+		if got := Colour(in); got != want {
+			t.Errorf("Colour(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestColourWriterKeepsSplitSequences(t *testing.T) {
+	var b strings.Builder
+	w := NewColourWriter(&b)
+	for _, part := range []string{"x\x1b", "[3", "2mgreen\x1b[0m\n", "\x1b[2J"} {
+		w.Write([]byte(part))
+	}
+	w.Flush()
+	if want := "x\x1b[32mgreen\x1b[0m\n" + `\x1b[2J`; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package deploy
 
 import (
 	"cmp"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"slices"
@@ -15,60 +14,21 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/spf13/pflag"
-
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/fault"
 	"github.com/lollypops/lollypops/go/internal/nixeval"
+	"github.com/lollypops/lollypops/go/internal/output"
 	"github.com/lollypops/lollypops/go/internal/plan"
 )
 
-// Environment the app wrapper (nix/apps.nix) sets: the flake, locked, and
-// its host names, which the app lists without evaluating any host.
-const (
-	envFlake      = "LOLLYPOPS_FLAKE"
-	envFlakeHosts = "LOLLYPOPS_FLAKE_HOSTS"
-	envInventory  = "LOLLYPOPS_INVENTORY"
-)
-
-// hostFlags say where a run's hosts come from.
-type hostFlags struct {
-	Inventory string
-	Flake     string
-	EvalJobs  int
-	fs        *pflag.FlagSet
-}
-
-func (h *hostFlags) AddFlags(fs *pflag.FlagSet) {
-	h.fs = fs
-	fs.StringVar(&h.Flake, "flake", os.Getenv(envFlake),
-		"The flake whose nixosConfigurations to deploy (`REF`: a directory or flake reference). The app of your flake sets it; each command evaluates only the hosts it needs.")
-	fs.StringVar(&h.Inventory, "inventory", os.Getenv(envInventory),
-		"Read the hosts from an inventory JSON `FILE` (nix/inventory.nix writes one) instead of evaluating a flake.")
-	fs.IntVar(&h.EvalJobs, "eval-jobs", 0, "Evaluate at most this many hosts at once, each in its own nix process (default: one per CPU).")
-}
-
-// check picks one source: a flag given on the command line wins over one
-// from the environment.
-func (h *hostFlags) check() error {
-	changed := func(name string) bool { return h.fs != nil && h.fs.Changed(name) }
-	switch {
-	case changed("flake") && changed("inventory"):
-		return &usageError{msg: "--flake and --inventory: give one of them", hint: "--flake evaluates the hosts of a flake; --inventory reads them from a JSON file"}
-	case changed("inventory"):
-		h.Flake = ""
-	case changed("flake"):
-		h.Inventory = ""
-	case h.Flake != "" && h.Inventory != "":
-		h.Inventory = "" // the app's flake, over an inventory left in the environment
-	}
-	if h.Flake == "" && h.Inventory == "" {
-		return &usageError{msg: "no hosts given: neither --flake nor --inventory",
-			hint: "run lollypops through your flake's app (nix run . -- ...), which passes the flake; or pass --flake DIR"}
-	}
-	if h.EvalJobs < 0 {
-		return &usageError{msg: fmt.Sprintf("--eval-jobs %d: not a number of processes", h.EvalJobs), hint: "--eval-jobs 4; without it, one per CPU"}
-	}
-	return nil
+// Spec says where a run's hosts come from: an inventory file, or a flake.
+type Spec struct {
+	Inventory string // an inventory JSON file
+	Flake     string // a flake reference
+	// NamesFile lists the flake's targets (the app writes it), so that
+	// they are not evaluated to be listed; "" to ask Nix.
+	NamesFile string
+	EvalJobs  int // nix processes at most (0: one per CPU)
 }
 
 // source is where a run's hosts come from: an inventory file, whose hosts
@@ -76,34 +36,34 @@ func (h *hostFlags) check() error {
 // evaluated as the command needs them, in parallel. A host that cannot be
 // evaluated or decoded fails alone: failed says why, and the run goes on
 // with the others.
-type source struct {
-	doc    *config.Document // the entries at hand: every host of an inventory file
-	eval   *nixeval.Evaluator
-	names  []string // every host, sorted
-	has    map[string]bool
-	stderr io.Writer
+type Source struct {
+	doc   *config.Document // the entries at hand: every host of an inventory file
+	eval  *nixeval.Evaluator
+	names []string // every host, sorted
+	has   map[string]bool
+	out   *output.Sink
 
 	mu       sync.Mutex
 	failed   map[string]string // host → why it has no entry
 	noModule map[string]bool   // hosts without lollypops' module
 }
 
-func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, error) {
+func Open(ctx context.Context, h Spec, out *output.Sink) (*Source, error) {
 	if h.Inventory != "" {
 		doc, err := config.Open(h.Inventory)
 		if err != nil {
 			return nil, err
 		}
-		return newSource(doc, doc.Names(), nil, stderr), nil
+		return newSource(doc, doc.Names(), nil, out), nil
 	}
 	nix := "nix"
 	f, err := nixeval.Resolve(ctx, nix, h.Flake)
 	if err != nil {
 		return nil, err
 	}
-	var t targetNames
-	if file := os.Getenv(envFlakeHosts); file != "" && os.Getenv(envFlake) == h.Flake {
-		if t, err = readTargetNames(file); err != nil {
+	var t TargetNames
+	if h.NamesFile != "" {
+		if t, err = ReadTargetNames(h.NamesFile); err != nil {
 			return nil, err
 		}
 	} else {
@@ -117,30 +77,29 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 			return nil, err
 		}
 	}
-	t.Hosts = validNames(t.Hosts, false, stderr)
-	t.Homes = validNames(t.Homes, true, stderr)
-	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr, Homes: map[string]bool{}}
+	t.Hosts = validNames(t.Hosts, false, out)
+	t.Homes = validNames(t.Homes, true, out)
+	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: out.Foreign(), Homes: map[string]bool{}}
 	for _, n := range t.Homes {
 		if slices.Contains(t.Hosts, n) {
-			return nil, &usageError{msg: fmt.Sprintf("%q is both a NixOS host (nixosConfigurations) and a home-manager configuration (homeConfigurations)", n),
-				hint: "their names share the task names (\"<name>:rebuild\"); rename one of them"}
+			return nil, fault.Inputf("their names share the task names (\"<name>:rebuild\"); rename one of them", "%q is both a NixOS host (nixosConfigurations) and a home-manager configuration (homeConfigurations)", n)
 		}
 		ev.Homes[n] = true
 	}
-	return newSource(config.NewDocument(), append(t.Hosts, t.Homes...), ev, stderr), nil
+	return newSource(config.NewDocument(), append(t.Hosts, t.Homes...), ev, out), nil
 }
 
 // validNames leaves out, with a warning, the flake's attribute names that
 // cannot name tasks: such a target can never be deployed, and its name,
 // which may hold anything (escape sequences, newlines), goes no further
 // than the warning, quoted.
-func validNames(names []string, home bool, stderr io.Writer) []string {
+func validNames(names []string, home bool, out *output.Sink) []string {
 	kept := names[:0:0]
 	for _, n := range names {
 		if err := config.CheckName(n, home); err != nil {
 			var ce *config.Error
 			errors.As(err, &ce)
-			(&ui{w: stderr}).printf("%s.%s is left out: %s", output(home), strconv.Quote(n), ce.Msg)
+			out.Printf("%s.%s is left out: %s", outputName(home), strconv.Quote(n), ce.Msg)
 			continue
 		}
 		kept = append(kept, n)
@@ -148,21 +107,22 @@ func validNames(names []string, home bool, stderr io.Writer) []string {
 	return kept
 }
 
-func output(home bool) string {
+func outputName(home bool) string {
 	if home {
 		return "homeConfigurations"
 	}
 	return "nixosConfigurations"
 }
 
-// targetNames is what the app lists of a flake (LOLLYPOPS_FLAKE_HOSTS).
-type targetNames struct {
+// TargetNames is what the app lists of a flake (LOLLYPOPS_FLAKE_HOSTS).
+type TargetNames struct {
 	Hosts []string `json:"hosts"` // nixosConfigurations
 	Homes []string `json:"homes"` // homeConfigurations
 }
 
-func readTargetNames(file string) (targetNames, error) {
-	var t targetNames
+// ReadTargetNames reads the app's list of a flake's targets.
+func ReadTargetNames(file string) (TargetNames, error) {
+	var t TargetNames
 	data, err := os.ReadFile(file)
 	if err == nil {
 		err = json.Unmarshal(data, &t)
@@ -173,8 +133,8 @@ func readTargetNames(file string) (targetNames, error) {
 	return t, nil
 }
 
-func newSource(doc *config.Document, names []string, ev *nixeval.Evaluator, stderr io.Writer) *source {
-	s := &source{doc: doc, eval: ev, names: slices.Clone(names), has: map[string]bool{}, stderr: stderr,
+func newSource(doc *config.Document, names []string, ev *nixeval.Evaluator, out *output.Sink) *Source {
+	s := &Source{doc: doc, eval: ev, names: slices.Clone(names), has: map[string]bool{}, out: out,
 		failed: map[string]string{}, noModule: map[string]bool{}}
 	sort.Strings(s.names)
 	for _, n := range names {
@@ -183,18 +143,22 @@ func newSource(doc *config.Document, names []string, ev *nixeval.Evaluator, stde
 	return s
 }
 
+// Streams reports whether hosts arrive one by one as they are evaluated
+// (a flake), rather than all at once (an inventory file).
+func (s *Source) Streams() bool { return s.eval != nil }
+
 // Names returns every host's name, sorted; a flake's hosts are listed
 // without being evaluated.
-func (s *source) Names() []string { return s.names }
+func (s *Source) Names() []string { return s.names }
 
 // Has reports whether a host of that name exists.
-func (s *source) Has(name string) bool { return s.has[name] }
+func (s *Source) Has(name string) bool { return s.has[name] }
 
 // Load returns the named hosts (nil: every host), evaluating those not
 // evaluated yet. Hosts that failed are left out; Failed says why. A host
 // without lollypops' module fails when it is named on the command line,
 // and is left out with a warning when it was not (every host, a glob).
-func (s *source) Load(ctx context.Context, names []string) (*config.Inventory, error) {
+func (s *Source) Load(ctx context.Context, names []string) (*config.Inventory, error) {
 	if names == nil {
 		return s.load(ctx, s.names, true)
 	}
@@ -203,15 +167,15 @@ func (s *source) Load(ctx context.Context, names []string) (*config.Inventory, e
 
 // LoadMatched is Load for hosts a selector matched: a host without the
 // module is left out, not failed.
-func (s *source) LoadMatched(ctx context.Context, names []string) (*config.Inventory, error) {
+func (s *Source) LoadMatched(ctx context.Context, names []string) (*config.Inventory, error) {
 	return s.load(ctx, names, true)
 }
 
-func (s *source) load(ctx context.Context, names []string, all bool) (*config.Inventory, error) {
+func (s *Source) load(ctx context.Context, names []string, all bool) (*config.Inventory, error) {
 	if s.eval != nil {
 		var todo []string
 		for _, n := range names {
-			if !s.doc.Has(n) && !s.isFailed(n) && !s.hasNoModule(n) {
+			if !s.doc.Has(n) && !s.isFailed(n) && !s.HasNoModule(n) {
 				todo = append(todo, n)
 			}
 		}
@@ -224,9 +188,9 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 	inv := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{}}
 	for _, n := range names {
 		switch {
-		case s.hasNoModule(n) && all:
+		case s.HasNoModule(n) && all:
 			continue
-		case s.hasNoModule(n) && !s.isFailed(n):
+		case s.HasNoModule(n) && !s.isFailed(n):
 			s.fail(n, s.noModuleMsg(n)+", so it has no tasks")
 			continue
 		case s.isFailed(n):
@@ -248,7 +212,7 @@ func (s *source) load(ctx context.Context, names []string, all bool) (*config.In
 // Stream is Load, one host at a time: each of the named hosts (nil: every
 // host) is passed to each as soon as it is evaluated, in no set order,
 // from one goroutine at a time; failure says why a host has none.
-func (s *source) Stream(ctx context.Context, names []string, each func(name string, h *config.Host, failure string)) error {
+func (s *Source) Stream(ctx context.Context, names []string, each func(name string, h *config.Host, failure string)) error {
 	all := names == nil
 	if all {
 		names = s.names
@@ -267,7 +231,7 @@ func (s *source) Stream(ctx context.Context, names []string, each func(name stri
 	}
 	var todo []string
 	for _, n := range names {
-		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.hasNoModule(n) {
+		if s.eval == nil || s.doc.Has(n) || s.isFailed(n) || s.HasNoModule(n) {
 			give(n)
 		} else {
 			todo = append(todo, n)
@@ -282,14 +246,14 @@ func (s *source) Stream(ctx context.Context, names []string, each func(name stri
 	})
 }
 
-func (s *source) failedWhy(name string) string {
+func (s *Source) failedWhy(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failed[name]
 }
 
 // add takes one host's evaluation.
-func (s *source) add(r nixeval.Result) {
+func (s *Source) add(r nixeval.Result) {
 	switch {
 	case r.Err != nil:
 		s.fail(r.Name, r.Err.Error())
@@ -297,7 +261,7 @@ func (s *source) add(r nixeval.Result) {
 		s.mu.Lock()
 		s.noModule[r.Name] = true
 		s.mu.Unlock()
-		(&ui{w: s.stderr}).printf("%s; it has no tasks", s.noModuleMsg(r.Name))
+		s.out.Printf("%s; it has no tasks", s.noModuleMsg(r.Name))
 	case r.Home:
 		s.doc.AddHome(r.Name, r.Entry)
 	default:
@@ -306,14 +270,14 @@ func (s *source) add(r nixeval.Result) {
 }
 
 // noModuleMsg says that a target does not import lollypops' module.
-func (s *source) noModuleMsg(name string) string {
+func (s *Source) noModuleMsg(name string) string {
 	if s.eval != nil && s.eval.Homes[name] {
 		return "homeConfigurations." + name + " does not import lollypops.homeModules.default"
 	}
 	return "nixosConfigurations." + name + " does not import lollypops.nixosModules.lollypops"
 }
 
-func (s *source) fail(name, why string) {
+func (s *Source) fail(name, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failed[name] = why
@@ -321,13 +285,13 @@ func (s *source) fail(name, why string) {
 
 // hasNoModule reports whether a target turned out not to import
 // lollypops' module.
-func (s *source) hasNoModule(name string) bool {
+func (s *Source) HasNoModule(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.noModule[name]
 }
 
-func (s *source) isFailed(name string) bool {
+func (s *Source) isFailed(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.failed[name]
@@ -336,7 +300,7 @@ func (s *source) isFailed(name string) bool {
 
 // Failed returns the hosts that could not be evaluated, in natural order,
 // with why.
-func (s *source) Failed() ([]string, map[string]string) {
+func (s *Source) Failed() ([]string, map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make([]string, 0, len(s.failed))
@@ -348,7 +312,7 @@ func (s *source) Failed() ([]string, map[string]string) {
 }
 
 // evalFailure is a host that could not be evaluated, for messages.
-func evalFailure(host, why string) string {
+func EvalFailure(host, why string) string {
 	first, rest, _ := strings.Cut(why, "\n")
 	if rest == "" {
 		return fmt.Sprintf("%s: not evaluated: %s", host, first)
