@@ -42,6 +42,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lollypops/lollypops/go/internal/flakelink"
 )
 
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
@@ -50,11 +52,16 @@ import (
 //go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh
 var scripts embed.FS
 
-// Script returns the text of one of the package's host-side scripts.
+// Script returns the text of one of the package's host-side scripts; the
+// one that builds from the deployed flake (build.sh) with flakelink's
+// fragment in front of it.
 func Script(name string) string {
 	b, err := scripts.ReadFile(name)
 	if err != nil {
 		panic("activation: no script " + name)
+	}
+	if name == "build.sh" {
+		return flakelink.WithResolve(string(b))
 	}
 	return string(b)
 }

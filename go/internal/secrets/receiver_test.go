@@ -429,3 +429,17 @@ func ExampleParseReport() {
 	fmt.Println(rep.Wrote, rep.Committed)
 	// Output: [/run/keys/db] true
 }
+
+// The receiver travels in single quotes (ssh.Script), which fish, as the
+// host's login shell, reads too, but with two backslash sequences of its
+// own: the script must have neither.
+func TestReceiverFishQuotes(t *testing.T) {
+	for _, seq := range []string{`\\`, `\'`} {
+		if strings.Contains(receiverScript, seq) {
+			t.Errorf("receiver.sh has %s, which fish's single quotes change", seq)
+		}
+	}
+	if !strings.HasPrefix(receiverScript, "#!/bin/sh\n") {
+		t.Errorf("receiver.sh does not start with its shebang")
+	}
+}

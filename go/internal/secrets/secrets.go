@@ -2,7 +2,7 @@
 // runs on the deployer and prints the value; all of a host's values then go
 // to the host in one ssh session, on stdin, to a small POSIX sh receiver
 // that writes them atomically with their exact bytes, owner, group and mode
-// (see receiverScript).
+// (receiver.sh).
 //
 // Values live only in this process's memory: never in argv, the
 // environment, a file on the deployer, the Taskfile, a log or the Nix store.

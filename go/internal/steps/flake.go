@@ -6,16 +6,9 @@ import (
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/flakelink"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
-
-// linkScript points <config-dir>/flake at the flake's store path and makes
-// that link a garbage collector root on the host (nix-store --add-root
-// replaces the link atomically), so a GC on the host cannot delete the
-// flake that the next rebuild evaluates.
-const linkScript = `set -e
-(umask 022; mkdir -p -- "$1")
-nix-store --realise "$2" --add-root "$1/flake" --indirect >/dev/null`
 
 // copyArgs ships the flake to the host: "copy" sends the flake's own source
 // and lets the host fetch its inputs; "archive" sends the inputs too.
@@ -26,9 +19,11 @@ func copyArgs(h *config.Host, c *ssh.Client) []string {
 	return nixArgs("copy", "--to", c.StoreURL(), "--substitute-on-destination", h.Flake)
 }
 
+// linkArgs points <config-dir>/flake at the flake on the host, a GC root
+// there (flakelink's link.sh).
 func linkArgs(e *Env, c *ssh.Client) ([]string, error) {
 	d := &e.Host.Deployment
-	return e.remote(c, "sh", "-c", linkScript, "lollypops-link", d.ConfigDir, e.Host.Flake)
+	return e.remote(c, flakelink.LinkArgv(d.ConfigDir, e.Host.Flake)...)
 }
 
 // DeployFlake copies the flake to the host and links <config-dir>/flake.

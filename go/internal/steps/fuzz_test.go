@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/flakelink"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/rundir"
 	"github.com/lollypops/lollypops/go/internal/shellword"
@@ -89,7 +90,7 @@ func FuzzInventoryValues(f *testing.F) {
 			t.Fatal(err)
 		}
 		got := splitPOSIX(t, link[len(link)-1])
-		want := append([]string{"sudo", group, "sh", "-c", linkScript, "lollypops-link"}, configDir, h.Flake)
+		want := append([]string{"sudo", group}, flakelink.LinkArgv(configDir, h.Flake)...)
 		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 			t.Fatalf("link command %q\n splits into %q\n want %q", link[len(link)-1], got, want)
 		}

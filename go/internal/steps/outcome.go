@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	_ "embed"
 	"path"
 	"strings"
 
@@ -53,11 +54,12 @@ func (e *Env) written(rep *secrets.Report) []WrittenSecret {
 	return out
 }
 
-// deployedScript prints the store path <config-dir>/flake points to and
-// the system's, one a line, an empty line for what does not resolve. It
-// only reads links.
-const deployedScript = `readlink -e -- "$1" || echo
-[ -z "$2" ] || readlink -e -- "$2" || echo`
+// deployedScript (deployed.sh) prints the store path <config-dir>/flake
+// points to and the system's, one a line, an empty line for what does not
+// resolve. It only reads links.
+//
+//go:embed deployed.sh
+var deployedScript string
 
 // Deployed asks the host, after a successful rebuild, which flake its
 // <config-dir>/flake points to and which system the action left it

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 
@@ -11,28 +12,19 @@ import (
 	"github.com/lollypops/lollypops/go/internal/activation"
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
+	"github.com/lollypops/lollypops/go/internal/flakelink"
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/secrets"
 	"github.com/lollypops/lollypops/go/internal/ssh"
 )
 
 // rebuildScript runs nixos-rebuild on the host with the flake that
-// <config-dir>/flake points to. The link is resolved on the host, as the
-// original lollypops did, because Nix before 2.19 refuses a symlink as a
-// flake ("is not a flake (because it's not a directory)"): the reference
-// handed to nixos-rebuild is path:<store path>#<host>, which every Nix
-// accepts, with ?dir=<dir> for a flake below its source's root.
-const rebuildScript = `f=$(readlink -e -- "$1") || { echo "lollypops: $1 does not exist on this host; run the task $3:deploy-flake first" >&2; exit 1; }
-case $f in
-/nix/store/?*) ;;
-*) echo "lollypops: $1 points to $f, which is not in the Nix store" >&2; exit 1 ;;
-esac
-ref="path:$f"
-if [ -n "$4" ]; then ref="$ref?dir=$4"; fi
-if [ "$5" = 1 ]; then export NIXOS_NO_CHECK=1; fi
-a=$2 h=$3
-shift 5
-exec nixos-rebuild "$a" --flake "$ref#$h" "$@"`
+// <config-dir>/flake points to (rebuild.sh, after flakelink's fragment
+// that resolves the link).
+var rebuildScript = flakelink.WithResolve(rebuildFile)
+
+//go:embed rebuild.sh
+var rebuildFile string
 
 // rebuildArgs runs nixos-rebuild on the host with the deployed flake. (With
 // local evaluation, the rebuild activates itself: see activate.go.)
@@ -75,7 +67,7 @@ func rebuildArgv(script, configDir, action, host, dir string, opts ...string) []
 	if len(opts) == 0 {
 		opts = []string{""}
 	}
-	return append([]string{"sh", "-c", script, "lollypops-rebuild", configDir + "/flake", action, host, dir}, opts...)
+	return append([]string{"sh", "-c", script, "lollypops-rebuild", flakelink.Path(configDir), action, host, dir}, opts...)
 }
 
 // rebuildShown is the rebuild's command line for --verbose and --dry, with

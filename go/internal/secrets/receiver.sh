@@ -1,0 +1,348 @@
+#!/bin/sh
+# shellcheck disable=SC2154 # get reads the stream's records into variables by name, eval sets the staging directories' ones
+# The secret receiver (package secrets): it runs on the host, through sudo
+# when enabled, and reads the stream Encode writes: all of a host's secrets
+# in one ssh session, on stdin. It takes no arguments. POSIX sh; tested
+# under bash (NixOS's /bin/sh), dash, busybox sh and mksh.
+#
+# Where root writes, and as whom
+#
+# The host is a multi-user machine: the receiver never acts as root on a
+# path that another user can change. Before it writes into a directory it
+# walks the directory's path from / (one stat for all of its components)
+# and trusts a component only when
+#
+#   - it is a directory owned by root that no one else can write to, or one
+#     with the sticky bit (as /tmp: others cannot rename or remove what root
+#     owns there, and every entry below is checked in turn), or
+#   - it is a symbolic link owned by root inside a trusted directory (as
+#     /var/run -> /run): it is resolved and the walk goes on from its target.
+#
+# At the first component owned by the secret's owner (a home directory),
+# everything further — creating missing directories, staging, writing,
+# setting the group and mode, renaming into place, reading back — is done
+# by that user's own processes (util-linux setpriv, as on NixOS), so a user
+# who races the receiver in their own directories can only redirect their
+# own writes. Any other component (owned by another user, writable by
+# others without the sticky bit, not a directory) stops the session before
+# anything is written, with an error that names it. Missing directories in
+# trusted places are created by root, 0711, owned by root; below the
+# owner's directory, by the owner, 0711.
+#
+# All or nothing
+#
+# Files are staged under their final names in a directory that mktemp
+# creates exclusively, with an unpredictable name and mode 0700, beside
+# their destination; each file is created exclusively (noclobber) with its
+# final permission bits (through the umask; chmod adds execute, set-id and
+# sticky bits after chown, which clears set-id bits), then given its owner
+# and group. Only when the commit record arrives does the receiver read
+# every staged file back (one sha256sum per directory) and compare it with
+# the checksum the deployer sent, then rename the files into place (one mv
+# per directory). A stream that ends early, a failed check or a signal
+# (HUP, INT, TERM, PIPE) removes the staging directories, each as the user
+# who created it: nothing new is left behind.
+#
+# Output
+#
+# Lines for the deployer start with "lollypops-secrets: ", so output from
+# the login shell's start-up files cannot be mistaken for them. They are
+# printed together once every file was renamed into place ("committed"),
+# before the manifest is updated, and on exit.
+#
+# Hosts may get hundreds of secrets, so the script starts few processes:
+# per file one head (plus chown when the owner is not the receiving user,
+# chmod for execute, set-id and sticky bits); per directory one stat,
+# mktemp, sha256sum, mv and rmdir. Users and groups are looked up once.
+#
+# The values only travel on stdin; argv holds nothing but this script and
+# paths. The script is quoted for the remote login shell by ssh.Command;
+# it has no backslash followed by a backslash or a single quote, the only
+# backslash sequences that fish's single quotes change (a test checks).
+set -u -C
+umask 077
+LC_ALL=C
+export LC_ALL
+nl='
+'
+out=""
+say() { out="$out$1$nl"; }
+fail() { printf 'lollypops: %s\n' "$*" >&2; exit 1; }
+me=$(id -u) && mine=$me:$(id -g) || exit 1
+n=0
+mt=""
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+  i=1
+  while [ "$i" -le "$n" ]; do
+    eval "s=\$st_$i a=\$ac_$i d=\$dn_$i"
+    [ "$d" = 1 ] || as "$a" rm -rf -- "$s"
+    eval "dn_$i=1"
+    i=$((i + 1))
+  done
+  [ -z "$mt" ] || rm -f -- "$mt"
+  mt=""
+  [ -z "$out" ] || printf '%s' "$out"
+  out=""
+}
+# A signal only sets sig: staging directories are registered right after
+# mktemp creates them, and nothing may run in between. A trapped signal
+# interrupts read, so get notices it at once.
+sig=""
+trap cleanup EXIT
+trap sig=1 HUP INT TERM PIPE
+get() {
+  [ -z "$sig" ] && IFS= read -r "$1" && [ -z "$sig" ] && return 0
+  [ -z "$sig" ] || fail "interrupted by a signal; nothing of this session was written"
+  fail "the stream from the deployer ended early"
+}
+# as ACTOR CMD...: runs CMD as the receiving user ("-") or as uid:gid.
+as() {
+  if [ "$1" = - ]; then shift; "$@"; return; fi
+  command -v setpriv >/dev/null 2>&1 || fail "setpriv (util-linux) is needed to write as another user"
+  a=$1; shift
+  setpriv --reuid="${a%:*}" --regid="${a#*:}" --init-groups -- "$@"
+}
+# user NAME: sets ou, og (uid, primary gid); 1 if NAME does not exist.
+users=" "
+user() {
+  case $users in *" $1="*) e=${users#*" $1="}; e=${e%% *}; ou=${e%:*}; og=${e#*:}; return 0 ;; esac
+  if e=$(getent passwd "$1"); then
+    e=${e#*:}; e=${e#*:}; ou=${e%%:*}; e=${e#*:}; og=${e%%:*}
+  else
+    case $1 in *[!0-9]*) return 1 ;; esac
+    ou=$1 og=$1
+  fi
+  users="$users$1=$ou:$og "
+}
+# group NAME: sets gg (gid); 1 if NAME does not exist.
+groups=" "
+group() {
+  case $groups in *" $1="*) e=${groups#*" $1="}; gg=${e%% *}; return 0 ;; esac
+  if e=$(getent group "$1"); then
+    e=${e#*:}; e=${e#*:}; gg=${e%%:*}
+  else
+    case $1 in *[!0-9]*) return 1 ;; esac
+    gg=$1
+  fi
+  groups="$groups$1=$gg "
+}
+# place DIR WANT MODE: decides who acts in DIR: sets actor ("-" for the
+# receiving user, or uid:gid) and where (DIR with the trusted symbolic links
+# resolved; "" when MODE is "" and DIR does not exist). WANT is the uid
+# whose directories hand the work over to that user ("" for none, "any"
+# for whoever owns them); MODE is the mode of the missing directories root
+# creates ("" to create none). Returns 1 with why set.
+place() {
+  actor=- where=$1 why="" pw=$2 pm=$3
+  if [ "$me" != 0 ]; then
+    # shellcheck disable=SC2174 # the parents are the receiving user's, 0700 (umask 077)
+    [ -z "$pm" ] || [ -d "$1" ] || mkdir -p -m "$pm" -- "$1" || { why="$1: cannot create the directory"; return 1; }
+    return 0
+  fi
+  _cur="" _rest=${1#/} _hops=0
+  while [ -n "$_rest" ]; do
+    set --
+    _p=$_cur _r=$_rest
+    while [ -n "$_r" ]; do
+      _c=${_r%%/*}; case $_r in */*) _r=${_r#*/} ;; *) _r="" ;; esac
+      _p=$_p/$_c; set -- "$@" "$_p"
+    done
+    _info=$(stat -c '%u %a %F' -- "$@" 2>/dev/null)
+    while [ -n "$_rest" ]; do
+      if [ -z "$_info" ]; then
+        # The rest is missing: root creates it in the trusted cur.
+        [ -n "$pm" ] || { where=""; return 0; }
+        set --
+        while [ -n "$_rest" ]; do
+          _c=${_rest%%/*}; case $_rest in */*) _rest=${_rest#*/} ;; *) _rest="" ;; esac
+          _cur=$_cur/$_c; set -- "$@" "$_cur"
+        done
+        mkdir -m "$pm" -- "$@" || { why="$1: cannot create the directory"; return 1; }
+        for _p in "$@"; do say "lollypops-secrets: created-dir $_p"; done
+        break
+      fi
+      _c=${_rest%%/*}; case $_rest in */*) _r=${_rest#*/} ;; *) _r="" ;; esac
+      _p=$_cur/$_c
+      _l=${_info%%"$nl"*}
+      case $_info in *"$nl"*) _info=${_info#*"$nl"} ;; *) _info="" ;; esac
+      _u=${_l%% *}; _l=${_l#* }; _m=${_l%% *}; _t=${_l#* }
+      if [ "$_u" != 0 ]; then
+        case $_t in directory | "symbolic link") ;; *) why="$_p: not a directory"; return 1 ;; esac
+        if [ "$_u" = "$pw" ] || [ any = "$pw" ]; then
+          # The owner's own directory: the owner's processes do the rest.
+          _e=$(getent passwd "$_u") || { why="$_p: owned by uid $_u, which is no user"; return 1; }
+          _e=${_e#*:}; _e=${_e#*:}; _e=${_e#*:}
+          actor=$_u:${_e%%:*} where=$_p${_r:+/$_r}
+          return 0
+        fi
+        why="$_p: owned by uid $_u, who could redirect the writes of root there"
+        return 1
+      fi
+      case $_t in
+      directory)
+        _o=${_m#"${_m%?}"}; _g=${_m%?}; _g=${_g#"${_g%?}"}; _x=${_m%???}
+        case $_g$_o in *[2367]*)
+          case $_x in *[1357]) ;; *) why="$_p: writable by other users (mode $_m), who could redirect the writes of root there"; return 1 ;; esac
+        esac
+        _cur=$_p _rest=$_r
+        ;;
+      "symbolic link")
+        _hops=$((_hops + 1))
+        [ "$_hops" -le 16 ] || { why="$_p: too many levels of symbolic links"; return 1; }
+        _tg=$(readlink -- "$_p") || { why="$_p: cannot read the symbolic link"; return 1; }
+        case $_tg in /*) _cur="" _tg=${_tg#/} ;; esac
+        while :; do
+          case $_tg in ../*) _cur=${_cur%/*} _tg=${_tg#../} ;; ..) _cur=${_cur%/*} _tg="" ;; *) break ;; esac
+        done
+        case /$_tg/ in */./* | */../* | *//*)
+          why="$_p: a symbolic link to a path with . or .. inside; point it at a plain path"; return 1 ;;
+        esac
+        _rest=$_tg${_r:+/$_r}; _rest=${_rest%/}
+        continue 2
+        ;;
+      *) why="$_p: not a directory"; return 1 ;;
+      esac
+    done
+  done
+  where=${_cur:-/}
+}
+# stage DIR OWNER: a staging directory for files of DIR; sets s and k (its
+# index), and actor and where as place does.
+stage() {
+  [ "$sd" != "$1 $2" ] || return 0
+  sd="$1 $2"
+  place "$1" "$2" 0711 || fail "$why"
+  if [ "$actor" = - ]; then
+    s=$(mktemp -d -- "$where/.lollypops-XXXXXXXXXX") || fail "$where: cannot create a staging directory"
+  else
+    # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
+    s=$(as "$actor" sh -c 'umask 066; mkdir -p -- "$1" && exec mktemp -d -- "$1/.lollypops-XXXXXXXXXX"' lollypops "$where") ||
+      fail "$where: cannot create a staging directory as uid ${actor%:*}"
+  fi
+  n=$((n + 1)); k=$n
+  eval "st_$k=\$s ac_$k=\$actor dn_$k=0 ps_$k= hs_$k="
+}
+# verify K: reads staging directory K back and compares it with the sums
+# that were sent.
+verify() {
+  eval "s=\$st_$1 a=\$ac_$1 ps=\$ps_$1 hs=\$hs_$1"
+  set --
+  r=$ps
+  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; set -- "$@" "${p##*/}"; done
+  # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
+  got=$(as "$a" sh -c 'cd -- "$1" && shift && exec sha256sum -- "$@"' lollypops "$s" "$@") ||
+    fail "${s%/*}: cannot read the staged files back"
+  h="" r=$got$nl
+  while [ -n "$r" ]; do
+    # sha256sum starts the line of a name it escapes with a backslash.
+    l=${r%%"$nl"*}; r=${r#*"$nl"}; case $l in [!0-9a-f]*) l=${l#?} ;; esac; h="$h${l%% *}$nl"
+  done
+  [ "$h" = "$hs" ] || fail "${s%/*}: the staged files differ from what the deployer sent"
+}
+# commit K: renames the files of staging directory K into place.
+commit() {
+  k=$1
+  eval "s=\$st_$k a=\$ac_$k ps=\$ps_$k"
+  set --
+  r=$ps
+  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; set -- "$@" "$s/${p##*/}"; done
+  as "$a" mv -f -t "${s%/*}" -- "$@" || fail "${s%/*}: cannot move the new files into place"
+  eval "dn_$k=1"
+  r=$ps
+  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: wrote $p"; done
+  as "$a" rmdir -- "$s" || true
+}
+get magic
+[ "$magic" = lollypops-secrets-5 ] || fail "unknown stream version: $magic"
+sd="" keep="" manifest=""
+while get op; do
+  case $op in
+  manifest)
+    get manifest; get remove
+    place "${manifest%/*}" "" 0755 || fail "$why"
+    [ "$actor" = - ] || fail "${manifest%/*}: the manifest's directory must be one only root can change"
+    mt=$(mktemp -- "$where/.lollypops-manifest-XXXXXXXXXX") || fail "$where: cannot create a temporary file"
+    ;;
+  keep)
+    get p
+    keep="$keep$p$nl"
+    ;;
+  file)
+    get p; get o; get g; get mode; get mask; get chm; get pmode; get pmask; get pchm; get soft; get size; get sum
+    case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
+    missing=""
+    if user "$o"; then
+      group "$g" || { [ "$soft" = 1 ] || fail "$p: group $g does not exist"; missing=group; }
+      stage "${p%/*}" "$ou"
+    else
+      [ "$soft" = 1 ] || fail "$p: user $o does not exist"
+      missing=user
+      stage "${p%/*}" ""
+    fi
+    if [ -n "$missing" ]; then
+      # Pending: its group (root's, or the owner's primary group) is not
+      # the one asked for, so the group and others get no bits until the
+      # file is written again with its group, after the activation.
+      mode=$pmode mask=$pmask chm=$pchm gg=""
+    fi
+    t=$s/${p##*/}
+    if [ "$actor" = - ]; then
+      umask "$mask"
+      head -c "$size" > "$t" || fail "$p: cannot write $t"
+      umask 077
+      if [ -z "$missing" ] && [ "$ou:$gg" != "$mine" ]; then
+        chown -h -- "$ou:$gg" "$t" || fail "$p: cannot change the owner to $o:$g"
+      fi
+      [ "$chm" = 0 ] || chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode"
+    else
+      # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
+      as "$actor" sh -C -c 'umask "$1"; head -c "$2" > "$3" || exit 1
+        [ -z "$4" ] || chgrp -- "$4" "$3" || exit 1
+        [ "$5" = 0 ] || chmod -- "$6" "$3"' lollypops "$mask" "$size" "$t" "$gg" "$chm" "$mode" ||
+        fail "$p: cannot write it as $o (uid $ou)"
+    fi
+    if [ -n "$missing" ]; then
+      w=$(stat -c '%U:%G %a' -- "$t") || w="?:? ?"
+      say "lollypops-secrets: pending-owner $missing $o:$g $w $p"
+    fi
+    get end
+    [ "$end" = end ] || fail "$p: the stream is corrupt after the value"
+    eval "ps_$k=\$ps_$k\$p\$nl hs_$k=\$hs_$k\$sum\$nl"
+    ;;
+  commit)
+    i=1; while [ "$i" -le "$n" ]; do verify "$i"; i=$((i + 1)); done
+    i=1; while [ "$i" -le "$n" ]; do commit "$i"; i=$((i + 1)); done
+    say "lollypops-secrets: committed"
+    printf '%s' "$out"
+    out=""
+    if [ -n "$mt" ]; then
+      printf '%s' "$keep" >| "$mt" || fail "cannot write the manifest"
+      stale=""
+      if [ -f "$manifest" ]; then
+        stale=$(grep -Fxv -f "$mt" -- "$manifest") || stale=""
+      fi
+      r=$stale${stale:+$nl}
+      while [ -n "$r" ]; do
+        p=${r%%"$nl"*}; r=${r#*"$nl"}
+        [ -n "$p" ] || continue
+        [ -e "$p" ] || [ -L "$p" ] || continue
+        if [ "$remove" = 1 ] && place "${p%/*}" any "" && [ -n "$where" ]; then
+          if as "$actor" rm -f -- "$where/${p##*/}"; then say "lollypops-secrets: removed $p"; continue; fi
+        elif [ "$remove" = 1 ]; then
+          printf 'lollypops: not removing %s: %s\n' "$p" "$why" >&2
+        fi
+        say "lollypops-secrets: stale $p"
+        keep="$keep$p$nl"
+      done
+      # shellcheck disable=SC2015 # any of the three failing fails the session
+      printf '%s' "$keep" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
+        fail "$manifest: cannot update the manifest"
+      mt=""
+    fi
+    exit 0
+    ;;
+  *) fail "unknown record in the stream: $op" ;;
+  esac
+done
+fail "the stream from the deployer ended before its commit"
