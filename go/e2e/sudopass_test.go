@@ -184,12 +184,12 @@ func TestSudoPasswordAsked(t *testing.T) {
 	f, r := sudoFleet(t, password)
 
 	w := watchLeaks(password, "")
-	res := r.runAnswering("lollypops: sudo password for 2 hosts: ", password, "--ask-sudo-password", "-p", "host1", "host2")
+	res := r.runAnswering("lollypops: sudo password: ", password, "--ask-sudo-password", "-p", "host1", "host2")
 	found, _ := w.done()
 	if res.code != 0 {
 		t.Fatalf("%s", res)
 	}
-	if n := strings.Count(res.raw, "sudo password for"); n != 1 {
+	if n := strings.Count(res.raw, "sudo password:"); n != 1 {
 		t.Errorf("asked %d times, want once:\n%s", n, res)
 	}
 	if strings.Contains(res.raw, password) {
@@ -207,7 +207,7 @@ func TestSudoPasswordAsked(t *testing.T) {
 
 	// A wrong password: each host fails at its first command through sudo,
 	// after one attempt, and nothing more runs there.
-	res = r.runAnswering("lollypops: sudo password for 2 hosts: ", "not-"+password, "--ask-sudo-password", "-p", "host1", "host2")
+	res = r.runAnswering("lollypops: sudo password: ", "not-"+password, "--ask-sudo-password", "-p", "host1", "host2")
 	if res.code != 3 {
 		t.Fatalf("want exit 3: %s", res)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -165,7 +166,17 @@ func TestSwitchLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { time.Sleep(3 * time.Second); release() }()
+	// Released once the guard says it waits for it (a fixed delay would
+	// end before a slow build does), and after a minute at the latest.
+	go func() {
+		defer release()
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if out, _ := h.Exec(context.Background(), "sh", "-c", "grep -rl 'another switch-to-configuration holds its lock' /run/lollypops 2>/dev/null"); len(out) > 0 {
+				time.Sleep(time.Second)
+				return
+			}
+		}
+	}()
 	c := guardedHost(f, "host1", 10)
 	c.Deployment.HealthChecks = map[string]config.HealthCheck{"held": {Cmd: ptr("! flock -n /run/nixos/switch-to-configuration.lock true"), Status: 200, Timeout: 5, Interval: 1}}
 	r := newRunner(t, map[string]*config.Host{"host1": c})

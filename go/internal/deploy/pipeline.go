@@ -397,6 +397,18 @@ func (p *pipeline) missing() {
 	}
 }
 
+// usesSudo reports whether a host of the run uses sudo.
+func (p *pipeline) usesSudo() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, h := range p.hosts {
+		if h.Deployment.Sudo.Enable {
+			return true
+		}
+	}
+	return false
+}
+
 // started returns the hosts that ran, whose connections are closed.
 func (p *pipeline) started() map[string]*config.Host {
 	p.mu.Lock()
@@ -423,6 +435,9 @@ func (p *pipeline) finish(evalErr error, halt *Stopped, took time.Duration) (*Re
 		runErr = evalErr
 	}
 	res, err := summarize(p.run, p.planned, runErr, p.c.Flags.ExitCode, took, p.c.Out)
+	if p.c.Password != nil && !p.usesSudo() {
+		p.c.Out.Printf("a sudo password was given, but no host of this run uses sudo (lollypops.deployment.sudo.enable, or --sudo)")
+	}
 	if halt != nil {
 		p.c.Out.Printf("%v", halt)
 		if err == nil {
