@@ -78,7 +78,7 @@ func readReport(t *testing.T, path string) (*runReport, []byte) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatalf("report: %v\n%s", err, data)
 	}
-	if r.Version != 1 || r.Lollypops == "" || r.ExitCode == nil || r.Interrupted == nil || r.DurationMS == nil ||
+	if r.Version != 2 || r.Lollypops == "" || r.ExitCode == nil || r.Interrupted == nil || r.DurationMS == nil ||
 		r.Started.IsZero() || r.Finished.Before(r.Started) || r.Tasks == nil || r.Hosts == nil {
 		t.Errorf("report header: %s", data)
 	}

@@ -108,6 +108,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	step, hostName := rest[0], rest[1]
 
 	rec := report.Record{Host: hostName, Step: step, Status: report.Running, Start: time.Now()}
+	stages := &steps.Stages{}
 	if err := report.Write(run.Results(), rec); err != nil {
 		return fail(err)
 	}
@@ -118,6 +119,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			code = 1
 		}
 		setOutcome(&rec, out, err, code)
+		rec.Stages = stages.List()
 		rec.End = time.Now()
 		if werr := report.Write(run.Results(), rec); werr != nil {
 			printError(stderr, werr)
@@ -146,7 +148,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &steps.Env{
 		Host: host, Run: run, Runner: runner,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		Action: *action, ActivationFollows: *follows, Protect: &protect,
+		Action: *action, ActivationFollows: *follows, Protect: &protect, Stages: stages,
 	}
 	if sudopw.Available(run.Path) {
 		if env.SudoFeed, err = os.Executable(); err != nil {

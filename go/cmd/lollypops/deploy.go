@@ -133,7 +133,7 @@ func deployHosts(in *interrupter, o *options, src *deploy.Source, calls []string
 	cfg := &deploy.Config{
 		Source: src, Calls: calls, Vars: vars, PostDash: o.PostDash, Action: action,
 		Flags: f, Dir: run, WorkDir: wd, Report: rep != nil,
-		Prepare: prepare, Schedule: sched,
+		Prepare: prepare, Schedule: sched, Timings: o.Timings,
 		JSONDiff: jsonDiff, JSONOut: stdout,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Out: out,
 		Interrupt: in.setOnFirst, Interrupted: in.interrupted,

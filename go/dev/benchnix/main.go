@@ -329,8 +329,8 @@ func firstStepStart(path string) (time.Time, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return time.Time{}, fmt.Errorf("%s: %v", path, err)
 	}
-	if doc.Version != 1 {
-		return time.Time{}, fmt.Errorf("%s: report version %d, not 1", path, doc.Version)
+	if doc.Version < 1 || doc.Version > 2 {
+		return time.Time{}, fmt.Errorf("%s: report version %d, not 1 or 2", path, doc.Version)
 	}
 	var first time.Time
 	for _, h := range doc.Hosts {

@@ -64,6 +64,8 @@ type Config struct {
 	// Password is sudo's, for the hosts whose sudo asks (package sudopw);
 	// nil for none.
 	Password []byte
+	// Timings prints the run's time breakdown after the summary.
+	Timings bool
 	// JSONDiff prints the diff steps' results as one JSON document on
 	// JSONOut after the summary.
 	JSONDiff bool
@@ -176,7 +178,7 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	p := &pipeline{c: c, run: c.Dir, names: names, all: all,
+	p := &pipeline{c: c, run: c.Dir, names: names, all: all, start: time.Now(),
 		gen:     TaskfileOptions(c.StepBinary, c.Action, c.Dir, c.Flags, true, c.Report),
 		planned: map[string][]string{}, hosts: map[string]*config.Host{},
 		arrived: make(chan arrival, len(names)+1), results: make(chan *job),
@@ -214,7 +216,6 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 
 	streamed := make(chan error, 1)
 	go func() { streamed <- c.Source.Stream(evalCtx, nilIf(all, names), p.arrive) }()
-	start := time.Now()
 	evalErr, halt, err := p.schedule(ctx, streamed)
 	if err != nil {
 		return nil, err
@@ -223,12 +224,13 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 		c.Finished()
 	}
 	defer closeConnections(p.run, p.started(), keeper, c.Out)
-	return p.finish(evalErr, halt, time.Since(start))
+	return p.finish(evalErr, halt, time.Since(p.start))
 }
 
 // pipeline is one Run under way.
 type pipeline struct {
 	c        *Config
+	start    time.Time
 	run      *rundir.Dir
 	names    []string
 	all      bool
@@ -435,6 +437,11 @@ func (p *pipeline) finish(evalErr error, halt *Stopped, took time.Duration) (*Re
 		runErr = evalErr
 	}
 	res, err := summarize(p.run, p.planned, runErr, p.c.Flags.ExitCode, took, p.c.Out)
+	if p.c.Timings && res != nil {
+		var b strings.Builder
+		report.RenderTimings(&b, res.Hosts, p.start, output.Prefix)
+		p.c.Out.Lines(b.String())
+	}
 	if p.c.Password != nil && !p.usesSudo() {
 		p.c.Out.Printf("a sudo password was given, but no host of this run uses sudo (lollypops.deployment.sudo.enable, or --sudo)")
 	}

@@ -60,6 +60,19 @@ type Record struct {
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
 	// Activation is what the step's activation did.
 	Activation *Activation `json:"activation,omitempty"`
+	// Stages are the parts of the step that --timings and the report
+	// show, in the order they began.
+	Stages []Stage `json:"stages,omitempty"`
+}
+
+// Stage is a part of a step: connecting, taking the lock, copying the
+// flake, a secret's command, the secret session, the build, the
+// activation, the reconnection, the health checks, the confirmation, a
+// reboot.
+type Stage struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 }
 
 // Activation is what a rebuild's activation did on the host, as its

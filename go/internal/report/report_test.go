@@ -180,11 +180,11 @@ func TestWriteFile(t *testing.T) {
 	if err := dec.Decode(&back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Version != 1 || back.ExitCode != 3 || len(back.Hosts) != 3 || back.Hosts[1].Steps[2].Hint == "" {
+	if back.Version != Version || back.ExitCode != 3 || len(back.Hosts) != 3 || back.Hosts[1].Steps[2].Hint == "" {
 		t.Errorf("read back: %+v", back)
 	}
 	// The field names are the schema's (docs/report.md).
-	for _, key := range []string{`"version": 1`, `"duration_ms": 1000`, `"exit_code": 3`, `"interrupted": false`,
+	for _, key := range []string{`"version": 2`, `"duration_ms": 1000`, `"exit_code": 3`, `"interrupted": false`,
 		`"store_path": "/nix/store/aaaa-source"`, `"system": "/nix/store/bbbb-nixos-system"`, `"failed_command": {`,
 		`"status": "not run"`, `"task": "web-2:rebuild"`, `"secrets": []`} {
 		if !strings.Contains(string(data), key) {
@@ -209,5 +209,31 @@ func TestCheckPath(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".lollypops-report-*")); len(left) > 0 {
 		t.Errorf("left behind: %q", left)
+	}
+}
+
+// A record's stages reach the report as start and duration, and the
+// timings table.
+func TestStages(t *testing.T) {
+	start := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	rec := Record{Host: "web-1", Step: "deploy-flake", Status: OK, Start: start, End: start.Add(time.Second),
+		Stages: []Stage{{Name: "connect", Start: start, End: start.Add(250 * time.Millisecond)},
+			{Name: "flake copy", Start: start.Add(300 * time.Millisecond), End: start.Add(900 * time.Millisecond)}}}
+	hosts := Build([]string{"web-1"}, map[string][]string{"web-1": {"deploy-flake"}},
+		map[string]map[string]Record{"web-1": {"deploy-flake": rec}})
+	st := hosts[0].Steps[0].Stages
+	if len(st) != 2 || st[1].Name != "flake copy" || st[1].DurationMS != 600 || !st[1].Start.Equal(start.Add(300*time.Millisecond)) {
+		t.Fatalf("stages: %+v", st)
+	}
+	var b strings.Builder
+	RenderTimings(&b, hosts, start, "lollypops: ")
+	want := `lollypops: timings (seconds since the run started):
+lollypops:   host   step / stage  start  duration
+lollypops:   web-1  deploy-flake   0.00      1.00
+lollypops:   web-1    connect      0.00      0.25
+lollypops:   web-1    flake copy   0.30      0.60
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }

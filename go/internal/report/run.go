@@ -9,8 +9,9 @@ import (
 
 // Version is the version of the run report's schema (docs/report.md).
 // Within a version, fields may be added, never removed or changed in
-// meaning; a reader ignores fields it does not know.
-const Version = 1
+// meaning; a reader ignores fields it does not know. Version 2 added each
+// step's stages (--timings).
+const Version = 2
 
 // Host and step states in the summary and the report.
 const (
@@ -89,6 +90,15 @@ type Step struct {
 	Secrets       []Secret    `json:"secrets,omitempty"`
 	RolledBack    *Rollback   `json:"rolled_back,omitempty"`
 	Activation    *Activation `json:"activation,omitempty"`
+	// Stages are the parts of the step, in the order they began.
+	Stages []StageTime `json:"stages,omitempty"`
+}
+
+// StageTime is when a part of a step began and how long it took.
+type StageTime struct {
+	Name       string    `json:"name"`
+	Start      time.Time `json:"start"`
+	DurationMS int64     `json:"duration_ms"`
 }
 
 // Build compares the steps each host was to run (in order) with the
@@ -110,6 +120,9 @@ func Build(hosts []string, planned map[string][]string, records map[string]map[s
 			s.ExitCode, s.Error, s.Hint, s.Note = r.ExitCode, r.Error, r.Hint, r.Note
 			s.FailedCommand, s.StorePath, s.System, s.Secrets = r.FailedCommand, r.StorePath, r.System, r.Secrets
 			s.RolledBack, s.Activation = r.RolledBack, r.Activation
+			for _, st := range r.Stages {
+				s.Stages = append(s.Stages, StageTime{Name: st.Name, Start: st.Start.UTC(), DurationMS: st.End.Sub(st.Start).Milliseconds()})
+			}
 			if r.RolledBack != nil {
 				h.RolledBack = r.RolledBack
 			}

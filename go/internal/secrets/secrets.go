@@ -57,10 +57,14 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // Fetch runs the commands of secrets, in order, and returns their output.
 // The commands run with the user's environment, stdin and stderr (a
 // password manager may prompt). It stops at the first failure.
-func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin io.Reader, stderr io.Writer) ([]Value, error) {
+func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin io.Reader, stderr io.Writer, stage func(name string) func()) ([]Value, error) {
 	values := make([]Value, 0, len(files))
 	for _, s := range files {
 		var out bytes.Buffer
+		done := func() {}
+		if stage != nil {
+			done = stage("secret " + s.Label())
+		}
 		err := r.Run(ctx, execx.Cmd{
 			Argv:   commandArgv(s.Cmd),
 			Show:   s.Cmd,
@@ -68,6 +72,7 @@ func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin i
 			Stdout: &out,
 			Stderr: stderr,
 		})
+		done()
 		if err != nil {
 			e := &CommandError{Secret: s, Err: fmt.Errorf("command failed (%s): %s", describe(err), s.Cmd)}
 			var xe *execx.Error

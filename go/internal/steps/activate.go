@@ -131,14 +131,20 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 	}
 	var system string
 	if d.LocalEvaluation {
-		if system, err = buildHere(ctx, e); err != nil {
+		done := e.stage("build")
+		system, err = buildHere(ctx, e)
+		done()
+		if err != nil {
 			return nil, err
 		}
 		if e.Action == "build" {
 			e.printf("built %s (not copied: REBUILD_ACTION=build)", system)
 			return &Activated{Action: "build"}, nil
 		}
-		if err := e.copyClosure(ctx, c, system); err != nil {
+		done = e.stage("closure copy")
+		err = e.copyClosure(ctx, c, system)
+		done()
+		if err != nil {
 			return nil, err
 		}
 		if err := e.prepare(ctx, c, id); err != nil {
@@ -156,7 +162,9 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 			return nil, err
 		}
 		e.printf("building the system of %s on the host", h.Name)
+		done := e.stage("build")
 		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
+		done()
 		if err != nil {
 			e.cleanup(ctx, c, id)
 			return nil, &Hinted{Err: err, Advice: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
@@ -299,7 +307,9 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 	} else {
 		e.printf("activating %s (%s)", system, action)
 	}
+	activating := e.stage("activation")
 	if err := e.hostRun(ctx, c, "starting the activation", activation.StartArgv(id, p)); err != nil {
+		activating()
 		return nil, &Hinted{Err: err, Advice: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
 	}
 	w.started = true
@@ -309,6 +319,7 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 	defer e.protect(false)
 	defer w.flush()
 	st, err := w.until(ctx, func(s activation.Status) bool { return s.State == activation.Activated })
+	activating()
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +340,10 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		// survived a broken sshd.
 		e.printf("activated; checking that %s can be reached again", h.Name)
 		c.Close(ctx)
-		if err := w.reconnect(ctx, st); err != nil {
+		done := e.stage("reconnect")
+		err := w.reconnect(ctx, st)
+		done()
+		if err != nil {
 			return act, w.unreachable(ctx, err)
 		}
 		// The guard may have given up meanwhile.
@@ -351,10 +365,14 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		}
 		return act, e.outcome(st, w)
 	}
+	confirming := e.stage("confirm")
 	if err := e.hostRun(ctx, c, "confirming the activation", activation.ConfirmArgv(id)); err != nil {
+		confirming()
 		return act, err
 	}
-	if st, err = w.until(ctx, activation.Status.Final); err != nil {
+	st, err = w.until(ctx, activation.Status.Final)
+	confirming()
+	if err != nil {
 		return act, err
 	}
 	if st.Status.State != activation.Confirmed {

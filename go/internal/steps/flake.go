@@ -43,7 +43,10 @@ func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 	}
 	e.printf("copying %s to %s (%s)", h.Flake, h.Name, how)
 	// nix prints its progress on stderr; ours carries the host's prefix.
-	if err := e.Runner.Run(ctx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr}); err != nil {
+	done := e.stage("flake copy")
+	err = e.Runner.Run(ctx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr})
+	done()
+	if err != nil {
 		return Outcome{}, copyError(err, h)
 	}
 	argv, err := linkArgs(e, c)

@@ -29,6 +29,9 @@ func (e *CheckFailed) Error() string {
 // passes or its attempts are spent, and returns the first that failed.
 func (e *Env) healthChecks(ctx context.Context, c *ssh.Client) error {
 	checks := e.Host.Deployment.HealthChecks
+	if len(checks) > 0 {
+		defer e.stage("health checks")()
+	}
 	names := make([]string, 0, len(checks))
 	for n := range checks {
 		names = append(names, n)

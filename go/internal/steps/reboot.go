@@ -62,6 +62,7 @@ func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (s
 // reboot.timeout), over a new connection. A marker in /run, which a boot
 // empties, tells the boots apart.
 func (e *Env) reboot(ctx context.Context, c *ssh.Client, id, system, why string) error {
+	defer e.stage("reboot")()
 	h := e.Host
 	timeout := time.Duration(h.Deployment.Reboot.Timeout) * time.Second
 	e.printf("rebooting %s (%s); waiting up to %s for it to come back", h.Name, why, timeout)

@@ -191,7 +191,7 @@ func (e *Env) restoreSecrets(ctx context.Context, c *ssh.Client, out *Outcome) e
 		return nil
 	}
 	e.printf("the reboot took %s with its tmpfs: writing them again", plural(len(files), "secret"))
-	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
+	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr, e.Stages.Begin)
 	if err != nil {
 		return secretError(err)
 	}

@@ -45,7 +45,7 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 	deferred := len(e.Host.Secrets.Files) - len(files)
 	// All commands run before the host is contacted: a failing one means
 	// nothing is written and no connection is made.
-	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
+	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr, e.Stages.Begin)
 	if err != nil {
 		return Outcome{}, secretError(err)
 	}
@@ -118,7 +118,7 @@ func postActivation(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (s
 	if len(files) == 0 {
 		return "", nil
 	}
-	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr)
+	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr, e.Stages.Begin)
 	if err != nil {
 		return "", secretError(err)
 	}
@@ -165,6 +165,7 @@ func (e *Env) send(ctx context.Context, c *ssh.Client, s *secrets.Stream) (*secr
 	// The session is detached from the terminal's Ctrl-C: an interrupt
 	// cancels ctx instead, Send then stops before the commit record, and
 	// the receiver discards what it got.
+	defer e.stage("secret session")()
 	cmd, err := e.Runner.Start(ctx, execx.Cmd{Argv: argv, Show: show, Stdin: pr, Stdout: &stdout, Stderr: e.Stderr, Detach: true})
 	pr.Close()
 	if err != nil {

@@ -44,6 +44,8 @@ type Env struct {
 	// Protect is set while an activation runs on the host: the step binary
 	// then lets a first Ctrl-C pass, so the activation can finish.
 	Protect *atomic.Bool
+	// Stages records the step's parts, for --timings and the report.
+	Stages *Stages
 }
 
 // Hinted is an error with advice on how to fix it.
@@ -69,13 +71,19 @@ func (e *Env) printf(format string, args ...any) {
 // changes the host (see package lock).
 func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 	c := e.ssh()
-	if err := c.Ensure(ctx, e.Runner); err != nil {
+	done := e.stage("connect")
+	err := c.Ensure(ctx, e.Runner)
+	done()
+	if err != nil {
 		if ce, ok := err.(*ssh.ConnectError); ok && ce.Advice != "" {
 			return nil, &Hinted{Err: err, Advice: ce.Advice}
 		}
 		return nil, err
 	}
-	if err := e.lock(ctx, c); err != nil {
+	done = e.stage("lock")
+	err = e.lock(ctx, c)
+	done()
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
