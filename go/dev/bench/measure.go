@@ -62,6 +62,9 @@ func timeCommand(ctx context.Context, name string, args []string, env []string, 
 	start := time.Now()
 	err := cmd.Run()
 	s := sample{wall: time.Since(start)}
+	if cmd.ProcessState == nil {
+		return s, fmt.Errorf("%s: %v", filepath.Base(name), err)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.maxRSS = ru.Maxrss
 	}
