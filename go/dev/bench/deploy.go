@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lollypops/lollypops/go/dev/fakehost"
 	"github.com/lollypops/lollypops/go/internal/config"
+	runreport "github.com/lollypops/lollypops/go/internal/report"
 )
 
 // Variants of a deploy.
@@ -34,6 +36,18 @@ type deployResult struct {
 	conns  map[string]float64 // TCP connections per host
 	bytes  map[string]float64 // bytes sent per host
 	counts bool
+	// stages is where lollypops' time went in one more run (--timings):
+	// per stage, the median over the hosts of its total duration per host.
+	stages []stageTime
+	// span is that run's wall time.
+	span time.Duration
+}
+
+// stageTime is a stage's median duration per host in the breakdown run.
+type stageTime struct {
+	name   string
+	median time.Duration
+	max    time.Duration
 }
 
 // bench holds what every deploy scenario shares.
@@ -104,8 +118,10 @@ func (b *bench) inventory(hosts []string, cmds []string, flake, sshConfig string
 				ConfigDir: "/var/src/lollypops", DeployMethod: config.MethodCopy, Tags: []string{},
 				SSH: config.SSH{Host: n, User: &root, Command: "ssh", Opts: []string{"-F", sshConfig},
 					HostKeyPolicy: config.HostKeyStrict},
-				Sudo:         config.Sudo{Command: "sudo", Opts: []string{}},
-				Rollback:     config.Rollback{Enable: true, ConfirmTimeout: 30},
+				Sudo: config.Sudo{Command: "sudo", Opts: []string{}},
+				// Off, as for the lower bound: both activate through the
+				// host's nixos-rebuild switch.
+				Rollback:     config.Rollback{Enable: false, ConfirmTimeout: 30},
 				HealthChecks: map[string]config.HealthCheck{},
 				Reboot:       config.Reboot{Timeout: 300},
 			},
@@ -199,6 +215,9 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 		if runs[v] > 0 {
 			res.auths[v] = float64(authTotal[v]) / float64(runs[v]*sc.hosts)
 		}
+	}
+	if res.stages, res.span, err = b.breakdown(hosts, cmds); err != nil {
+		return res, err
 	}
 	if !counts {
 		return res, nil
@@ -296,4 +315,72 @@ func (b *bench) countOnce(v string, hosts, cmds []string) (execs, conns int, sen
 		execs = -1
 	}
 	return execs, conns, sent, nil
+}
+
+// breakdown deploys once more with --report and reads each step's stages
+// (--timings): per stage, the median and the maximum over the hosts of the
+// time it took on a host (a stage that occurs in several steps, such as
+// connect and lock, summed).
+func (b *bench) breakdown(hosts, cmds []string) ([]stageTime, time.Duration, error) {
+	flake, err := b.newFlake()
+	if err != nil {
+		return nil, 0, err
+	}
+	work, err := os.MkdirTemp(b.dir, "timings-")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(work)
+	inv := b.inventory(hosts, cmds, flake, b.fleet.SSHConfig)
+	name, args, env, err := b.command(vLollypops, inv, hosts, b.fleet.SSHConfig, work)
+	if err != nil {
+		return nil, 0, err
+	}
+	path := filepath.Join(work, "run.json")
+	s, err := timeCommand(b.ctx, name, append([]string{"--report", path}, args...), env, work)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var run runreport.Run
+	if err := json.Unmarshal(data, &run); err != nil {
+		return nil, 0, err
+	}
+	perHost := map[string][]time.Duration{}
+	var order []string
+	for _, h := range run.Hosts {
+		sums := map[string]time.Duration{}
+		for _, st := range h.Steps {
+			name := "step " + st.Name
+			if st.DurationMS != nil {
+				sums[name] += time.Duration(*st.DurationMS) * time.Millisecond
+			}
+			if !slices.Contains(order, name) {
+				order = append(order, name)
+			}
+			for _, g := range st.Stages {
+				n := g.Name
+				if strings.HasPrefix(n, "secret ") && n != "secret session" {
+					n = "secret commands (all)"
+				}
+				sums[n] += time.Duration(g.DurationMS) * time.Millisecond
+				if !slices.Contains(order, n) {
+					order = append(order, n)
+				}
+			}
+		}
+		for n, d := range sums {
+			perHost[n] = append(perHost[n], d)
+		}
+	}
+	var out []stageTime
+	for _, n := range order {
+		ds := perHost[n]
+		slices.Sort(ds)
+		out = append(out, stageTime{name: n, median: ds[len(ds)/2], max: ds[len(ds)-1]})
+	}
+	return out, s.wall, nil
 }

@@ -54,7 +54,7 @@ func (r *report) markdown() string {
 	w("Written by `make bench` on %s UTC, on %s, with go-task %s.\n\n",
 		r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
 	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/dev/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
-	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel).\n")
+	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel), with `deployment.rollback.enable = false`: like the lower bound, it activates through the host's `nixos-rebuild switch`.\n")
 	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/dev/bench/lower.go`.\n")
 	w("- **original shape**: the Taskfiles the original lollypops generates (an included Taskfile per host, its commands: `nix copy`, then `ssh` for mkdir and ln, three fresh `ssh` per secret, `ssh` for nixos-rebuild), run by go-task's own CLI of the same version: `go/dev/bench/original.go`.\n\n")
 
@@ -65,6 +65,18 @@ func (r *report) markdown() string {
 		w("| %d × %d | %s | %s | %s | %s | %s |\n", d.hosts, d.secrets,
 			cell(d.times[vLollypops]), cell(d.times[vLower]), cell(d.times[vOriginal]),
 			ratio(d.times[vLollypops], d.times[vLower]), ratio(d.times[vOriginal], d.times[vLollypops]))
+	}
+	w("\n## Where lollypops' time goes\n\n")
+	w("One more lollypops run of each size with `--report`: each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
+	for _, d := range r.deploys {
+		if len(d.stages) == 0 {
+			continue
+		}
+		w("**%d × %d** (this run: %s)\n\n| stage | median per host | max |\n|---|---|---|\n", d.hosts, d.secrets, secs(d.span))
+		for _, st := range d.stages {
+			w("| %s | %s | %s |\n", st.name, secs(st.median), secs(st.max))
+		}
+		w("\n")
 	}
 	w("\n## Counts per host\n\n")
 	w("SSH authentications come from the hosts' sshd logs during the timed runs. Connections and bytes (sent by the deployer, SSH-level: what goes on the wire) come from one extra run per variant whose ssh connections go through a counting proxy")
