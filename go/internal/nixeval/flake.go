@@ -25,6 +25,12 @@ type Flake struct {
 	// Path is the flake's directory in the store, which deploy-flake
 	// copies to the hosts: the source's root, or its ?dir= below it.
 	Path string
+	// Locks is the lock of the flake's inputs as Nix computed it, as
+	// JSON, when Resolve locked the flake (nix flake metadata's "locks"):
+	// it differs from the source's flake.lock when that lacks an input,
+	// which Nix then locks anew on every evaluation. Empty for a store
+	// reference taken as is.
+	Locks string
 }
 
 const storeDir = "/nix/store/"
@@ -53,6 +59,7 @@ func Resolve(ctx context.Context, nix, ref string) (*Flake, error) {
 		Original struct {
 			Dir string `json:"dir"`
 		} `json:"original"`
+		Locks json.RawMessage `json:"locks"`
 	}
 	if err := json.Unmarshal(out, &md); err != nil || !strings.HasPrefix(md.Path, storeDir) || md.Locked.NarHash == "" {
 		return nil, &Error{Msg: fmt.Sprintf("--flake %s: unexpected output of nix flake metadata: %.200s", ref, out)}
@@ -61,7 +68,9 @@ func Resolve(ctx context.Context, nix, ref string) (*Flake, error) {
 	if dir == "" {
 		dir = md.Original.Dir
 	}
-	return storeFlake(md.Path, md.Locked.NarHash, dir), nil
+	f := storeFlake(md.Path, md.Locked.NarHash, dir)
+	f.Locks = string(md.Locks)
+	return f, nil
 }
 
 // StoreRef is the reference the app passes for a flake whose source is at
