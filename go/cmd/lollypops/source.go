@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/evalcache"
 	"github.com/lollypops/lollypops/go/internal/nixeval"
 	"github.com/lollypops/lollypops/go/internal/plan"
 )
@@ -35,6 +36,7 @@ type hostFlags struct {
 	Inventory string
 	Flake     string
 	EvalJobs  int
+	NoCache   bool
 	fs        *pflag.FlagSet
 }
 
@@ -45,6 +47,7 @@ func (h *hostFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&h.Inventory, "inventory", os.Getenv(envInventory),
 		"Read the hosts from an inventory JSON `FILE` (nix/inventory.nix writes one) instead of evaluating a flake.")
 	fs.IntVar(&h.EvalJobs, "eval-jobs", 0, "Evaluate at most this many hosts at once, each in its own nix process (default: one per CPU).")
+	fs.BoolVar(&h.NoCache, "no-eval-cache", false, "Evaluate every host anew, neither reading nor writing the evaluation cache.")
 }
 
 // check picks one source: a flag given on the command line wins over one
@@ -101,6 +104,10 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 	if err != nil {
 		return nil, err
 	}
+	var cache *evalcache.Cache // nil: every host is evaluated anew
+	if !h.NoCache {
+		cache = evalcache.Open(nix, f)
+	}
 	var t targetNames
 	if file := os.Getenv(envFlakeHosts); file != "" && os.Getenv(envFlake) == h.Flake {
 		if t, err = readTargetNames(file); err != nil {
@@ -110,8 +117,8 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 		// Both lists at once: each is a nix process of its own.
 		var homesErr error
 		var wg sync.WaitGroup
-		wg.Go(func() { t.Homes, homesErr = nixeval.HomeNames(ctx, nix, f) })
-		t.Hosts, err = nixeval.Names(ctx, nix, f)
+		wg.Go(func() { t.Homes, homesErr = cache.HomeNames(ctx, nix, f) })
+		t.Hosts, err = cache.Names(ctx, nix, f)
 		wg.Wait()
 		if err = cmp.Or(err, homesErr); err != nil {
 			return nil, err
@@ -120,6 +127,9 @@ func openSource(ctx context.Context, h *hostFlags, stderr io.Writer) (*source, e
 	t.Hosts = validNames(t.Hosts, false, stderr)
 	t.Homes = validNames(t.Homes, true, stderr)
 	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: stderr, Homes: map[string]bool{}}
+	if cache != nil {
+		ev.Cache = cache
+	}
 	for _, n := range t.Homes {
 		if slices.Contains(t.Hosts, n) {
 			return nil, &usageError{msg: fmt.Sprintf("%q is both a NixOS host (nixosConfigurations) and a home-manager configuration (homeConfigurations)", n),
