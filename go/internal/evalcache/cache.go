@@ -10,8 +10,9 @@
 // failure: a target that did not evaluate is evaluated again by every run.
 //
 // An entry is found under a key of everything that decides it: the
-// flake's locked reference (its store path, narHash and dir) and the lock
-// of its inputs as Nix computed it; the runner (lollypops' version, the
+// flake's locked reference (its store path, narHash and dir), and the lock
+// of its inputs as Nix computed it when the source's flake.lock lacks an
+// input; the runner (lollypops' version, the
 // commit it was built from, and for a development build the executable
 // itself); the hash of the Nix expression nixeval evaluates; and the nix
 // program (its resolved path, size and time). Any change to one of them

@@ -22,7 +22,7 @@ type Key struct {
 	// Path is the flake's directory in the store, which each entry names.
 	Path string `json:"path"`
 	// Locks is the hash of the lock of the flake's inputs as Nix computed
-	// it (nixeval.Flake.Locks), "" when not known.
+	// it, when that is not the source's flake.lock (nixeval.Flake.Locks).
 	Locks string `json:"locks,omitempty"`
 	// Runner is lollypops' version, and what tells builds of one version
 	// apart.

@@ -238,3 +238,35 @@ func TestEvaluateWithCache(t *testing.T) {
 		t.Errorf("a's trace was not printed again from the cache: %q", warnings)
 	}
 }
+
+// Resolve's Locks is the inputs' lock Nix computed when the source's
+// flake.lock is not it (an input it lacks is locked anew by every
+// evaluation, so its content decides the hosts too), and empty once the
+// flake is locked.
+func TestResolveLocks(t *testing.T) {
+	nix, err := exec.LookPath("nix")
+	if err != nil {
+		t.Skip("nix is not installed")
+	}
+	dir := t.TempDir()
+	input, fleet := filepath.Join(dir, "input"), filepath.Join(dir, "fleet")
+	os.Mkdir(input, 0o755)
+	os.Mkdir(fleet, 0o755)
+	os.WriteFile(filepath.Join(input, "flake.nix"), []byte(`{ outputs = _: { x = 1; }; }`), 0o644)
+	os.WriteFile(filepath.Join(fleet, "flake.nix"), []byte(`{ inputs.input.url = "path:`+input+`"; outputs = { self, input }: { }; }`), 0o644)
+	f, err := Resolve(context.Background(), nix, fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.Locks, `"input"`) {
+		t.Errorf("without flake.lock: Locks %q, want the input's lock", f.Locks)
+	}
+	lock := exec.Command(nix, "--extra-experimental-features", "nix-command flakes", "flake", "lock")
+	lock.Dir = fleet
+	if out, err := lock.CombinedOutput(); err != nil {
+		t.Fatalf("nix flake lock: %v\n%s", err, out)
+	}
+	if f, err = Resolve(context.Background(), nix, fleet); err != nil || f.Locks != "" {
+		t.Errorf("locked: Locks %q (%v), want none: the source's flake.lock is the lock", f.Locks, err)
+	}
+}

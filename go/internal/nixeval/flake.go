@@ -12,7 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 )
 
@@ -26,10 +29,10 @@ type Flake struct {
 	// copies to the hosts: the source's root, or its ?dir= below it.
 	Path string
 	// Locks is the lock of the flake's inputs as Nix computed it, as
-	// JSON, when Resolve locked the flake (nix flake metadata's "locks"):
-	// it differs from the source's flake.lock when that lacks an input,
-	// which Nix then locks anew on every evaluation. Empty for a store
-	// reference taken as is.
+	// JSON (nix flake metadata's "locks"), when it is not the source's
+	// flake.lock: when that lacks an input, which Nix then locks anew on
+	// every evaluation. Empty when the source's flake.lock is the lock,
+	// and for a store reference taken as is.
 	Locks string
 }
 
@@ -69,8 +72,22 @@ func Resolve(ctx context.Context, nix, ref string) (*Flake, error) {
 		dir = md.Original.Dir
 	}
 	f := storeFlake(md.Path, md.Locked.NarHash, dir)
-	f.Locks = string(md.Locks)
+	if len(md.Locks) > 0 {
+		lock, _ := os.ReadFile(filepath.Join(f.Path, "flake.lock"))
+		if !sameJSON(md.Locks, lock) {
+			f.Locks = string(md.Locks)
+		}
+	}
 	return f, nil
+}
+
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // StoreRef is the reference the app passes for a flake whose source is at
