@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -234,6 +235,18 @@ type runner struct {
 	flake string // instead of inv: the flake whose hosts the runner evaluates
 	dir   string
 	env   []string
+
+	// cache is the runner's own XDG_CACHE_HOME, so that its evaluation
+	// cache (docs/eval-cache.md) is neither the machine's nor another
+	// test's: every test starts cold.
+	cacheOnce sync.Once
+	cache     string
+}
+
+// cacheHome returns the runner's XDG_CACHE_HOME, made on first use.
+func (r *runner) cacheHome() string {
+	r.cacheOnce.Do(func() { r.cache = r.t.TempDir() })
+	return r.cache
 }
 
 func newRunner(t *testing.T, hs map[string]*config.Host) *runner {
@@ -267,7 +280,8 @@ func (r *runner) runCtx(ctx context.Context, started func(*exec.Cmd), args ...st
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append(r.source(), args...)...)
 	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), r.env...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+r.cacheHome())
+	cmd.Env = append(cmd.Env, r.env...)
 	// Its own process group, as a shell's foreground job: a test can send
 	// it the terminal's Ctrl-C.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -52,7 +52,7 @@ func (r *runner) runPTY(env []string, started func(*exec.Cmd), args ...string) p
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(append(cmd.Env, "TERM=xterm-256color"), env...)
+	cmd.Env = append(append(cmd.Env, "TERM=xterm-256color", "XDG_CACHE_HOME="+r.cacheHome()), env...)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: ptyCols, Rows: ptyRows})
 	if err != nil {
 		r.t.Fatal(err)

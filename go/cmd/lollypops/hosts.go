@@ -21,6 +21,7 @@ type hostFlags struct {
 	Inventory string
 	Flake     string
 	EvalJobs  int
+	NoCache   bool
 	fs        *pflag.FlagSet
 }
 
@@ -31,6 +32,7 @@ func (h *hostFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&h.Inventory, "inventory", os.Getenv(envInventory),
 		"Read the hosts from an inventory JSON `FILE` (nix/inventory.nix writes one) instead of evaluating a flake.")
 	fs.IntVar(&h.EvalJobs, "eval-jobs", 0, "Evaluate at most this many hosts at once, each in its own nix process (default: one per CPU).")
+	fs.BoolVar(&h.NoCache, "no-eval-cache", false, "Evaluate every host anew, neither reading nor writing the evaluation cache.")
 }
 
 // check picks one source: a flag given on the command line wins over one
@@ -58,7 +60,7 @@ func (h *hostFlags) check() error {
 
 // spec is where the run's hosts come from, for package deploy.
 func (h *hostFlags) spec() deploy.Spec {
-	s := deploy.Spec{Inventory: h.Inventory, Flake: h.Flake, EvalJobs: h.EvalJobs}
+	s := deploy.Spec{Inventory: h.Inventory, Flake: h.Flake, EvalJobs: h.EvalJobs, NoCache: h.NoCache}
 	// The app's list of the flake's targets holds for the app's flake only.
 	if file := os.Getenv(envFlakeHosts); file != "" && s.Flake != "" && os.Getenv(envFlake) == s.Flake {
 		s.NamesFile = file

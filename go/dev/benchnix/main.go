@@ -64,6 +64,11 @@ func main() {
 		}
 		help, _ := exec.Command(b.runner, "--help").CombinedOutput()
 		b.hasFlake = bytes.Contains(help, []byte("--flake"))
+		// Each run evaluates from scratch: the runner's own evaluation
+		// cache (docs/eval-cache.md) is off too.
+		if bytes.Contains(help, []byte("--no-eval-cache")) {
+			b.runnerArgs = []string{"--no-eval-cache"}
+		}
 	}
 	b.out = *out
 	b.allToFirstStep = *toFirst
@@ -99,6 +104,7 @@ func fail(err error) {
 type bench struct {
 	lib, repo, runner string
 	hasFlake          bool
+	runnerArgs        []string // before the runner's --flake
 	sizes             []int
 	reps, modules     int
 	capKiB            int64
@@ -277,6 +283,11 @@ func errSuffix(err error) string {
 	return ": " + strings.SplitN(err.Error(), "\n", 2)[0]
 }
 
+// flake is the runner's command line for the fleet in dir.
+func (b *bench) flake(dir string, args ...string) []string {
+	return append(append(append([]string{}, b.runnerArgs...), "--flake", dir), args...)
+}
+
 // measure runs variant v on the fleet in dir; for `all`, it also returns the
 // time to the first step's start.
 func (b *bench) measure(v, dir string) (run, time.Duration) {
@@ -284,16 +295,16 @@ func (b *bench) measure(v, dir string) (run, time.Duration) {
 	case vInventory:
 		return measure("nix", []string{"eval", "--offline", "--json", ".#lollypopsInventory"}, b.env, dir, b.capKiB, b.timeout, false), 0
 	case vHost1:
-		return measure(b.runner, []string{"--flake", dir, "--dry", "host1"}, b.env, dir, b.capKiB, b.timeout, false), 0
+		return measure(b.runner, b.flake(dir, "--dry", "host1"), b.env, dir, b.capKiB, b.timeout, false), 0
 	case vList:
-		return measure(b.runner, []string{"--flake", dir, "--list-all"}, b.env, dir, b.capKiB, b.timeout, false), 0
+		return measure(b.runner, b.flake(dir, "--list-all"), b.env, dir, b.capKiB, b.timeout, false), 0
 	}
 	reportPath := filepath.Join(dir, "report.json")
 	os.Remove(reportPath)
 	// To its end, every host evaluated (and failed: nothing listens), or,
 	// with --all-to-first-step, interrupted when the first step starts; the
 	// runner writes its report either way, with the steps' starts.
-	r := measure(b.runner, []string{"--flake", dir, "--report", reportPath, "all"}, b.env, dir, b.capKiB, b.timeout, b.allToFirstStep)
+	r := measure(b.runner, b.flake(dir, "--report", reportPath, "all"), b.env, dir, b.capKiB, b.timeout, b.allToFirstStep)
 	if r.overCap || r.timedOut {
 		return r, 0
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/lollypops/lollypops/go/internal/config"
+	"github.com/lollypops/lollypops/go/internal/evalcache"
 	"github.com/lollypops/lollypops/go/internal/fault"
 	"github.com/lollypops/lollypops/go/internal/nixeval"
 	"github.com/lollypops/lollypops/go/internal/output"
@@ -29,6 +30,9 @@ type Spec struct {
 	// they are not evaluated to be listed; "" to ask Nix.
 	NamesFile string
 	EvalJobs  int // nix processes at most (0: one per CPU)
+	// NoCache evaluates every host anew, neither reading nor writing the
+	// evaluation cache (package evalcache).
+	NoCache bool
 }
 
 // source is where a run's hosts come from: an inventory file, whose hosts
@@ -61,6 +65,10 @@ func Open(ctx context.Context, h Spec, out *output.Sink) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cache *evalcache.Cache // nil: every host is evaluated anew
+	if !h.NoCache {
+		cache = evalcache.Open(nix, f)
+	}
 	var t TargetNames
 	if h.NamesFile != "" {
 		if t, err = ReadTargetNames(h.NamesFile); err != nil {
@@ -70,8 +78,8 @@ func Open(ctx context.Context, h Spec, out *output.Sink) (*Source, error) {
 		// Both lists at once: each is a nix process of its own.
 		var homesErr error
 		var wg sync.WaitGroup
-		wg.Go(func() { t.Homes, homesErr = nixeval.HomeNames(ctx, nix, f) })
-		t.Hosts, err = nixeval.Names(ctx, nix, f)
+		wg.Go(func() { t.Homes, homesErr = cache.HomeNames(ctx, nix, f) })
+		t.Hosts, err = cache.Names(ctx, nix, f)
 		wg.Wait()
 		if err = cmp.Or(err, homesErr); err != nil {
 			return nil, err
@@ -80,6 +88,9 @@ func Open(ctx context.Context, h Spec, out *output.Sink) (*Source, error) {
 	t.Hosts = validNames(t.Hosts, false, out)
 	t.Homes = validNames(t.Homes, true, out)
 	ev := &nixeval.Evaluator{Nix: nix, Flake: f, Jobs: h.EvalJobs, Stderr: out.Foreign(), Homes: map[string]bool{}}
+	if cache != nil {
+		ev.Cache = cache
+	}
 	for _, n := range t.Homes {
 		if slices.Contains(t.Hosts, n) {
 			return nil, fault.Inputf("their names share the task names (\"<name>:rebuild\"); rename one of them", "%q is both a NixOS host (nixosConfigurations) and a home-manager configuration (homeConfigurations)", n)

@@ -62,11 +62,28 @@ type Evaluator struct {
 	// Stderr receives what Nix prints besides the entries: warnings,
 	// the configuration's own traces.
 	Stderr io.Writer
+	// Cache, when set, keeps hosts' evaluations across runs (package
+	// evalcache): Evaluate serves the hosts it holds without starting
+	// nix, and stores what it evaluates, but for failures.
+	Cache Cache
 
 	outMu sync.Mutex // the processes' lines reach Stderr one batch at a time
 
 	nonceOnce sync.Once
 	nonce     string
+}
+
+// Cache keeps the evaluations of one flake's targets, with the lines Nix
+// printed while evaluating each (its warnings and traces, which a cached
+// target prints again). Its methods may be called from several goroutines
+// at once.
+type Cache interface {
+	// Lookup returns the target's cached evaluation; ok is false when
+	// there is none, whatever the reason.
+	Lookup(name string, home bool) (r Result, printed []string, ok bool)
+	// Store keeps an evaluation that succeeded: Err is nil. It reports no
+	// error: a cache that cannot be written is a cache that misses.
+	Store(r Result, printed []string)
 }
 
 // tracePrefix starts the trace line that carries one host's result; the
@@ -99,6 +116,12 @@ const maxChunk = 64
 // result, as soon as it is known, from several goroutines (never at the
 // same time). It returns when every host has a result, or ctx is done.
 func (e *Evaluator) Evaluate(ctx context.Context, names []string, each func(Result)) error {
+	if e.Cache != nil {
+		names = e.cached(names, each)
+		if len(names) == 0 {
+			return ctx.Err()
+		}
+	}
 	jobs := e.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
@@ -168,6 +191,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, names []string, each func(Resu
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// cached reports the hosts the cache holds, with what Nix printed while
+// evaluating them, and returns the others.
+func (e *Evaluator) cached(names []string, each func(Result)) []string {
+	var misses []string
+	for _, n := range names {
+		r, printed, ok := e.Cache.Lookup(n, e.Homes[n])
+		if !ok || r.Name != n || r.Home != e.Homes[n] || r.Err != nil {
+			misses = append(misses, n)
+			continue
+		}
+		e.forward(printed)
+		each(r)
+	}
+	return misses
 }
 
 // queue hands out the hosts left to evaluate.
@@ -265,6 +304,7 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 			continue
 		}
 		e.forward(pending)
+		printed := pending
 		pending = nil
 		r, err := parseResult(payload)
 		if err != nil || done >= len(chunk) || r.Name != chunk[done] {
@@ -274,6 +314,9 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 			continue
 		}
 		r.Home = home
+		if e.Cache != nil && r.Err == nil {
+			e.Cache.Store(r, printed)
+		}
 		report(r)
 		done++
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,5 +152,121 @@ func TestTrim(t *testing.T) {
 	}
 	if got := Trim(strings.Repeat("error: x\n", 1)+strings.Repeat("line\n", 30), nil); strings.Count(got, "\n") > 13 {
 		t.Errorf("Trim keeps %d lines", strings.Count(got, "\n"))
+	}
+}
+
+// memCache is a Cache in memory that counts its calls.
+type memCache struct {
+	mu      sync.Mutex
+	results map[string]Result
+	printed map[string][]string
+	lookups int
+}
+
+func newMemCache() *memCache {
+	return &memCache{results: map[string]Result{}, printed: map[string][]string{}}
+}
+
+func (c *memCache) Lookup(name string, home bool) (Result, []string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lookups++
+	r, ok := c.results[name]
+	return r, c.printed[name], ok && r.Home == home
+}
+
+func (c *memCache) Store(r Result, printed []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.results[r.Name] = r
+	c.printed[r.Name] = printed
+}
+
+func TestEvaluateWithCache(t *testing.T) {
+	ev := testEvaluator(t, testFlake)
+	cache := newMemCache()
+	ev.Cache = cache
+	names := []string{"a", "b", "c", "d", "e"}
+	evaluate := func() (map[string]Result, string) {
+		t.Helper()
+		var warnings bytes.Buffer
+		ev.Stderr = &warnings
+		got := map[string]Result{}
+		var mu sync.Mutex
+		if err := ev.Evaluate(context.Background(), names, func(r Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[r.Name] = r
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(names) {
+			t.Fatalf("results for %d hosts, want %d", len(got), len(names))
+		}
+		return got, warnings.String()
+	}
+	first, _ := evaluate()
+	// What succeeded is stored: an entry, no module; failures are not:
+	// b throws, e has a module of another revision.
+	var stored []string
+	for n := range cache.results {
+		stored = append(stored, n)
+	}
+	slices.Sort(stored)
+	if !slices.Equal(stored, []string{"a", "c", "d"}) {
+		t.Errorf("stored %v, want a c d", stored)
+	}
+	if !slices.ContainsFunc(cache.printed["a"], func(l string) bool { return strings.Contains(l, "warning: a is a test host") }) {
+		t.Errorf("a's trace was not stored with it: %q", cache.printed["a"])
+	}
+
+	// Served from the cache, with no nix at all; the failures are
+	// evaluated again, and fail again.
+	ev.Nix = filepath.Join(t.TempDir(), "no-nix")
+	second, warnings := evaluate()
+	for _, n := range []string{"a", "c", "d"} {
+		if r := second[n]; r.Err != nil || string(r.Entry) != string(first[n].Entry) || r.NoModule != first[n].NoModule {
+			t.Errorf("%s from the cache: %+v, want %+v", n, r, first[n])
+		}
+	}
+	for _, n := range []string{"b", "e"} {
+		if r := second[n]; r.Err == nil || !strings.Contains(r.Err.Error(), "no-nix") {
+			t.Errorf("%s: %+v, want it evaluated again (and nix not found)", n, r)
+		}
+	}
+	if !strings.Contains(warnings, "warning: a is a test host") {
+		t.Errorf("a's trace was not printed again from the cache: %q", warnings)
+	}
+}
+
+// Resolve's Locks is the inputs' lock Nix computed when the source's
+// flake.lock is not it (an input it lacks is locked anew by every
+// evaluation, so its content decides the hosts too), and empty once the
+// flake is locked.
+func TestResolveLocks(t *testing.T) {
+	nix, err := exec.LookPath("nix")
+	if err != nil {
+		t.Skip("nix is not installed")
+	}
+	dir := t.TempDir()
+	input, fleet := filepath.Join(dir, "input"), filepath.Join(dir, "fleet")
+	os.Mkdir(input, 0o755)
+	os.Mkdir(fleet, 0o755)
+	os.WriteFile(filepath.Join(input, "flake.nix"), []byte(`{ outputs = _: { x = 1; }; }`), 0o644)
+	os.WriteFile(filepath.Join(fleet, "flake.nix"), []byte(`{ inputs.input.url = "path:`+input+`"; outputs = { self, input }: { }; }`), 0o644)
+	f, err := Resolve(context.Background(), nix, fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.Locks, `"input"`) {
+		t.Errorf("without flake.lock: Locks %q, want the input's lock", f.Locks)
+	}
+	lock := exec.Command(nix, "--extra-experimental-features", "nix-command flakes", "flake", "lock")
+	lock.Dir = fleet
+	if out, err := lock.CombinedOutput(); err != nil {
+		t.Fatalf("nix flake lock: %v\n%s", err, out)
+	}
+	if f, err = Resolve(context.Background(), nix, fleet); err != nil || f.Locks != "" {
+		t.Errorf("locked: Locks %q (%v), want none: the source's flake.lock is the lock", f.Locks, err)
 	}
 }

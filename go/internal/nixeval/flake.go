@@ -12,7 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 )
 
@@ -25,6 +28,12 @@ type Flake struct {
 	// Path is the flake's directory in the store, which deploy-flake
 	// copies to the hosts: the source's root, or its ?dir= below it.
 	Path string
+	// Locks is the lock of the flake's inputs as Nix computed it, as
+	// JSON (nix flake metadata's "locks"), when it is not the source's
+	// flake.lock: when that lacks an input, which Nix then locks anew on
+	// every evaluation. Empty when the source's flake.lock is the lock,
+	// and for a store reference taken as is.
+	Locks string
 }
 
 const storeDir = "/nix/store/"
@@ -53,6 +62,7 @@ func Resolve(ctx context.Context, nix, ref string) (*Flake, error) {
 		Original struct {
 			Dir string `json:"dir"`
 		} `json:"original"`
+		Locks json.RawMessage `json:"locks"`
 	}
 	if err := json.Unmarshal(out, &md); err != nil || !strings.HasPrefix(md.Path, storeDir) || md.Locked.NarHash == "" {
 		return nil, &Error{Msg: fmt.Sprintf("--flake %s: unexpected output of nix flake metadata: %.200s", ref, out)}
@@ -61,7 +71,23 @@ func Resolve(ctx context.Context, nix, ref string) (*Flake, error) {
 	if dir == "" {
 		dir = md.Original.Dir
 	}
-	return storeFlake(md.Path, md.Locked.NarHash, dir), nil
+	f := storeFlake(md.Path, md.Locked.NarHash, dir)
+	if len(md.Locks) > 0 {
+		lock, _ := os.ReadFile(filepath.Join(f.Path, "flake.lock"))
+		if !sameJSON(md.Locks, lock) {
+			f.Locks = string(md.Locks)
+		}
+	}
+	return f, nil
+}
+
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // StoreRef is the reference the app passes for a flake whose source is at
