@@ -422,12 +422,23 @@ func TestGuardSwitchLock(t *testing.T) {
 		w := newWorld(t, sh)
 		old, new := w.system("old", nil), w.system("new", nil)
 		w.boot(old)
-		holder := exec.Command("flock", w.lock, "sleep", "1")
+		// Held until the guard says it waits (a fixed second ends before
+		// a loaded machine starts the guard), a minute at most.
+		release := filepath.Join(t.TempDir(), "release")
+		holder := exec.Command("flock", w.lock, "sh", "-c", `i=0; while [ ! -e "$1" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`, "holder", release)
 		if err := holder.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if exec.Command("flock", "-n", w.lock, "true").Run() != nil {
+				break // the holder has it
+			}
+		}
 		wait, _ := w.start(new, "test", 9, "")
+		for end := time.Now().Add(time.Minute); time.Now().Before(end) && !strings.Contains(w.log(), "holds its lock"); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		os.WriteFile(release, nil, 0o600)
 		w.waitState(Activated)
 		holder.Wait()
 		if !strings.Contains(w.log(), "another switch-to-configuration holds its lock") {

@@ -138,6 +138,11 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		}
 	}
 	name := c.Host.Name
+	if mode == "join" && holding(c) {
+		// A step of this run holds the lock: its holder's session is
+		// still open over the host's connection. No session to ask.
+		return nil
+	}
 	keeper, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: SocketPath(run), Net: "unix"})
 	if err != nil {
 		return &Error{Err: fmt.Errorf("deploy lock: the run's keeper: %w", err),
@@ -228,6 +233,7 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		return ctx.Err()
 	}
 	if len(a.lines) > 0 && a.lines[0] == "ok" {
+		os.WriteFile(c.Prefix+".lock.holder", []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 		cmd.Process.Release()
 		return nil
 	}
@@ -336,4 +342,26 @@ func peerPID(c *net.UnixConn) (int, error) {
 		return 0, errors.New("no peer process")
 	}
 	return p.PID, nil
+}
+
+// holding reports whether this run's holder of the host's lock still runs
+// here: the ssh process that started it (recorded by the step that took
+// the lock) is alive, is that holder's (its command line names the
+// holder's script), and the host's shared connection answers. The holder
+// ends when its session does, so a live session is a held lock; whatever
+// cannot be told (no /proc: a darwin deployer) asks the host instead.
+func holding(c *ssh.Client) bool {
+	data, err := os.ReadFile(c.Prefix + ".lock.holder")
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "lollypops-lock") {
+		return false
+	}
+	return c.Alive()
 }
