@@ -35,7 +35,7 @@ func (s *sudoPassword) get(ctx context.Context, out *output.Sink) ([]byte, error
 	var pw []byte
 	var err error
 	if s.Ask {
-		pw, err = sudopw.Ask("lollypops: sudo password: ")
+		pw, err = sudopw.Ask(output.Prefix + "sudo password: ")
 	} else {
 		pw, err = sudopw.Command(ctx, s.Command, out.Foreign())
 	}

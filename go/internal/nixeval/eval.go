@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	lpoutput "github.com/lollypops/lollypops/go/internal/output"
 	"io"
 	"os"
 	"os/exec"
@@ -298,7 +299,7 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 				// A configuration traced a line shaped like a result:
 				// the host it is evaluated with tried to pass for
 				// another. It is text, and said to be suspicious.
-				line = "lollypops: warning: ignored a line a configuration traced as if it were a host's evaluation result: " + line
+				line = lpoutput.Prefix + "warning: ignored a line a configuration traced as if it were a host's evaluation result: " + line
 			}
 			pending = append(pending, line)
 			continue
@@ -310,7 +311,7 @@ func (e *Evaluator) run(ctx context.Context, chunk []string, report func(Result)
 		if err != nil || done >= len(chunk) || r.Name != chunk[done] {
 			// Cannot happen: only this process's expression knows the
 			// nonce. Not a result, whatever it is.
-			e.forward([]string{"lollypops: warning: ignored an unexpected evaluation result: " + line})
+			e.forward([]string{lpoutput.Prefix + "warning: ignored an unexpected evaluation result: " + line})
 			continue
 		}
 		r.Home = home
