@@ -43,7 +43,7 @@ func TestTimings(t *testing.T) {
 		}
 	}
 	for step, want := range map[string][]string{
-		"deploy-flake":   {"connect", "lock", "flake copy"},
+		"deploy-flake":   {"connect", "flake copy"}, // the lock is taken during the copy
 		"deploy-secrets": {"secret token", "connect", "lock", "secret session"},
 		"rebuild":        {"connect", "lock", "build", "activation", "reconnect", "health checks", "confirm"},
 	} {
@@ -58,6 +58,9 @@ func TestTimings(t *testing.T) {
 			}
 			got = got[i+1:]
 		}
+	}
+	if !slices.Contains(stages["deploy-flake"], "lock") {
+		t.Errorf("deploy-flake took no lock: %q", stages["deploy-flake"])
 	}
 	_, table, ok := strings.Cut(res.stderr, "lollypops: timings (seconds since the run started):\n")
 	if !ok {

@@ -351,6 +351,24 @@ func (b *bench) breakdown(hosts, cmds []string) ([]stageTime, time.Duration, err
 	}
 	perHost := map[string][]time.Duration{}
 	var order []string
+	// The run's own time around its hosts' steps: from its start to the
+	// first step, and from the last step's end to its end (the locks
+	// released, the connections closed, the summary).
+	var first, last time.Time
+	for _, h := range run.Hosts {
+		for _, st := range h.Steps {
+			if st.Start == nil || st.DurationMS == nil {
+				continue
+			}
+			end := st.Start.Add(time.Duration(*st.DurationMS) * time.Millisecond)
+			if first.IsZero() || st.Start.Before(first) {
+				first = *st.Start
+			}
+			if end.After(last) {
+				last = end
+			}
+		}
+	}
 	for _, h := range run.Hosts {
 		sums := map[string]time.Duration{}
 		for _, st := range h.Steps {
@@ -376,7 +394,10 @@ func (b *bench) breakdown(hosts, cmds []string) ([]stageTime, time.Duration, err
 			perHost[n] = append(perHost[n], d)
 		}
 	}
-	var out []stageTime
+	out := []stageTime{
+		{name: "run: start to its first step", median: first.Sub(run.Started), max: first.Sub(run.Started)},
+		{name: "run: last step's end to its end", median: run.Finished.Sub(last), max: run.Finished.Sub(last)},
+	}
 	for _, n := range order {
 		ds := perHost[n]
 		slices.Sort(ds)

@@ -148,8 +148,9 @@ func run(bin, outPath string, reps int, quick bool, only, fleets string) error {
 }
 
 // nixBlock is the block that benchnix (`make bench-nix`) wrote into the file
-// at path, if any: this benchmark rewrites the file and keeps that block,
-// whose figures take another hour to measure.
+// at path, if any, and what follows it (the evaluation cache's figures,
+// measured by hand): this benchmark rewrites the file and keeps them, whose
+// figures take another hour to measure.
 func nixBlock(path string) string {
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -157,11 +158,10 @@ func nixBlock(path string) string {
 	}
 	text := string(old)
 	i := strings.Index(text, "<!-- benchnix: begin")
-	j := strings.Index(text, "<!-- benchnix: end -->")
-	if i < 0 || j < i {
+	if j := strings.Index(text, "<!-- benchnix: end -->"); i < 0 || j < i {
 		return ""
 	}
-	return "\n" + text[i:j] + "<!-- benchnix: end -->\n"
+	return "\n" + text[i:]
 }
 
 // machine describes where the benchmark ran.

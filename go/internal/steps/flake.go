@@ -29,7 +29,7 @@ func linkArgs(e *Env, c *ssh.Client) ([]string, error) {
 // DeployFlake copies the flake to the host and links <config-dir>/flake.
 func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 	h := e.Host
-	c, err := e.connect(ctx)
+	c, err := e.open(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -37,6 +37,22 @@ func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	// The deploy lock is taken while the flake is copied: the copy only
+	// adds the flake to the host's store, as any user of Nix may, and
+	// nothing the lock protects changes before it is held (the link).
+	// A refusal stops the copy.
+	copyCtx, stopCopy := context.WithCancel(ctx)
+	defer stopCopy()
+	locked := make(chan error, 1)
+	go func() {
+		done := e.stage("lock")
+		err := e.lock(ctx, c)
+		done()
+		if err != nil {
+			stopCopy()
+		}
+		locked <- err
+	}()
 	how := "nix copy"
 	if h.Deployment.DeployMethod == config.MethodArchive {
 		how = "nix flake archive"
@@ -44,8 +60,11 @@ func DeployFlake(ctx context.Context, e *Env) (Outcome, error) {
 	e.printf("copying %s to %s (%s)", h.Flake, h.Name, how)
 	// nix prints its progress on stderr; ours carries the host's prefix.
 	done := e.stage("flake copy")
-	err = e.Runner.Run(ctx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr})
+	err = e.Runner.Run(copyCtx, execx.Cmd{Argv: copyArgs(h, c), Path: bin, Stdout: e.Stderr, Stderr: e.Stderr})
 	done()
+	if lerr := <-locked; lerr != nil {
+		return Outcome{}, lerr
+	}
 	if err != nil {
 		return Outcome{}, copyError(err, h)
 	}

@@ -128,7 +128,9 @@ func Rebuild(ctx context.Context, e *Env) (Outcome, error) {
 	// An activation cut short can leave a host half-switched: the first
 	// Ctrl-C waits for it (see the step binary).
 	e.protect(true)
+	done := e.stage("nixos-rebuild")
 	err = e.Runner.Run(ctx, cmd)
+	done()
 	e.protect(false)
 	if err != nil {
 		return Outcome{}, rebuildError(e, err)

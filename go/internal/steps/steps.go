@@ -70,6 +70,23 @@ func (e *Env) printf(format string, args ...any) {
 // joins) the run's deploy lock on the host: every step that connects
 // changes the host (see package lock).
 func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
+	c, err := e.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := e.stage("lock")
+	err = e.lock(ctx, c)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// open opens (or joins) the host's shared connection, without the lock:
+// what a step does before it holds the lock must change nothing a lock
+// protects.
+func (e *Env) open(ctx context.Context) (*ssh.Client, error) {
 	c := e.ssh()
 	done := e.stage("connect")
 	err := c.Ensure(ctx, e.Runner)
@@ -78,12 +95,6 @@ func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 		if ce, ok := err.(*ssh.ConnectError); ok && ce.Advice != "" {
 			return nil, &Hinted{Err: err, Advice: ce.Advice}
 		}
-		return nil, err
-	}
-	done = e.stage("lock")
-	err = e.lock(ctx, c)
-	done()
-	if err != nil {
 		return nil, err
 	}
 	return c, nil
