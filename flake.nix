@@ -97,7 +97,7 @@
       # `nix flake check` of Nix >= 2.25 rejects the `__functor` attribute
       # ("has unsupported attribute"), and no value can be both an app and a
       # function without it: build the checks with
-      # `nix build .#checks.<system>.<name>` instead (README, Development).
+      # `nix build .#checks.<system>.<name>` instead (docs/development.md).
       apps = forSystems (system: {
         default = (appsFor system).default;
       });

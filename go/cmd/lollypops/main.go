@@ -4,7 +4,7 @@
 //
 //	lollypops --inventory inventory.json [go-task flags] [TASK...] [VAR=value...] [-- ARGS]
 //
-// See README.md for the tasks, the flags and the exit codes.
+// See docs/usage.md for the tasks and the flags, README.md for the exit codes.
 package main
 
 import (

@@ -78,7 +78,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet, dir string) {
 	fs.StringVarP(&f.Dir, "dir", "d", "", "Sets the directory in which extra tasks run (default: the current directory).")
 	fs.StringVarP(&f.Taskfile, "taskfile", "t", "", "Not available: lollypops generates its Taskfile from the inventory.")
 	fs.StringVar(&f.TempDir, "temp-dir", get(c.TempDir, "TEMP_DIR", ""), "Sets the directory used to store Task temporary files, such as checksums.")
-	fs.StringVarP(&f.Output, "output", "o", get(nil, "OUTPUT", ""), "Sets output style: [interleaved|group|prefixed]. Without it, a terminal shows a live line per host (README.md).")
+	fs.StringVarP(&f.Output, "output", "o", get(nil, "OUTPUT", ""), "Sets output style: [interleaved|group|prefixed]. Without it, a terminal shows a live line per host (docs/usage.md).")
 	fs.StringVar(&f.OutputGroupBegin, "output-group-begin", get(nil, "OUTPUT_GROUP_BEGIN", ""), "Message template to print before a task's grouped output.")
 	fs.StringVar(&f.OutputGroupEnd, "output-group-end", get(nil, "OUTPUT_GROUP_END", ""), "Message template to print after a task's grouped output.")
 	fs.BoolVar(&f.OutputGroupErrorOnly, "output-group-error-only", get(nil, "OUTPUT_GROUP_ERROR_ONLY", false), "Swallow output from successful tasks.")
