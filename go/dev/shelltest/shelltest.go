@@ -6,6 +6,7 @@ package shelltest
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -69,4 +70,21 @@ func each(t *testing.T, shells []Shell, parallel bool, f func(t *testing.T, sh [
 			f(t, s.Argv)
 		})
 	}
+}
+
+// Run runs `SH -c script name args...` with env added to the test's
+// environment, and returns its stdout, its stderr and its exit code.
+func Run(t *testing.T, sh, env []string, script, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(sh[0], append(append(sh[1:], "-c", script, name), args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), errb.String(), code
 }

@@ -2,7 +2,6 @@ package closure
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,18 +39,7 @@ func TestScriptShells(t *testing.T) {
 		"=== current toplevel\n" + cur + "\n=== current kernel\n=== current initrd\n=== current paths\n" +
 		`[{"path":"` + cur + `","narSize":8}]` + "\n\n=== end\n"
 	run := func(sh []string, args ...string) (string, string, int) {
-		cmd := exec.Command(sh[0], append(append(sh[1:], "-c", Script, "lollypops-closure"), args...)...)
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), stderr.String(), code
+		return shelltest.Run(t, sh, []string{"PATH=" + bin + ":" + os.Getenv("PATH")}, Script, "lollypops-closure", args...)
 	}
 	shelltest.Each(t, func(t *testing.T, sh []string) {
 		if out, stderr, code := run(sh, newSys, link); code != 0 || out != want {

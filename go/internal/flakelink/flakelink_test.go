@@ -4,29 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/lollypops/lollypops/go/dev/shelltest"
 )
-
-// run runs script under sh with args; it returns stdout, stderr and the
-// exit code.
-func run(t *testing.T, sh []string, env []string, script string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(sh[0], append(append(sh[1:], "-c", script, "lollypops-test"), args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), stderr.String(), code
-}
 
 // flake_ref resolves the link to its store path, names the task to run
 // when the link is missing, and refuses a link outside the store, with
@@ -50,17 +31,17 @@ printf '%s|' "$ref"`)
 			{"", "path:" + store[0] + "|"},
 			{"deploy/it's $(x)\n", "path:" + store[0] + "?dir=deploy/it's $(x)\n|"},
 		} {
-			if out, stderr, code := run(t, sh, nil, script, link, "web-1", c.flakeDir); code != 0 || out != c.want {
+			if out, stderr, code := shelltest.Run(t, sh, nil, script, "lollypops-test", link, "web-1", c.flakeDir); code != 0 || out != c.want {
 				t.Errorf("dir %q: exit %d, ref %q, want %q; stderr %q", c.flakeDir, code, out, c.want, stderr)
 			}
 		}
 		gone := filepath.Join(dir, "gone")
 		want := "lollypops: " + gone + " does not exist on this host; run the task web-1:deploy-flake first\n"
-		if out, stderr, code := run(t, sh, nil, script, gone, "web-1", ""); code != 1 || out != "" || stderr != want {
+		if out, stderr, code := shelltest.Run(t, sh, nil, script, "lollypops-test", gone, "web-1", ""); code != 1 || out != "" || stderr != want {
 			t.Errorf("missing link: exit %d, stdout %q, stderr %q; want 1 and %q", code, out, stderr, want)
 		}
 		want = "lollypops: " + outside + " points to " + dir + ", which is not in the Nix store\n"
-		if out, stderr, code := run(t, sh, nil, script, outside, "web-1", ""); code != 1 || out != "" || stderr != want {
+		if out, stderr, code := shelltest.Run(t, sh, nil, script, "lollypops-test", outside, "web-1", ""); code != 1 || out != "" || stderr != want {
 			t.Errorf("link outside the store: exit %d, stdout %q, stderr %q; want 1 and %q", code, out, stderr, want)
 		}
 	})
