@@ -140,7 +140,7 @@ place() {
     [ -z "$pm" ] || [ -d "$1" ] || mkdir -p -m "$pm" -- "$1" || { why="$1: cannot create the directory"; return 1; }
     return 0
   fi
-  _cur="" _rest=${1#/} _hops=0
+  _cur="" _rest=${1#/} _hops=0 _races=0
   while [ -n "$_rest" ]; do
     set --
     _p=$_cur _r=$_rest
@@ -151,15 +151,25 @@ place() {
     _info=$(stat -c '%u %a %F' -- "$@" 2>/dev/null)
     while [ -n "$_rest" ]; do
       if [ -z "$_info" ]; then
-        # The rest is missing: root creates it in the trusted cur.
+        # The rest is missing: root creates it in the trusted cur, one
+        # directory at a time. When one appears meanwhile (a parallel step
+        # of the run creating the same parent, or anyone), mkdir fails and
+        # the walk looks at it again as at any existing component.
         [ -n "$pm" ] || { where=""; return 0; }
-        set --
         while [ -n "$_rest" ]; do
-          _c=${_rest%%/*}; case $_rest in */*) _rest=${_rest#*/} ;; *) _rest="" ;; esac
-          _cur=$_cur/$_c; set -- "$@" "$_cur"
+          _c=${_rest%%/*}; case $_rest in */*) _r=${_rest#*/} ;; *) _r="" ;; esac
+          if ! _e=$(mkdir -m "$pm" -- "$_cur/$_c" 2>&1); then
+            if [ -e "$_cur/$_c" ] || [ -L "$_cur/$_c" ]; then
+              _races=$((_races + 1))
+              [ "$_races" -le 16 ] || { why="$_cur/$_c: created and removed by another process again and again"; return 1; }
+              break 2
+            fi
+            printf '%s\n' "$_e" >&2
+            why="$_cur/$_c: cannot create the directory"; return 1
+          fi
+          _cur=$_cur/$_c _rest=$_r
+          say "lollypops-secrets: created-dir $_cur"
         done
-        mkdir -m "$pm" -- "$@" || { why="$1: cannot create the directory"; return 1; }
-        for _p in "$@"; do say "lollypops-secrets: created-dir $_p"; done
         break
       fi
       _c=${_rest%%/*}; case $_rest in */*) _r=${_rest#*/} ;; *) _r="" ;; esac

@@ -443,3 +443,69 @@ func TestReceiverFishQuotes(t *testing.T) {
 		t.Errorf("receiver.sh does not start with its shebang")
 	}
 }
+
+// Another process creates a missing parent between the receiver's look at
+// the path and its mkdir (deploy-flake creating /var/src while
+// deploy-secrets writes below it, in the same run): the receiver looks at
+// the directory it found and goes on. A mkdir that fails for another reason
+// still stops the session with mkdir's own message.
+func TestReceiverParentCreatedMeanwhile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root creates the missing directories itself only when the receiver runs as root")
+	}
+	realMkdir, err := exec.LookPath("mkdir")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, c := range []struct {
+		name, wrapper string
+		ok            bool
+	}{
+		// Creates the directory first, as the other process would, then
+		// runs the real mkdir, which fails: it exists.
+		{"raced", `for a; do last=$a; done; ` + realMkdir + ` -p -- "$last"; exec ` + realMkdir + ` "$@"`, true},
+		{"failing", `echo "mkdir: cannot create directory: No space left on device" >&2; exit 1`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := t.TempDir()
+			if err := os.WriteFile(bin+"/mkdir", []byte("#!/bin/sh\n"+c.wrapper+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			eachShell(t, func(t *testing.T, sh []string) {
+				dir := t.TempDir()
+				v := Value{secret(dir+"/var/src/keys/k", "0400"), []byte("value")}
+				cmd := exec.Command(sh[0], append(sh[1:], ReceiverArgv()[1:]...)...)
+				cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+				cmd.Stdin = bytes.NewReader(encode(t, &Stream{Values: []Value{v}}))
+				var out, errOut bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errOut
+				err := cmd.Run()
+				if !c.ok {
+					if err == nil || !strings.Contains(errOut.String(), "No space left on device") ||
+						!strings.Contains(errOut.String(), dir+"/var: cannot create the directory") {
+						t.Fatalf("want mkdir's message and the directory named; got %v\n%s", err, errOut.String())
+					}
+					if _, err := os.Stat(v.Secret.Path); err == nil {
+						t.Error("the secret was written")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("receiver: %v\n%s", err, errOut.String())
+				}
+				if got, _ := os.ReadFile(v.Secret.Path); string(got) != "value" {
+					t.Errorf("secret: %q", got)
+				}
+				rep, err := ParseReport(out.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The other process made them: they are not the session's
+				// to record (nor to remove later).
+				if !rep.Committed || len(rep.CreatedDirs) != 0 {
+					t.Errorf("report: %+v", rep)
+				}
+			})
+		})
+	}
+}
