@@ -16,15 +16,17 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/lollypops/lollypops/go/dev/benchfmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lollypops/lollypops/go/dev/benchfmt"
 )
 
 func main() {
@@ -45,7 +47,7 @@ func main() {
 		fmt.Println("benchnix: skipped: set LOLLYPOPS_NIXPKGS_LIB to a nix-community/nixpkgs.lib checkout")
 		return
 	}
-	b := &bench{lib: lib, reps: *reps, modules: *modules, capKiB: *capGiB << 20, timeout: *timeout, keep: *keep}
+	b := &bench{refs: map[string]string{}, lib: lib, reps: *reps, modules: *modules, capKiB: *capGiB << 20, timeout: *timeout, keep: *keep}
 	var err error
 	if b.repo, err = filepath.Abs(*repo); err != nil {
 		fail(err)
@@ -68,6 +70,7 @@ func main() {
 		// cache (docs/eval-cache.md) is off too.
 		if bytes.Contains(help, []byte("--no-eval-cache")) {
 			b.runnerArgs = []string{"--no-eval-cache"}
+			b.warm = true
 		}
 	}
 	b.out = *out
@@ -112,9 +115,13 @@ type bench struct {
 	keep              bool
 	out               string
 	allToFirstStep    bool
-	save              func() error
-	env               []string
-	dir               string
+	// warm: the runner has an evaluation cache; the cold --list-all
+	// fills one per fleet, and the warm variants are measured with it.
+	warm bool
+	refs map[string]string // fleet directory -> its store reference
+	save func() error
+	env  []string
+	dir  string
 }
 
 func progress(format string, args ...any) {
@@ -163,7 +170,7 @@ func (b *bench) run() (*report, error) {
 		return nil, err
 	}
 	rep := &report{date: time.Now(), machine: machine(), syn: syn, reps: b.reps, capKiB: b.capKiB,
-		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner, sizes: b.sizes, allToFirstStep: b.allToFirstStep}
+		timeout: b.timeout, hasFlake: b.hasFlake, runner: b.runner, sizes: b.sizes, allToFirstStep: b.allToFirstStep, warm: b.warm}
 	// After each measurement, the block holds what was measured so far: a
 	// run stopped later leaves it.
 	b.save = func() error {
@@ -204,7 +211,16 @@ const (
 	vHost1     = "host1"
 	vList      = "list"
 	vAll       = "all"
+	// With the runner's evaluation cache filled by the cold --list-all
+	// (docs/eval-cache.md): by directory, and by the store reference the
+	// app passes (no nix process at all).
+	vListWarm     = "list-warm"
+	vListWarmRef  = "list-warm-ref"
+	vHost1Warm    = "host1-warm"
+	vHost1WarmRef = "host1-warm-ref"
 )
+
+var warmVariants = []string{vListWarm, vListWarmRef, vHost1Warm, vHost1WarmRef}
 
 type result struct {
 	hosts int
@@ -269,7 +285,60 @@ func (b *bench) fleet(res *result, syn *synthetic) error {
 			}
 		}
 	}
+	if !b.warm || len(res.runs[vList]) == 0 || failed(res.runs[vList]) != nil {
+		return nil
+	}
+	ref, err := storeRef(dir, b.env)
+	if err != nil {
+		return err
+	}
+	b.refs[dir] = ref
+	for rep := range max(b.reps, 5) {
+		for _, v := range warmVariants {
+			r, _ := b.measure(v, dir)
+			res.runs[v] = append(res.runs[v], r)
+			progress("%d hosts, %s, run %d: %.2f s, %d MiB, cpu %.2f s, load %.2f%s", n, v, rep+1,
+				r.wall.Seconds(), r.peak>>10, r.cpu.Seconds(), r.load, errSuffix(r.err))
+			if err := b.save(); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// storeRef is the fleet's flake as the app passes it to the runner: its
+// source's store path with the narHash.
+func storeRef(dir string, env []string) (string, error) {
+	cmd := exec.Command("nix", "flake", "metadata", "--offline", "--json", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("nix flake metadata in %s: %v", dir, err)
+	}
+	var m struct {
+		Path   string `json:"path"`
+		Locked struct {
+			NarHash string `json:"narHash"`
+		} `json:"locked"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil || m.Path == "" || m.Locked.NarHash == "" {
+		return "", fmt.Errorf("nix flake metadata in %s: no path or narHash in %.200s", dir, out)
+	}
+	return "path:" + m.Path + "?narHash=" + m.Locked.NarHash, nil
+}
+
+// cacheEnv is the environment of the runs that use the fleet's own
+// evaluation cache.
+func (b *bench) cacheEnv(dir string) []string {
+	return append(slices.Clone(b.env), "XDG_CACHE_HOME="+b.cacheDir(dir))
+}
+
+// cacheDir is the fleet's evaluation cache: beside the fleet's directory,
+// not in it (the directory is the flake, whose narHash keys the cache).
+func (b *bench) cacheDir(dir string) string {
+	return dir + ".eval-cache"
 }
 
 func (b *bench) fleetDir(n int) string {
@@ -297,9 +366,26 @@ func (b *bench) measure(v, dir string) (run, time.Duration) {
 	case vHost1:
 		return measure(b.runner, b.flake(dir, "--dry", "host1"), b.env, dir, b.capKiB, b.timeout, false), 0
 	case vList:
+		if b.warm {
+			// Cold with an empty cache, which it fills for the warm runs.
+			os.RemoveAll(b.cacheDir(dir))
+			return measure(b.runner, []string{"--flake", dir, "--list-all"}, b.cacheEnv(dir), dir, b.capKiB, b.timeout, false), 0
+		}
 		return measure(b.runner, b.flake(dir, "--list-all"), b.env, dir, b.capKiB, b.timeout, false), 0
+	case vListWarm, vListWarmRef, vHost1Warm, vHost1WarmRef:
+		flake := dir
+		if v == vListWarmRef || v == vHost1WarmRef {
+			flake = b.refs[dir]
+		}
+		args := []string{"--flake", flake, "--list-all"}
+		if v == vHost1Warm || v == vHost1WarmRef {
+			args = []string{"--flake", flake, "--dry", "host1"}
+		}
+		return measure(b.runner, args, b.cacheEnv(dir), dir, b.capKiB, b.timeout, false), 0
 	}
-	reportPath := filepath.Join(dir, "report.json")
+	// Beside the flake, not in it: a file in the directory would change
+	// the flake every run.
+	reportPath := dir + ".report.json"
 	os.Remove(reportPath)
 	// To its end, every host evaluated (and failed: nothing listens), or,
 	// with --all-to-first-step, interrupted when the first step starts; the

@@ -1,6 +1,11 @@
 package config
 
 import (
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
 	"github.com/lollypops/lollypops/go/internal/fault"
 
 	"bytes"
@@ -230,6 +235,25 @@ func decodeHome(name string, raw json.RawMessage) (*Host, error) {
 	return h, nil
 }
 
+// Hosts is Host for each of names: hosts[i] and errs[i] are names[i]'s.
+// Many hosts (a listing of a thousand) are decoded on every core.
+func (d *Document) Hosts(names []string) (hosts []*Host, errs []error) {
+	hosts = make([]*Host, len(names))
+	errs = make([]error, len(names))
+	workers := min(runtime.GOMAXPROCS(0), len(names)/64+1)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				hosts[i], errs[i] = d.Host(names[i])
+			}
+		})
+	}
+	wg.Wait()
+	return hosts, errs
+}
+
 // Inventory decodes and validates the named hosts (nil: every host), in
 // name order, and returns them as an inventory.
 func (d *Document) Inventory(names []string) (*Inventory, error) {
@@ -239,96 +263,142 @@ func (d *Document) Inventory(names []string) (*Inventory, error) {
 		names = slices.Clone(names)
 		sort.Strings(names)
 	}
+	hosts, errs := d.Hosts(names)
 	inv := &Inventory{Version: Version, Hosts: make(map[string]*Host, len(names))}
-	for _, name := range names {
-		h, err := d.Host(name)
-		if err != nil {
-			return nil, err
+	for i, name := range names {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		inv.Hosts[name] = h
+		inv.Hosts[name] = hosts[i]
 	}
 	return inv, nil
 }
 
 // checkShape walks data along the Go type t and reports the first unknown
 // field, missing field, null or wrongly typed value, with its path. path is
-// the list of keys from the document root.
+// the list of keys from the document root. data is parsed once; the walk
+// goes over the parsed value (a host's entry is read on every run, for
+// every host of a listing).
 func checkShape(data json.RawMessage, t reflect.Type, path []string) error {
-	data = bytes.TrimSpace(data)
-	isNull := bytes.Equal(data, []byte("null"))
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return shapeError(path, "must be an object, got "+preview(bytes.TrimSpace(data)))
+	}
+	return checkValue(v, t, path)
+}
+
+func checkValue(v any, t reflect.Type, path []string) error {
 	if t.Kind() == reflect.Pointer {
-		if isNull {
+		if v == nil {
 			return nil
 		}
-		return checkShape(data, t.Elem(), path)
+		return checkValue(v, t.Elem(), path)
 	}
-	if isNull {
+	if v == nil {
 		return shapeError(path, "must not be null")
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		var obj map[string]json.RawMessage
-		if data[0] != '{' || json.Unmarshal(data, &obj) != nil {
-			return shapeError(path, "must be an object, got "+preview(data))
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return shapeError(path, "must be an object, got "+previewValue(v))
 		}
-		known := make(map[string]bool, t.NumField())
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("json"), ",")[0]
-			if name == "" || name == "-" {
-				continue
-			}
-			known[name] = true
-			raw, ok := obj[name]
+		fields := jsonFields(t)
+		for _, f := range fields {
+			raw, ok := obj[f.name]
 			if !ok {
-				return shapeError(append(path, name), "missing")
+				return shapeError(append(path, f.name), "missing")
 			}
-			if err := checkShape(raw, f.Type, append(path, name)); err != nil {
+			if err := checkValue(raw, f.typ, append(path, f.name)); err != nil {
 				return err
 			}
 		}
-		for _, k := range sortedKeys(obj) {
-			if !known[k] {
-				return shapeError(append(path, k), "unknown field")
+		if len(obj) > len(fields) {
+			for _, k := range sortedKeys(obj) {
+				if !slices.ContainsFunc(fields, func(f jsonField) bool { return f.name == k }) {
+					return shapeError(append(path, k), "unknown field")
+				}
 			}
 		}
 	case reflect.Map:
-		var obj map[string]json.RawMessage
-		if data[0] != '{' || json.Unmarshal(data, &obj) != nil {
-			return shapeError(path, "must be an object, got "+preview(data))
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return shapeError(path, "must be an object, got "+previewValue(v))
 		}
 		for _, k := range sortedKeys(obj) {
-			if err := checkShape(obj[k], t.Elem(), append(path, k)); err != nil {
+			if err := checkValue(obj[k], t.Elem(), append(path, k)); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
-		var arr []json.RawMessage
-		if data[0] != '[' || json.Unmarshal(data, &arr) != nil {
-			return shapeError(path, "must be a list, got "+preview(data))
+		arr, ok := v.([]any)
+		if !ok {
+			return shapeError(path, "must be a list, got "+previewValue(v))
 		}
-		for i, raw := range arr {
-			if err := checkShape(raw, t.Elem(), append(path, fmt.Sprintf("[%d]", i))); err != nil {
+		for i, e := range arr {
+			if err := checkValue(e, t.Elem(), append(path, fmt.Sprintf("[%d]", i))); err != nil {
 				return err
 			}
 		}
 	case reflect.String:
-		if data[0] != '"' {
-			return shapeError(path, "must be a string, got "+preview(data))
+		if _, ok := v.(string); !ok {
+			return shapeError(path, "must be a string, got "+previewValue(v))
 		}
 	case reflect.Bool:
-		if !bytes.Equal(data, []byte("true")) && !bytes.Equal(data, []byte("false")) {
-			return shapeError(path, "must be true or false, got "+preview(data))
+		if _, ok := v.(bool); !ok {
+			return shapeError(path, "must be true or false, got "+previewValue(v))
 		}
 	case reflect.Int:
-		var n int
-		if json.Unmarshal(data, &n) != nil {
-			return shapeError(path, "must be an integer, got "+preview(data))
+		n, ok := v.(json.Number)
+		if !ok {
+			return shapeError(path, "must be an integer, got "+previewValue(v))
+		}
+		if _, err := strconv.Atoi(string(n)); err != nil {
+			return shapeError(path, "must be an integer, got "+previewValue(v))
 		}
 	default:
 		return shapeError(path, "unsupported type "+t.String())
 	}
 	return nil
+}
+
+// jsonField is a struct field as the document names it.
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+var fieldsOf sync.Map // reflect.Type -> []jsonField
+
+// jsonFields lists the fields of struct type t that have a JSON name.
+func jsonFields(t reflect.Type) []jsonField {
+	if f, ok := fieldsOf.Load(t); ok {
+		return f.([]jsonField)
+	}
+	var fields []jsonField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		fields = append(fields, jsonField{name, f.Type})
+	}
+	fieldsOf.Store(t, fields)
+	return fields
+}
+
+// previewValue is preview of a parsed value, as JSON.
+func previewValue(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return fmt.Sprint(v)
+	}
+	return preview(bytes.TrimSpace(b.Bytes()))
 }
 
 // shapeError turns a document path into an Error: paths below

@@ -196,7 +196,7 @@ func (s *Source) load(ctx context.Context, names []string, all bool) (*config.In
 			}
 		}
 	}
-	inv := &config.Inventory{Version: config.Version, Hosts: map[string]*config.Host{}}
+	var decode []string
 	for _, n := range names {
 		switch {
 		case s.HasNoModule(n) && all:
@@ -207,15 +207,19 @@ func (s *Source) load(ctx context.Context, names []string, all bool) (*config.In
 		case s.isFailed(n):
 			continue
 		}
-		h, err := s.doc.Host(n)
-		if err != nil {
+		decode = append(decode, n)
+	}
+	hosts, errs := s.doc.Hosts(decode)
+	inv := &config.Inventory{Version: config.Version, Hosts: make(map[string]*config.Host, len(decode))}
+	for i, n := range decode {
+		if err := errs[i]; err != nil {
 			if s.eval == nil {
 				return nil, err // an inventory file is written whole: it is wrong as a whole
 			}
 			s.fail(n, err.Error())
 			continue
 		}
-		inv.Hosts[n] = h
+		inv.Hosts[n] = hosts[i]
 	}
 	return inv, nil
 }

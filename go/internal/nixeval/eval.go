@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	lpoutput "github.com/lollypops/lollypops/go/internal/output"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+
+	lpoutput "github.com/lollypops/lollypops/go/internal/output"
 
 	"github.com/lollypops/lollypops/go/internal/termtext"
 )
@@ -80,7 +82,8 @@ type Evaluator struct {
 // at once.
 type Cache interface {
 	// Lookup returns the target's cached evaluation; ok is false when
-	// there is none, whatever the reason.
+	// there is none, whatever the reason. It is called from several
+	// goroutines at once.
 	Lookup(name string, home bool) (r Result, printed []string, ok bool)
 	// Store keeps an evaluation that succeeded: Err is nil. It reports no
 	// error: a cache that cannot be written is a cache that misses.
@@ -196,16 +199,36 @@ func (e *Evaluator) Evaluate(ctx context.Context, names []string, each func(Resu
 
 // cached reports the hosts the cache holds, with what Nix printed while
 // evaluating them, and returns the others.
+// Many names (a listing of a thousand hosts) are looked up on every core;
+// each is called in the order of names, from this goroutine.
 func (e *Evaluator) cached(names []string, each func(Result)) []string {
+	type found struct {
+		r       Result
+		printed []string
+		ok      bool
+	}
+	got := make([]found, len(names))
+	workers := min(runtime.GOMAXPROCS(0), len(names)/64+1)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				n := names[i]
+				r, printed, ok := e.Cache.Lookup(n, e.Homes[n])
+				got[i] = found{r, printed, ok && r.Name == n && r.Home == e.Homes[n] && r.Err == nil}
+			}
+		})
+	}
+	wg.Wait()
 	var misses []string
-	for _, n := range names {
-		r, printed, ok := e.Cache.Lookup(n, e.Homes[n])
-		if !ok || r.Name != n || r.Home != e.Homes[n] || r.Err != nil {
+	for i, n := range names {
+		if !got[i].ok {
 			misses = append(misses, n)
 			continue
 		}
-		e.forward(printed)
-		each(r)
+		e.forward(got[i].printed)
+		each(got[i].r)
 	}
 	return misses
 }
