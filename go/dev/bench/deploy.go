@@ -20,9 +20,16 @@ const (
 	vLollypops = "lollypops"
 	vLower     = "lower bound"
 	vOriginal  = "original shape"
+	// With the guarded activation (rollback on, the default), against the
+	// same steps by hand.
+	vGuarded      = "lollypops, guarded"
+	vLowerGuarded = "lower bound, guarded"
 )
 
-var variants = []string{vLollypops, vLower, vOriginal}
+var variants = []string{vLollypops, vLower, vOriginal, vGuarded, vLowerGuarded}
+
+// countedVariants: the variants whose programs, connections and bytes are counted.
+var countedVariants = []string{vLollypops, vLower, vOriginal}
 
 // scenario is one deploy size.
 type scenario struct{ hosts, secrets int }
@@ -143,14 +150,19 @@ func (b *bench) inventory(hosts []string, cmds []string, flake, sshConfig string
 // command returns how to run variant for the inventory.
 func (b *bench) command(variant string, inv *config.Inventory, hosts []string, sshConfig, work string) (string, []string, []string, error) {
 	switch variant {
-	case vLollypops:
+	case vLollypops, vGuarded:
+		if variant == vGuarded {
+			for _, h := range inv.Hosts {
+				h.Deployment.Rollback.Enable = true
+			}
+		}
 		p := filepath.Join(work, "inventory.json")
 		data, _ := json.Marshal(inv)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			return "", nil, nil, err
 		}
 		return filepath.Join(b.bin, "lollypops"), []string{"--inventory", p, "all"}, nil, nil
-	case vLower:
+	case vLower, vLowerGuarded:
 		script := filepath.Join(work, "lower.sh")
 		list := filepath.Join(work, "secrets.tsv")
 		var lines strings.Builder
@@ -164,7 +176,11 @@ func (b *bench) command(variant string, inv *config.Inventory, hosts []string, s
 			return "", nil, nil, err
 		}
 		flake := inv.Hosts[hosts[0]].Flake
-		return "bash", append([]string{script, sshConfig, flake, list}, hosts...), nil, nil
+		mode := "plain"
+		if variant == vLowerGuarded {
+			mode = "guarded"
+		}
+		return "bash", append([]string{script, sshConfig, flake, list, mode}, hosts...), nil, nil
 	case vOriginal:
 		root, err := writeOriginal(filepath.Join(work, "original"), inv)
 		if err != nil {
@@ -222,7 +238,7 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 	if !counts {
 		return res, nil
 	}
-	for _, v := range variants {
+	for _, v := range countedVariants {
 		if reps[v] == 0 {
 			continue
 		}

@@ -112,7 +112,7 @@ func run(bin, outPath string, reps int, quick bool, only, fleets string) error {
 		rep.goTask = strings.TrimSpace(string(out))
 	}
 	for _, sc := range scenarios {
-		r := map[string]int{vLollypops: reps, vLower: reps, vOriginal: reps}
+		r := map[string]int{vLollypops: reps, vLower: reps, vOriginal: reps, vGuarded: reps, vLowerGuarded: reps}
 		switch work := sc.hosts * max(sc.secrets, 1); {
 		case work >= 4000:
 			r[vOriginal] = 1

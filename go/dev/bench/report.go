@@ -53,7 +53,7 @@ func (r *report) markdown() string {
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` on %s UTC, on %s, with go-task %s.\n\n",
 		r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
-	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/dev/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the three variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
+	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/dev/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
 	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel), with `deployment.rollback.enable = false`: like the lower bound, it activates through the host's `nixos-rebuild switch`.\n")
 	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/dev/bench/lower.go`.\n")
 	w("- **original shape**: the Taskfiles the original lollypops generates (an included Taskfile per host, its commands: `nix copy`, then `ssh` for mkdir and ln, three fresh `ssh` per secret, `ssh` for nixos-rebuild), run by go-task's own CLI of the same version: `go/dev/bench/original.go`.\n\n")
@@ -65,6 +65,14 @@ func (r *report) markdown() string {
 		w("| %d × %d | %s | %s | %s | %s | %s |\n", d.hosts, d.secrets,
 			cell(d.times[vLollypops]), cell(d.times[vLower]), cell(d.times[vOriginal]),
 			ratio(d.times[vLollypops], d.times[vLower]), ratio(d.times[vOriginal], d.times[vLollypops]))
+	}
+	w("\n## Deploy, guarded activation\n\n")
+	w("The same deploys with `deployment.rollback.enable = true` (the default: docs/activation.md), against the lower bound doing the guarded activation's steps by hand (build on the host, a detached guard that runs `switch-to-configuration test` and waits for the confirmation, a new connection, the confirmation, the profile and the boot loader; `go/dev/bench/lower.go`), in the same runs as the table above, all variants taking turns.\n\n")
+	w("| hosts × secrets | lollypops, guarded | lower bound, guarded | lollypops ÷ lower bound |\n")
+	w("|---|---|---|---|\n")
+	for _, d := range r.deploys {
+		w("| %d × %d | %s | %s | %s |\n", d.hosts, d.secrets,
+			cell(d.times[vGuarded]), cell(d.times[vLowerGuarded]), ratio(d.times[vGuarded], d.times[vLowerGuarded]))
 	}
 	w("\n## Where lollypops' time goes\n\n")
 	w("One more lollypops run of each size with `--report`: each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
@@ -175,6 +183,13 @@ func (r *report) targets() string {
 		if l.n > 0 && o.n > 0 {
 			q := o.median.Seconds() / l.median.Seconds()
 			row(fmt.Sprintf("20 × %d: ≥ 10 × faster than the original shape", d.secrets), fmt.Sprintf("%.1f×", q), q >= 10)
+		}
+	}
+	for _, d := range r.deploys {
+		g, lg := d.times[vGuarded], d.times[vLowerGuarded]
+		if g.n > 0 && lg.n > 0 {
+			q := g.median.Seconds() / lg.median.Seconds()
+			row(fmt.Sprintf("%d × %d, guarded: ≤ 1.2 × the guarded lower bound", d.hosts, d.secrets), fmt.Sprintf("%s vs %s: %.2f×", secs(g.median), secs(lg.median), q), q <= 1.2)
 		}
 	}
 	for _, p := range r.plans {
