@@ -25,5 +25,6 @@ import _ "embed"
 //     guard to set the profile and the boot loader (switch-to-configuration
 //     boot). No lock, no health check, no watching of the output: the
 //     host's side polls files every 50 ms.
+//
 //go:embed lower.sh
 var lowerBound string
