@@ -48,6 +48,9 @@ type deployResult struct {
 	stages []stageTime
 	// span is that run's wall time.
 	span time.Duration
+	// The same for the guarded activation.
+	guardedStages []stageTime
+	guardedSpan   time.Duration
 }
 
 // stageTime is a stage's median duration per host in the breakdown run.
@@ -232,8 +235,13 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 			res.auths[v] = float64(authTotal[v]) / float64(runs[v]*sc.hosts)
 		}
 	}
-	if res.stages, res.span, err = b.breakdown(hosts, cmds); err != nil {
+	if res.stages, res.span, err = b.breakdown(vLollypops, hosts, cmds); err != nil {
 		return res, err
+	}
+	if reps[vGuarded] > 0 {
+		if res.guardedStages, res.guardedSpan, err = b.breakdown(vGuarded, hosts, cmds); err != nil {
+			return res, err
+		}
 	}
 	if !counts {
 		return res, nil
@@ -337,7 +345,7 @@ func (b *bench) countOnce(v string, hosts, cmds []string) (execs, conns int, sen
 // (--timings): per stage, the median and the maximum over the hosts of the
 // time it took on a host (a stage that occurs in several steps, such as
 // connect and lock, summed).
-func (b *bench) breakdown(hosts, cmds []string) ([]stageTime, time.Duration, error) {
+func (b *bench) breakdown(variant string, hosts, cmds []string) ([]stageTime, time.Duration, error) {
 	flake, err := b.newFlake()
 	if err != nil {
 		return nil, 0, err
@@ -348,7 +356,7 @@ func (b *bench) breakdown(hosts, cmds []string) ([]stageTime, time.Duration, err
 	}
 	defer os.RemoveAll(work)
 	inv := b.inventory(hosts, cmds, flake, b.fleet.SSHConfig)
-	name, args, env, err := b.command(vLollypops, inv, hosts, b.fleet.SSHConfig, work)
+	name, args, env, err := b.command(variant, inv, hosts, b.fleet.SSHConfig, work)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -75,16 +75,22 @@ func (r *report) markdown() string {
 			cell(d.times[vGuarded]), cell(d.times[vLowerGuarded]), ratio(d.times[vGuarded], d.times[vLowerGuarded]))
 	}
 	w("\n## Where lollypops' time goes\n\n")
-	w("One more lollypops run of each size with `--report`: each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
+	w("One more lollypops run of each size with `--report` (and one with the guarded activation): each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
 	for _, d := range r.deploys {
-		if len(d.stages) == 0 {
-			continue
+		for _, x := range []struct {
+			what   string
+			stages []stageTime
+			span   time.Duration
+		}{{"", d.stages, d.span}, {", guarded", d.guardedStages, d.guardedSpan}} {
+			if len(x.stages) == 0 {
+				continue
+			}
+			w("**%d × %d%s** (this run: %s)\n\n| stage | median per host | max |\n|---|---|---|\n", d.hosts, d.secrets, x.what, secs(x.span))
+			for _, st := range x.stages {
+				w("| %s | %s | %s |\n", st.name, secs(st.median), secs(st.max))
+			}
+			w("\n")
 		}
-		w("**%d × %d** (this run: %s)\n\n| stage | median per host | max |\n|---|---|---|\n", d.hosts, d.secrets, secs(d.span))
-		for _, st := range d.stages {
-			w("| %s | %s | %s |\n", st.name, secs(st.median), secs(st.max))
-		}
-		w("\n")
 	}
 	w("\n## Counts per host\n\n")
 	w("SSH authentications come from the hosts' sshd logs during the timed runs. Connections and bytes (sent by the deployer, SSH-level: what goes on the wire) come from one extra run per variant whose ssh connections go through a counting proxy")
