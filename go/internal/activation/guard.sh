@@ -62,16 +62,38 @@ exec >>"$dir/log" 2>&1 </dev/null
 say() {
 	printf '%s\n' "$*" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"
 }
-# note KEY VALUE sets one line of DIR/result.
+# note KEY VALUE [KEY VALUE...] sets lines of DIR/result (values on one
+# line), replacing the file at once. The host may start processes slowly
+# (a loaded machine): the guard notes what it can together, and reads
+# DIR/result with the shell's own read.
 note() {
+	_keep=" "
+	_add=
+	while [ $# -ge 2 ]; do
+		_keep="$_keep$1 "
+		_add="$_add$1 $2
+"
+		shift 2
+	done
 	{
-		grep -v "^$1 " "$dir/result" 2>/dev/null
-		printf '%s %s\n' "$1" "$2"
+		if [ -e "$dir/result" ]; then
+			while IFS= read -r _l; do
+				case $_keep in *" ${_l%% *} "*) ;; *) printf '%s\n' "$_l" ;; esac
+			done <"$dir/result"
+		fi
+		printf '%s' "$_add"
 	} >"$dir/result.tmp" && mv -f "$dir/result.tmp" "$dir/result"
 }
 # get KEY prints the value of KEY in DIR/result.
 get() {
-	sed -n "s/^$1 //p" "$dir/result" 2>/dev/null | head -n 1
+	[ -e "$dir/result" ] || return 0
+	while IFS= read -r _l; do
+		case $_l in "$1 "*)
+			printf '%s\n' "${_l#"$1 "}"
+			return 0
+			;;
+		esac
+	done <"$dir/result"
 }
 # The monotonic clock (since boot): a clock step (timesyncd starting in the
 # new system) moves neither a deadline nor a duration. cs prints it in
@@ -267,7 +289,7 @@ wait_confirmation() {
 			release_lock
 			rollback "no confirmation from the deployer within ${window}s"
 		fi
-		sleep 0.2
+		sleep 0.05
 	done
 }
 
@@ -298,20 +320,19 @@ specialisation() {
 run() {
 	new=$1 action=$2 window=$3 profile=$4 spec=$5
 	say "activating"
-	note new "$new"
-	note action "$action"
-	note window "$window"
-	note profile "$profile"
 	prevRun=$(readlink -e "$current") || prevRun=
 	prevBoot=$(readlink -e "$profile") || prevBoot=
-	note prev_run "$prevRun"
-	note prev_boot "$prevBoot"
-	note prev_gen "$(readlink "$profile" || true)"
+	prevGen=$(readlink "$profile") || prevGen=
+	note new "$new" action "$action" window "$window" profile "$profile" \
+		prev_run "$prevRun" prev_boot "$prevBoot" prev_gen "$prevGen"
 	# The previous systems stay in the store until the guard is done,
-	# whatever a garbage collection does meanwhile.
-	pin prev-run "$prevRun"
+	# whatever a garbage collection does meanwhile (both at once).
+	pin prev-run "$prevRun" &
+	pinning=$!
 	pin prev-boot "$prevBoot"
-	note failed_before "$(failed_units)"
+	failedBefore=$(failed_units)
+	wait "$pinning"
+	note failed_before "$failedBefore"
 	case $action in
 	switch | test) target=$(specialisation "$new" "$spec") ||
 		final "refused the new system has no specialisation \"$spec\"" ;;
@@ -330,15 +351,11 @@ run() {
 			;;
 		esac
 		stc "$target" "$action"
-		note stc_rc "$rc"
-		note stc_started "$started"
-		note stc_ended "$ended"
+		note stc_rc "$rc" stc_started "$started" stc_ended "$ended"
 		final "done $rc"
 	fi
 	stc "$target" test
-	note stc_rc "$rc"
-	note stc_started "$started"
-	note stc_ended "$ended"
+	note stc_rc "$rc" stc_started "$started" stc_ended "$ended"
 	cur=$(readlink -e "$current") || cur=
 	case $rc in
 	0 | 4) ;;
