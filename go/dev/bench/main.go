@@ -33,10 +33,22 @@ func main() {
 	bin := flag.String("bin", "", "directory with lollypops and lollypops-step (required)")
 	out := flag.String("out", "", "write the Markdown report here (default: stdout only)")
 	reps := flag.Int("reps", 5, "runs per measurement (the original shape runs fewer for large fleets)")
-	quick := flag.Bool("quick", false, "skip the slowest measurements (original shape at 20×50 and 20×200, planning at 5000 hosts)")
+	quick := flag.Bool("quick", false, "skip the slowest measurements: only 1×10 and 20×50 (unless --scenarios), 3 runs (unless --reps), no original shape at 20×50 and up, no planning at 5000 hosts")
 	only := flag.String("scenarios", "1x0,1x10,1x50,5x0,5x10,5x50,20x0,20x10,20x50,20x200", "deploy sizes, HOSTSxSECRETS (20 hosts at most); empty: none")
 	sizes := flag.String("fleets", "10,100,1000,5000", "planning fleet sizes; empty: none")
 	flag.Parse()
+	if *quick {
+		// Under ten minutes: two sizes, three runs each, unless asked
+		// otherwise.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["scenarios"] {
+			*only = "1x10,20x50"
+		}
+		if !set["reps"] {
+			*reps = 3
+		}
+	}
 	if err := run(*bin, *out, *reps, *quick, *only, *sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
