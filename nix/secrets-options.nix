@@ -14,8 +14,15 @@ let
     ;
   types' = import ./types.nix { inherit lib; };
 
+  # units: whether secrets have restartUnits and reloadUnits (NixOS only:
+  # a home-manager user's units are the user's systemd's).
   secretModule =
-    { cfg, owner, group }:
+    {
+      cfg,
+      owner,
+      group,
+      units,
+    }:
     {
       name,
       config,
@@ -126,6 +133,40 @@ let
           '';
         };
 
+      }
+      // lib.optionalAttrs units {
+        restartUnits = mkOption {
+          type = types.listOf types'.unitName;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units to restart when a deployment changes this secret: when the
+            value written differs from the one lollypops wrote there before
+            (or the file is written for the first time). They are restarted
+            on the host right after the secret is written (after the
+            activation for `upload-at = "post-activation"`), once per
+            deployment however many of their secrets changed, and only if
+            they are running (`systemctl try-restart`): a unit that is
+            stopped, or that the coming activation adds, is left to it.
+            A secret whose value is unchanged restarts nothing.
+          '';
+        };
+
+        reloadUnits = mkOption {
+          type = types.listOf types'.unitName;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units to reload (`systemctl reload`) when a deployment changes
+            this secret, as `restartUnits` restarts them, if they are
+            running. A unit that is also restarted in the same deployment
+            is only restarted. The unit must support reloading
+            (`ExecReload=`), or the deployment fails after the secret is
+            written.
+          '';
+        };
+      }
+      // {
         # doRename defines it too (empty), since it exists.
         warnings = mkOption {
           type = types.listOf types.str;
@@ -154,13 +195,15 @@ let
 in
 {
   # The options under `lollypops.secrets`. `defaultDir`, `owner` and `group`
-  # are the `default` (and, if computed, `defaultText`) of those options.
+  # are the `default` (and, if computed, `defaultText`) of those options;
+  # `units` adds each secret's `restartUnits` and `reloadUnits`.
   mkOptions =
     {
       cfg,
       defaultDir,
       owner,
       group,
+      units ? false,
     }:
     {
       default-dir = mkOption (
@@ -196,7 +239,14 @@ in
       };
 
       files = mkOption {
-        type = types.attrsOf (types.submodule (secretModule { inherit cfg owner group; }));
+        type = types.attrsOf (types.submodule (secretModule {
+          inherit
+            cfg
+            owner
+            group
+            units
+            ;
+        }));
         default = { };
         example = literalExpression ''
           {

@@ -211,7 +211,7 @@ func host(f *fakehost.Fleet, name string) *config.Host {
 // secret returns a secret with the module's defaults.
 func secret(name, cmd, path string) config.Secret {
 	return config.Secret{Name: name, Cmd: cmd, Path: path, Owner: "root", Group: "root", Mode: "0400",
-		UploadAt: config.PreActivation}
+		UploadAt: config.PreActivation, RestartUnits: []string{}, ReloadUnits: []string{}}
 }
 
 // result is one lollypops run.
