@@ -235,6 +235,9 @@ type Pending struct {
 	// Wrote is the owner, group and mode the file got, as stat shows
 	// them: "root:root 400", "alice:users 400".
 	Wrote string `json:",omitempty"`
+	// Changed: its value changed (the deployer's note, kept until the
+	// file is written again with its owner, which restarts its units).
+	Changed bool `json:",omitempty"`
 }
 
 // reportPrefix starts each line of the receiver's report.
