@@ -112,7 +112,7 @@ func setup(m *testing.M) int {
 	// A web service and two units without a process, for the units of
 	// rotated secrets.
 	systems["rotated"] = fakehost.System{Kernel: deployedKernel, HTTP: fakehost.HTTPHealthy,
-		RestartUnits: []string{"app.service", "worker.service"}}
+		RestartUnits: []string{"app.service", "worker.service", "cache.service"}}
 	src := filepath.Join(dir, "flake", "source")
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -53,7 +53,12 @@ func TestSecretRotation(t *testing.T) {
 	late := secret("late", "cat "+filepath.Join(dir, "late"), "/run/keys/late")
 	late.UploadAt, late.RestartUnits = config.PostActivation, []string{"worker.service", "app.service"}
 	plain := secret("plain", "echo plain", "/run/keys/plain")
-	c.Secrets.Files = []config.Secret{app, late, plain, web}
+	// Its owner is created by the activation: written for now without
+	// it, its unit is restarted once it has it, after the activation.
+	owned := secret("owned", "echo owned", "/run/keys/owned")
+	owned.Owner, owned.Group, owned.RestartUnits = "svc", "svc", []string{"cache.service"}
+	h.SetActivationHook("id svc >/dev/null 2>&1 || useradd -r -U svc")
+	c.Secrets.Files = []config.Secret{app, late, owned, plain, web}
 	value("web", "WEB-VALUE-1")
 	value("app", "APP-VALUE")
 	value("late", "LATE-VALUE")
@@ -84,17 +89,18 @@ func TestSecretRotation(t *testing.T) {
 	for _, want := range []string{
 		"[rotated:deploy-secrets] reloaded sshd.service: secret \"web\" changed",
 		"[rotated:deploy-secrets] not restarted or reloaded, as they do not run: app.service, httpd.service",
-		"[rotated:rebuild] restarted worker.service, app.service: secret \"late\" changed",
+		"[rotated:rebuild] restarted worker.service, app.service, cache.service: secrets \"late\", \"owned\" changed",
 	} {
 		if !strings.Contains(res.output(), want) {
 			t.Errorf("output lacks %q\n%s", want, res)
 		}
 	}
-	if got := summaryLine(res, "rotated"); !strings.Contains(got, "deploy-secrets (3 secrets, 1 after activation, 3 changed, reloaded sshd.service)") ||
-		!strings.Contains(got, "rebuild (switch, 1 secret after activation, 1 changed, restarted worker.service, app.service)") {
+	if got := summaryLine(res, "rotated"); !strings.Contains(got, "deploy-secrets (4 secrets, 1 after activation, 3 changed, reloaded sshd.service)") ||
+		!strings.Contains(got, "rebuild (switch, 1 secret after activation, 1 owner set after activation, 2 changed, restarted worker.service, app.service, cache.service)") {
 		t.Errorf("summary: %q", got)
 	}
-	if count("sshd.service", "reloads") != 1 || count("worker.service", "restarts") != 1 || count("app.service", "restarts") != 1 {
+	if count("sshd.service", "reloads") != 1 || count("worker.service", "restarts") != 1 || count("app.service", "restarts") != 1 ||
+		count("cache.service", "restarts") != 1 {
 		t.Errorf("after the first deploy: sshd reloaded %d times, worker restarted %d, app %d",
 			count("sshd.service", "reloads"), count("worker.service", "restarts"), count("app.service", "restarts"))
 	}
@@ -118,7 +124,7 @@ func TestSecretRotation(t *testing.T) {
 	if n, w, a := count("sshd.service", "reloads"), count("worker.service", "restarts"), count("app.service", "restarts"); n != 2 || w != 1 || a != 1 {
 		t.Errorf("sshd reloaded %d times (want 2), worker restarted %d (1), app %d (1)", n, w, a)
 	}
-	if got := summaryLine(res, "rotated"); !strings.HasSuffix(got, "deploy-secrets (4 secrets, 1 changed, restarted httpd.service, reloaded sshd.service)") {
+	if got := summaryLine(res, "rotated"); !strings.HasSuffix(got, "deploy-secrets (5 secrets, 1 changed, restarted httpd.service, reloaded sshd.service)") {
 		t.Errorf("summary: %q", got)
 	}
 	if !strings.Contains(res.output(), `[rotated:deploy-secrets] restarted httpd.service: secret "web" changed`) {
@@ -145,10 +151,10 @@ func TestSecretRotation(t *testing.T) {
 	before = pid()
 	res = r.run("--report", report, "rotated:deploy-secrets")
 	if res.code != 0 || pid() != before || count("sshd.service", "reloads") != 2 || count("app.service", "restarts") != 1 ||
-		count("worker.service", "restarts") != 1 {
+		count("worker.service", "restarts") != 1 || count("cache.service", "restarts") != 1 {
 		t.Errorf("unchanged secrets restarted something: %s", res)
 	}
-	if got := summaryLine(res, "rotated"); !strings.HasSuffix(got, "deploy-secrets (4 secrets)") {
+	if got := summaryLine(res, "rotated"); !strings.HasSuffix(got, "deploy-secrets (5 secrets)") {
 		t.Errorf("summary: %q", got)
 	}
 	data, _ = os.ReadFile(report)
