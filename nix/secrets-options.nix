@@ -141,14 +141,16 @@ let
           example = [ "nginx.service" ];
           description = ''
             Units to restart when a deployment changes this secret: when the
-            value written differs from the one lollypops wrote there before
-            (or the file is written for the first time). They are restarted
-            on the host right after the secret is written (after the
-            activation for `upload-at = "post-activation"`), once per
-            deployment however many of their secrets changed, and only if
-            they are running (`systemctl try-restart`): a unit that is
-            stopped, or that the coming activation adds, is left to it.
-            A secret whose value is unchanged restarts nothing.
+            value written differs from the one lollypops wrote at its path
+            before (by a checksum kept on the host), or is written there for
+            the first time. They are restarted on the host right after the
+            secret is written (after the activation for
+            `upload-at = "post-activation"`), and only if they are running
+            (`systemctl try-restart`): a stopped unit stays stopped, and a
+            unit that the coming activation adds is left to it. A unit
+            listed by several changed secrets is restarted once. A secret
+            whose value is unchanged restarts nothing. See
+            [Rotation](secrets.md#rotation-restarting-the-units-that-read-a-secret).
           '';
         };
 
@@ -158,11 +160,11 @@ let
           example = [ "nginx.service" ];
           description = ''
             Units to reload (`systemctl reload`) when a deployment changes
-            this secret, as `restartUnits` restarts them, if they are
-            running. A unit that is also restarted in the same deployment
-            is only restarted. The unit must support reloading
-            (`ExecReload=`), or the deployment fails after the secret is
-            written.
+            this secret, if they are running, as `restartUnits` restarts
+            them. A unit that is also restarted for a changed secret is only
+            restarted. The unit must be able to reload (`ExecReload=`):
+            systemd refuses to reload others, which fails the deployment
+            after the secret is written.
           '';
         };
       }

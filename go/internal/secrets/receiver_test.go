@@ -498,13 +498,15 @@ func ExampleParseReport() {
 // host's login shell, reads too, but with two backslash sequences of its
 // own: the script must have neither.
 func TestReceiverFishQuotes(t *testing.T) {
-	for _, seq := range []string{`\\`, `\'`} {
-		if strings.Contains(receiverScript, seq) {
-			t.Errorf("receiver.sh has %s, which fish's single quotes change", seq)
+	for name, script := range map[string]string{"receiver.sh": receiverScript, "units.sh": unitsScript} {
+		for _, seq := range []string{`\\`, `\'`} {
+			if strings.Contains(script, seq) {
+				t.Errorf("%s has %s, which fish's single quotes change", name, seq)
+			}
 		}
-	}
-	if !strings.HasPrefix(receiverScript, "#!/bin/sh\n") {
-		t.Errorf("receiver.sh does not start with its shebang")
+		if !strings.HasPrefix(script, "#!/bin/sh\n") {
+			t.Errorf("%s does not start with its shebang", name)
+		}
 	}
 }
 

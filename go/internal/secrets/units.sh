@@ -1,3 +1,4 @@
+#!/bin/sh
 # units.sh: restarts and reloads, as root on the host (through sudo when
 # enabled), the units of the secrets that a deploy changed (restartUnits,
 # reloadUnits). POSIX sh; tested under bash, dash, busybox sh and mksh.
