@@ -72,7 +72,8 @@ type Record struct {
 }
 
 // Stage is a part of a step: connecting, taking the lock, copying the
-// flake, a secret's command, the secret session, the build, the
+// flake, a secret's command, the secret session, the unit restarts for
+// changed secrets, the build, the
 // activation, the reconnection, the health checks, the confirmation, a
 // reboot.
 type Stage struct {
