@@ -16,6 +16,9 @@
       allow-empty
       ;
     home-manager-user = hmUser;
+    # Only the NixOS module has them (a home-manager user's secrets do not).
+    restartUnits = s.restartUnits or [ ];
+    reloadUnits = s.reloadUnits or [ ];
   };
 
   # How the runner reaches the target: lollypops.deployment.{ssh,sudo}.

@@ -264,6 +264,7 @@ in
         defaultDir.default = "/run/keys";
         owner.default = "root";
         group.default = "root";
+        units = true;
       }
       // {
         remove-stale = secrets.removeStaleOption;

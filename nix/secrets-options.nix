@@ -14,8 +14,15 @@ let
     ;
   types' = import ./types.nix { inherit lib; };
 
+  # units: whether secrets have restartUnits and reloadUnits (NixOS only:
+  # a home-manager user's units are the user's systemd's).
   secretModule =
-    { cfg, owner, group }:
+    {
+      cfg,
+      owner,
+      group,
+      units,
+    }:
     {
       name,
       config,
@@ -126,6 +133,42 @@ let
           '';
         };
 
+      }
+      // lib.optionalAttrs units {
+        restartUnits = mkOption {
+          type = types.listOf types'.unitName;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units to restart when a deployment changes this secret: when the
+            value written differs from the one lollypops wrote at its path
+            before (by a checksum kept on the host), or is written there for
+            the first time. They are restarted on the host right after the
+            secret is written (after the activation for
+            `upload-at = "post-activation"`), and only if they are running
+            (`systemctl try-restart`): a stopped unit stays stopped, and a
+            unit that the coming activation adds is left to it. A unit
+            listed by several changed secrets is restarted once. A secret
+            whose value is unchanged restarts nothing. See
+            [Rotation](secrets.md#rotation-restarting-the-units-that-read-a-secret).
+          '';
+        };
+
+        reloadUnits = mkOption {
+          type = types.listOf types'.unitName;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units to reload (`systemctl reload`) when a deployment changes
+            this secret, if they are running, as `restartUnits` restarts
+            them. A unit that is also restarted for a changed secret is only
+            restarted. The unit must be able to reload (`ExecReload=`):
+            systemd refuses to reload others, which fails the deployment
+            after the secret is written.
+          '';
+        };
+      }
+      // {
         # doRename defines it too (empty), since it exists.
         warnings = mkOption {
           type = types.listOf types.str;
@@ -154,13 +197,15 @@ let
 in
 {
   # The options under `lollypops.secrets`. `defaultDir`, `owner` and `group`
-  # are the `default` (and, if computed, `defaultText`) of those options.
+  # are the `default` (and, if computed, `defaultText`) of those options;
+  # `units` adds each secret's `restartUnits` and `reloadUnits`.
   mkOptions =
     {
       cfg,
       defaultDir,
       owner,
       group,
+      units ? false,
     }:
     {
       default-dir = mkOption (
@@ -196,7 +241,14 @@ in
       };
 
       files = mkOption {
-        type = types.attrsOf (types.submodule (secretModule { inherit cfg owner group; }));
+        type = types.attrsOf (types.submodule (secretModule {
+          inherit
+            cfg
+            owner
+            group
+            units
+            ;
+        }));
         default = { };
         example = literalExpression ''
           {

@@ -95,6 +95,17 @@ rec {
     s: s != "" && isText s && !lib.hasInfix "{{" s
   );
 
+  # A systemd unit to restart or reload: a full name with its type
+  # ("nginx.service", "getty@tty1.service"), as systemd spells unit names.
+  # It ends up in the argv of a root command on the host: it never starts
+  # with `-` (or `.`), and a template needs its instance.
+  unitName = strWith "lollypopsUnitName" "systemd unit name with its type, such as \"nginx.service\"" (
+    s:
+    matches "[A-Za-z0-9:_\\][A-Za-z0-9:_.@\\-]*[.](service|socket|target|path|timer|mount|automount|swap|slice|scope|device)" s
+    && !lib.hasInfix "@." s
+    && builtins.stringLength s <= 255
+  );
+
   # A host's tag: selected on the command line as `@<tag>`.
   tag = strWith "lollypopsTag" "tag (letters, digits, `_`, `.` and `-`, not starting with `.` or `-`)" (
     s: matches "[A-Za-z0-9_][A-Za-z0-9_.-]*" s && builtins.stringLength s <= 64

@@ -107,7 +107,7 @@ func TestDeployAll(t *testing.T) {
 				t.Errorf("%d ssh authentications, want 1", n)
 			}
 			if got := summaryLine(res, h.Name); !strings.HasPrefix(got, h.Name+" ok ") ||
-				!strings.Contains(got, "deploy-secrets (3 secrets)") || !strings.Contains(got, "rebuild (switch)") {
+				!strings.Contains(got, "deploy-secrets (3 secrets, 3 changed)") || !strings.Contains(got, "rebuild (switch)") {
 				t.Errorf("summary line: %q", got)
 			}
 		})

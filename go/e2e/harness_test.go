@@ -40,7 +40,7 @@ var (
 // flakeHosts are the host names the tests deploy the flake to; each has a
 // nixosConfigurations entry, as on a real fleet. newFleet refuses others.
 var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other",
-	"nosshd", "broken", "checked", "rebooted", "samekernel"}
+	"nosshd", "broken", "checked", "rebooted", "samekernel", "rotated"}
 
 // deployedKernel is the kernel of the flake's systems, unlike the one the
 // hosts boot first (fakehost's default, 6.6.30): a host runs the deployed
@@ -109,6 +109,10 @@ func setup(m *testing.M) int {
 	// The kernel the hosts boot first, with a package more: a new system
 	// that needs no reboot.
 	systems["samekernel"] = fakehost.System{Packages: []string{"hello-2.12.1"}}
+	// A web service and two units without a process, for the units of
+	// rotated secrets.
+	systems["rotated"] = fakehost.System{Kernel: deployedKernel, HTTP: fakehost.HTTPHealthy,
+		RestartUnits: []string{"app.service", "worker.service", "cache.service"}}
 	src := filepath.Join(dir, "flake", "source")
 	if err := fakehost.WriteFlake(src, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -211,7 +215,7 @@ func host(f *fakehost.Fleet, name string) *config.Host {
 // secret returns a secret with the module's defaults.
 func secret(name, cmd, path string) config.Secret {
 	return config.Secret{Name: name, Cmd: cmd, Path: path, Owner: "root", Group: "root", Mode: "0400",
-		UploadAt: config.PreActivation}
+		UploadAt: config.PreActivation, RestartUnits: []string{}, ReloadUnits: []string{}}
 }
 
 // result is one lollypops run.

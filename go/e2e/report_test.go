@@ -173,7 +173,7 @@ func TestRunReport(t *testing.T) {
 			t.Errorf("host1 %s: %+v", s.Name, s)
 		}
 	}
-	if s := h1.Steps[3]; s.Note != "test, 1 secret after activation" || s.System != current || !reflect.DeepEqual(s.Secrets, []reportSecret{{"late", "/run/keys/late"}}) {
+	if s := h1.Steps[3]; s.Note != "test, 1 secret after activation, 1 changed" || s.System != current || !reflect.DeepEqual(s.Secrets, []reportSecret{{"late", "/run/keys/late"}}) {
 		t.Errorf("host1 rebuild: %+v", s)
 	}
 
@@ -197,7 +197,7 @@ func TestRunReport(t *testing.T) {
 	if got := summaryLine(res, "host2"); got != "host2 failed "+durationWord(got)+" rebuild: "+rb.Error+"; not run: notify" {
 		t.Errorf("summary: %q", got)
 	}
-	if got := summaryLine(res, "host1"); !strings.HasPrefix(got, "host1 ok") || !strings.HasSuffix(got, "rebuild (test, 1 secret after activation), notify") {
+	if got := summaryLine(res, "host1"); !strings.HasPrefix(got, "host1 ok") || !strings.HasSuffix(got, "rebuild (test, 1 secret after activation, 1 changed), notify") {
 		t.Errorf("summary: %q", got)
 	}
 	if !strings.Contains(res.stderr, "lollypops: summary: 1 of 2 hosts ok") {

@@ -66,7 +66,8 @@ func TestExactModes(t *testing.T) {
 	modes := []string{"0700", "0755", "755", "0640", "640", "4750", "2755", "1744", "0111"}
 	for _, m := range modes {
 		c.Secrets.Files = append(c.Secrets.Files, config.Secret{Name: "m" + m, Cmd: "echo " + m,
-			Path: "/run/keys/m" + m, Owner: "root", Group: "keys", Mode: m, UploadAt: config.PreActivation})
+			Path: "/run/keys/m" + m, Owner: "root", Group: "keys", Mode: m, UploadAt: config.PreActivation,
+			RestartUnits: []string{}, ReloadUnits: []string{}})
 	}
 	res := newRunner(t, map[string]*config.Host{"host1": c}).run("host1:deploy-secrets")
 	if res.code != 0 {

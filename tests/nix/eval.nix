@@ -316,6 +316,23 @@ let
       group = "a";
       groups = "b";
     }) (secretOf "x"))
+    (rejects "a unit name that is an option" (file { restartUnits = [ "--force" ]; }) (secretOf "x"))
+    (rejects "a unit name without its type" (file { reloadUnits = [ "nginx" ]; }) (secretOf "x"))
+    (rejects "a template unit without instance" (file { restartUnits = [ "getty@.service" ]; }) (
+      secretOf "x"
+    ))
+    (check "unit names as systemd spells them" (
+      (secretOf "x" (hostWith (file {
+        restartUnits = [
+          "getty@tty1.service"
+          "sys-subsystem-net-devices-eth0.device"
+        ];
+        reloadUnits = [ "a\\x2db.service" ];
+      }))).restartUnits == [
+        "getty@tty1.service"
+        "sys-subsystem-net-devices-eth0.device"
+      ]
+    ) "")
     (rejects "a specialisation that is a path" { lollypops.deployment.activation.specialisation = "../x"; } (
       h: h.config.lollypops.deployment.activation.specialisation
     ))
@@ -496,6 +513,8 @@ let
         })
         && messages { } == [ ]
         && !refused { }
+        # A user's secrets restart no units: the option does not exist.
+        && refused { lollypops.secrets.files.x.restartUnits = [ "a.service" ]; }
       ) (builtins.toJSON (messages { lollypops.extraTasks.x.deps = [ "diff" ]; }))
     )
     (check "the flake exports the modules under their names" (

@@ -246,6 +246,7 @@ func setOutcome(rec *report.Record, out steps.Outcome, err error, code int) {
 	for _, s := range out.Secrets {
 		rec.Secrets = append(rec.Secrets, report.Secret{Name: s.Name, Path: s.Path})
 	}
+	rec.ChangedSecrets, rec.RestartedUnits, rec.ReloadedUnits = out.Changed, out.Restarted, out.Reloaded
 	rec.Activation = activationRecord(out.Activation)
 	if err == nil {
 		return

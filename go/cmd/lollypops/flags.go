@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Overrides.AddFlags(fs)
 	o.Rollout.AddFlags(fs)
 	o.SudoPassword.AddFlags(fs)
-	fs.BoolVar(&o.Timings, "timings", false, "After the summary, print where the run's time went: per host, each step and its stages (connect, lock, flake copy, each secret's command, the secret session, build, activation, reconnect, health checks, confirm, reboot), when each began and how long it took. --report holds the same.")
+	fs.BoolVar(&o.Timings, "timings", false, "After the summary, print where the run's time went: per host, each step and its stages (connect, lock, flake copy, each secret's command, the secret session, unit restarts, build, activation, reconnect, health checks, confirm, reboot), when each began and how long it took. --report holds the same.")
 	fs.StringVar(&o.Report, "report", "", "Write a JSON report of the run to `FILE`: per host and step the status, times, exit code, error and hint, the store paths deployed, the secrets written (names and paths, never values). See docs/report.md.")
 	fs.SortFlags = false
 	o.fs = fs

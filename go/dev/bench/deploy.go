@@ -143,6 +143,7 @@ func (b *bench) inventory(hosts []string, cmds []string, flake, sshConfig string
 			h.Secrets.Files = append(h.Secrets.Files, config.Secret{
 				Name: fmt.Sprintf("s%03d", i), Cmd: c, Path: fmt.Sprintf("/run/keys/bench/s%03d", i),
 				Owner: "root", Group: "root", Mode: "0400", UploadAt: config.PreActivation,
+				RestartUnits: []string{}, ReloadUnits: []string{},
 			})
 		}
 		inv.Hosts[n] = h

@@ -48,7 +48,7 @@ func planInventory(n int) *config.Inventory {
 			h.Secrets.Files = append(h.Secrets.Files, config.Secret{
 				Name: fmt.Sprintf("secret%d", s), Cmd: fmt.Sprintf("pass hosts/%s/secret%d", name, s),
 				Path: fmt.Sprintf("/run/keys/secret%d", s), Owner: "root", Group: "root", Mode: "0400",
-				UploadAt: config.PreActivation,
+				UploadAt: config.PreActivation, RestartUnits: []string{}, ReloadUnits: []string{},
 			})
 		}
 		inv.Hosts[name] = h

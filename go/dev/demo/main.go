@@ -172,9 +172,11 @@ func inventory(f *fakehost.Fleet, flake string, names []string) *config.Inventor
 			},
 			Secrets: config.Secrets{Files: []config.Secret{
 				{Name: "nixos-secrets/" + n + "/db", Cmd: "pass nixos-secrets/" + n + "/db", Path: "/run/keys/db",
-					Owner: "root", Group: "nginx", Mode: "0440", UploadAt: config.PreActivation},
+					Owner: "root", Group: "nginx", Mode: "0440", UploadAt: config.PreActivation,
+					RestartUnits: []string{}, ReloadUnits: []string{}},
 				{Name: "api-token", Cmd: "printf 'token-for-%s' " + n, Path: "/run/keys/api-token",
-					Owner: "root", Group: "root", Mode: "0400", UploadAt: config.PreActivation},
+					Owner: "root", Group: "root", Mode: "0400", UploadAt: config.PreActivation,
+					RestartUnits: []string{}, ReloadUnits: []string{}},
 			}},
 			Tasks:      []string{config.TaskDeployFlake, config.TaskDeploySecrets, config.TaskRebuild},
 			ExtraTasks: map[string]config.ExtraTask{},

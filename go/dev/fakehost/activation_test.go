@@ -266,6 +266,57 @@ func TestActivationSupport(t *testing.T) {
 		}
 	})
 
+	// What a deployer restarting a secret's units sees: systemd's
+	// try-restart and reload.
+	t.Run("try-restart and reload", func(t *testing.T) {
+		if out, code := sshRun(t, f, "act1", "nixos-rebuild switch --flake "+ref("act1-ok")); code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		pid := func() string { return strings.TrimSpace(execOut(t, h, "cat /run/fakehost/httpd.main-pid")) }
+		before := pid()
+		if out, code := sshRun(t, f, "act1", "systemctl try-restart -- httpd.service"); code != 0 || out != "" {
+			t.Fatalf("try-restart: exit %d: %s", code, out)
+		}
+		restarted := pid()
+		if restarted == before || restarted == "" {
+			t.Errorf("httpd's main PID %s, %s before the restart", restarted, before)
+		}
+		if status, _ := httpGet(t, port); status != 200 {
+			t.Errorf("GET / after the restart: %d", status)
+		}
+		if out, code := sshRun(t, f, "act1", "systemctl reload httpd sshd.service"); code != 0 || out != "" {
+			t.Fatalf("reload: exit %d: %s", code, out)
+		}
+		if p := pid(); p != restarted {
+			t.Errorf("the reload restarted httpd: %s, %s before", p, restarted)
+		}
+		if got := execOut(t, h, "cat /run/fakehost/units/httpd.service/reloads /run/fakehost/units/sshd.service/reloads"); got != "x\nx\n" {
+			t.Errorf("reloads: %q", got)
+		}
+		for _, c := range []struct {
+			cmd, out string
+			code     int
+		}{
+			{"systemctl try-restart nosuch.service", "Failed to try-restart nosuch.service: Unit nosuch.service not found.\n", 5},
+			{"systemctl reload nosuch", "Failed to reload nosuch.service: Unit nosuch.service not found.\n", 5},
+			{"systemd-run -q -u tr1 sleep 600; systemctl reload tr1", "Failed to reload tr1.service: Job type reload is not applicable for unit tr1.service.\n", 3},
+			{"systemctl try-restart tr1; systemctl stop tr1", "Failed to try-restart tr1.service: the fake host cannot restart transient units\n", 0},
+			{"su -s /bin/sh -c 'systemctl try-restart httpd' " + "nobody", "Failed to try-restart httpd.service: Access denied\n", 1},
+		} {
+			if out, code := sshRun(t, f, "act1", c.cmd); code != c.code || out != c.out {
+				t.Errorf("%s: exit %d: %q, want %d %q", c.cmd, code, out, c.code, c.out)
+			}
+		}
+		// A system without the web service: httpd is not there.
+		if out, code := sshRun(t, f, "act1", "nixos-rebuild switch --flake "+ref("act1-none")); code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		if out, code := sshRun(t, f, "act1", "systemctl try-restart httpd.service"); code != 5 ||
+			out != "Failed to try-restart httpd.service: Unit httpd.service not found.\n" {
+			t.Errorf("try-restart without httpd: exit %d: %q", code, out)
+		}
+	})
+
 	t.Run("reboot", func(t *testing.T) {
 		// Running act1-ok, booting act1-bad next.
 		for _, c := range []string{"switch --flake " + ref("act1-ok"), "boot --flake " + ref("act1-bad")} {

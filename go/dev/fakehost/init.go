@@ -157,6 +157,7 @@ start_httpd() {
 		return 1
 	fi
 	echo "$www" >"$ctl/httpd.active"
+	echo "$httpd_pid" >"$ctl/httpd.main-pid"
 	rm -rf "$ctl/units/httpd.service"
 }
 stop_httpd() {
@@ -165,7 +166,7 @@ stop_httpd() {
 		wait "$httpd_pid" 2>/dev/null
 	fi
 	httpd_pid=
-	rm -f "$ctl/httpd.active"
+	rm -f "$ctl/httpd.active" "$ctl/httpd.main-pid"
 }
 
 # Transient units: $ctl/units/<unit>/ holds state (activating, active,
@@ -412,7 +413,7 @@ while :; do
 		fi
 		if [ -n "$httpd_pid" ] && ! kill -0 "$httpd_pid" 2>/dev/null; then
 			httpd_pid=
-			rm -f "$ctl/httpd.active"
+			rm -f "$ctl/httpd.active" "$ctl/httpd.main-pid"
 		fi
 		units_tick
 		continue
@@ -492,7 +493,7 @@ func (h *Host) initScript(port int) (string, error) {
 		s.line("mount --bind", q(t.bash), q(t.shTarget))
 	}
 	// Runtime state of the previous boot.
-	s.line(`rm -rf "$ctl/replies" "$ctl/sshd.active" "$ctl/httpd.active" "$ctl/init.fifo" "$ctl/boot-failed" \`)
+	s.line(`rm -rf "$ctl/replies" "$ctl/sshd.active" "$ctl/httpd.active" "$ctl/httpd.main-pid" "$ctl/init.fifo" "$ctl/boot-failed" \`)
 	s.line(`	"$ctl/units" "$ctl/requests" "$ctl/reboot-request"`)
 	s.line(`mkdir -m 0755 "$ctl/replies" "$ctl/units" "$ctl/requests"`)
 	s.b.WriteString(initBuild)

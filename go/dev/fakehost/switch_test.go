@@ -180,6 +180,15 @@ func TestSwitch(t *testing.T) {
 			!strings.Contains(out, "Active: active (exited)") {
 			t.Errorf("status: %q", out)
 		}
+		// try-restart restarts a running one, and counts it; reload is not
+		// applicable to a unit without ExecReload=.
+		if out, code := sshRun(t, f, "sw1", "systemctl try-restart -- app.service worker.service && cat /run/fakehost/units/app.service/restarts"); code != 0 || out != "x\n" {
+			t.Errorf("try-restart: exit %d: %q", code, out)
+		}
+		if out, code := sshRun(t, f, "sw1", "systemctl reload app"); code != 3 ||
+			out != "Failed to reload app.service: Job type reload is not applicable for unit app.service.\n" {
+			t.Errorf("reload: exit %d: %q", code, out)
+		}
 		// A system without them stops them.
 		out, code = rebuild(t, f, "sw1", "test "+ref("sw1"))
 		if code != 0 || !strings.Contains(out, "stopping the following units: a_b.service, app.service, worker.service\n") {

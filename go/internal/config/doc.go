@@ -72,7 +72,9 @@
 //	  "owner": "root", "group": "root",      // names or numeric ids
 //	  "mode": "0400",                        // octal
 //	  "upload-at": "pre-activation" | "post-activation",
-//	  "allow-empty": false
+//	  "allow-empty": false,
+//	  "restartUnits": ["nginx.service"],     // restarted (try-restart) when a deploy changes the value;
+//	  "reloadUnits": []                      // reloaded so; both [] for a home-manager user's secret
 //	}
 //
 // A health check is run after the activation, either on the host (cmd,

@@ -244,6 +244,11 @@ type Secret struct {
 	Mode            string  `json:"mode"`
 	UploadAt        string  `json:"upload-at"`
 	AllowEmpty      bool    `json:"allow-empty"`
+	// RestartUnits and ReloadUnits are restarted or reloaded on the host,
+	// if they run, when a deploy changes the secret's value (NixOS
+	// secrets only: empty for a home-manager user's).
+	RestartUnits []string `json:"restartUnits"`
+	ReloadUnits  []string `json:"reloadUnits"`
 }
 
 // Label names the secret for messages: "db" or "alice/db" for a

@@ -31,6 +31,9 @@ var (
 	userRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_.-]*\$?|[0-9]+)$`)
 	// tagRe matches a host's tag (selected as "@<tag>").
 	tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// unitRe matches a systemd unit name with its type. The name goes into
+	// the argv of systemctl as root on the host: it never starts with '-'.
+	unitRe = regexp.MustCompile(`^[A-Za-z0-9:_\\][A-Za-z0-9:_.@\\-]*\.(service|socket|target|path|timer|mount|automount|swap|slice|scope|device)$`)
 	// modeRe matches an octal mode with three or four digits.
 	modeRe = regexp.MustCompile(`^[0-7]{3,4}$`)
 	// hostKeyRe matches an OpenSSH public key line: type, base64, comment.
@@ -261,6 +264,19 @@ func validateSecrets(host string, s *Secrets) error {
 		if f.UploadAt != PreActivation && f.UploadAt != PostActivation {
 			return fail("upload-at", "%q is not one of %q, %q", f.UploadAt, PreActivation, PostActivation)
 		}
+		for _, l := range []struct {
+			field string
+			units []string
+		}{{"restartUnits", f.RestartUnits}, {"reloadUnits", f.ReloadUnits}} {
+			for j, u := range l.units {
+				if err := checkUnit(u); err != nil {
+					return fail(fmt.Sprintf("%s[%d]", l.field, j), "%v", err)
+				}
+			}
+			if len(l.units) > 0 && f.HomeManagerUser != nil {
+				return fail(l.field, "a home-manager user's secret cannot restart or reload units")
+			}
+		}
 		if other, ok := byPath[f.Path]; ok {
 			return &Error{Host: host, Field: field + ".path",
 				Msg: fmt.Sprintf("%q is also the path of secret %q; each secret needs its own file", f.Path, other)}
@@ -477,6 +493,15 @@ func validateActivation(host string, d *Deployment) error {
 		if err := between(field+".interval", c.Interval, 0, 3600); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkUnit accepts a systemd unit name with its type ("nginx.service",
+// "getty@tty1.service"), as nix/types.nix's unitName does.
+func checkUnit(u string) error {
+	if !unitRe.MatchString(u) || strings.Contains(u, "@.") || len(u) > 255 {
+		return fmt.Errorf("%q is not a systemd unit name with its type, such as \"nginx.service\"", u)
 	}
 	return nil
 }

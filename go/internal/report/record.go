@@ -55,6 +55,12 @@ type Record struct {
 	// boots next (boot) after the step.
 	System  string   `json:"system,omitempty"`
 	Secrets []Secret `json:"secrets,omitempty"`
+	// ChangedSecrets names the secrets whose value the step changed on
+	// the host; RestartedUnits and ReloadedUnits are the units it
+	// restarted or reloaded for them (restartUnits, reloadUnits).
+	ChangedSecrets []string `json:"changed_secrets,omitempty"`
+	RestartedUnits []string `json:"restarted_units,omitempty"`
+	ReloadedUnits  []string `json:"reloaded_units,omitempty"`
 	// RolledBack is why the host returned to its previous system by
 	// itself after this step's activation (docs/activation.md).
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
@@ -66,7 +72,8 @@ type Record struct {
 }
 
 // Stage is a part of a step: connecting, taking the lock, copying the
-// flake, a secret's command, the secret session, the build, the
+// flake, a secret's command, the secret session, the unit restarts for
+// changed secrets, the build, the
 // activation, the reconnection, the health checks, the confirmation, a
 // reboot.
 type Stage struct {

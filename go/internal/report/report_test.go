@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +30,12 @@ func sample() ([]string, map[string][]string, map[string]map[string]Record) {
 	records := map[string]map[string]Record{
 		"web-1": {
 			"deploy-flake": {Host: "web-1", Step: "deploy-flake", Status: OK, Start: at(0), End: at(100), ExitCode: code(0), Note: "copy", StorePath: flake},
-			"deploy-secrets": {Host: "web-1", Step: "deploy-secrets", Status: OK, Start: at(100), End: at(150), ExitCode: code(0), Note: "2 secrets",
-				Secrets: []Secret{{"db", "/run/keys/db"}, {"alice/token", "/home/alice/.token"}}},
+			"deploy-secrets": {Host: "web-1", Step: "deploy-secrets", Status: OK, Start: at(100), End: at(150), ExitCode: code(0), Note: "2 secrets, 1 changed, restarted nginx.service",
+				Secrets:        []Secret{{"db", "/run/keys/db"}, {"alice/token", "/home/alice/.token"}},
+				ChangedSecrets: []string{"db"}, RestartedUnits: []string{"nginx.service"}},
 			"rebuild": {Host: "web-1", Step: "rebuild", Status: OK, Start: at(150), End: at(900), ExitCode: code(0), Note: "switch, 1 secret after activation",
-				StorePath: flake, System: "/nix/store/bbbb-nixos-system", Secrets: []Secret{{"late", "/run/keys/late"}}},
+				StorePath: flake, System: "/nix/store/bbbb-nixos-system", Secrets: []Secret{{"late", "/run/keys/late"}},
+				ChangedSecrets: []string{"late"}, RestartedUnits: []string{"nginx.service"}, ReloadedUnits: []string{"sshd.service"}},
 			"notify": {Host: "web-1", Step: "notify", Status: OK, Start: at(900), End: at(1000), ExitCode: code(0)},
 		},
 		"web-2": {
@@ -62,6 +65,13 @@ func TestBuild(t *testing.T) {
 	wantSecrets := []Secret{{"db", "/run/keys/db"}, {"alice/token", "/home/alice/.token"}, {"late", "/run/keys/late"}}
 	if !reflect.DeepEqual(ok.Secrets, wantSecrets) {
 		t.Errorf("web-1 secrets: %+v", ok.Secrets)
+	}
+	if !slices.Equal(ok.ChangedSecrets, []string{"db", "late"}) || !slices.Equal(ok.RestartedUnits, []string{"nginx.service"}) ||
+		!slices.Equal(ok.ReloadedUnits, []string{"sshd.service"}) || !slices.Equal(ok.Steps[1].ChangedSecrets, []string{"db"}) {
+		t.Errorf("web-1 rotation: %q %q %q", ok.ChangedSecrets, ok.RestartedUnits, ok.ReloadedUnits)
+	}
+	if hosts[2].ChangedSecrets == nil || hosts[2].RestartedUnits == nil || hosts[2].ReloadedUnits == nil {
+		t.Error("the host's lists are not [] when empty")
 	}
 	if s := ok.Steps[3]; s.Name != "notify" || s.Task != "web-1:notify" || s.Status != StepOK || *s.DurationMS != 100 || *s.ExitCode != 0 {
 		t.Errorf("web-1 notify: %+v", s)
@@ -119,7 +129,7 @@ func TestRender(t *testing.T) {
 	var b bytes.Buffer
 	Render(&b, Build(sample()), "lollypops: ")
 	want := `lollypops: summary: 1 of 3 hosts ok
-lollypops:   web-1  ok       1s     deploy-flake (copy), deploy-secrets (2 secrets), rebuild (switch, 1 secret after activation), notify
+lollypops:   web-1  ok       1s     deploy-flake (copy), deploy-secrets (2 secrets, 1 changed, restarted nginx.service), rebuild (switch, 1 secret after activation), notify
 lollypops:   web-2  failed   300ms  rebuild: nixos-rebuild switch: ssh: exit status 1; not run: notify
 lollypops:   web-3  not run  -      
 `

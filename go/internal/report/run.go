@@ -10,7 +10,8 @@ import (
 // Version is the version of the run report's schema (docs/report.md).
 // Within a version, fields may be added, never removed or changed in
 // meaning; a reader ignores fields it does not know. Version 2 added each
-// step's stages (--timings).
+// step's stages (--timings), later the changed secrets and the units
+// restarted or reloaded for them (fields added, as the rule allows).
 const Version = 2
 
 // Host and step states in the summary and the report.
@@ -70,26 +71,37 @@ type Host struct {
 	Activation *Activation `json:"activation,omitempty"`
 	// Secrets are the secret files written on the host in this run.
 	Secrets []Secret `json:"secrets"`
-	Steps   []Step   `json:"steps"`
+	// ChangedSecrets are the names of the secrets whose value this run
+	// changed on the host; RestartedUnits and ReloadedUnits the units
+	// restarted or reloaded for them.
+	ChangedSecrets []string `json:"changed_secrets"`
+	RestartedUnits []string `json:"restarted_units"`
+	ReloadedUnits  []string `json:"reloaded_units"`
+	Steps          []Step   `json:"steps"`
 }
 
 // Step is what happened in one step of a host.
 type Step struct {
-	Name          string      `json:"name"`
-	Task          string      `json:"task"`
-	Status        string      `json:"status"`
-	Start         *time.Time  `json:"start,omitempty"`
-	DurationMS    *int64      `json:"duration_ms,omitempty"`
-	ExitCode      *int        `json:"exit_code,omitempty"`
-	Error         string      `json:"error,omitempty"`
-	Hint          string      `json:"hint,omitempty"`
-	Note          string      `json:"note,omitempty"`
-	FailedCommand *Command    `json:"failed_command,omitempty"`
-	StorePath     string      `json:"store_path,omitempty"`
-	System        string      `json:"system,omitempty"`
-	Secrets       []Secret    `json:"secrets,omitempty"`
-	RolledBack    *Rollback   `json:"rolled_back,omitempty"`
-	Activation    *Activation `json:"activation,omitempty"`
+	Name          string     `json:"name"`
+	Task          string     `json:"task"`
+	Status        string     `json:"status"`
+	Start         *time.Time `json:"start,omitempty"`
+	DurationMS    *int64     `json:"duration_ms,omitempty"`
+	ExitCode      *int       `json:"exit_code,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	Hint          string     `json:"hint,omitempty"`
+	Note          string     `json:"note,omitempty"`
+	FailedCommand *Command   `json:"failed_command,omitempty"`
+	StorePath     string     `json:"store_path,omitempty"`
+	System        string     `json:"system,omitempty"`
+	Secrets       []Secret   `json:"secrets,omitempty"`
+	// ChangedSecrets, RestartedUnits and ReloadedUnits: as the host's,
+	// for this step.
+	ChangedSecrets []string    `json:"changed_secrets,omitempty"`
+	RestartedUnits []string    `json:"restarted_units,omitempty"`
+	ReloadedUnits  []string    `json:"reloaded_units,omitempty"`
+	RolledBack     *Rollback   `json:"rolled_back,omitempty"`
+	Activation     *Activation `json:"activation,omitempty"`
 	// Stages are the parts of the step, in the order they began.
 	Stages []StageTime `json:"stages,omitempty"`
 }
@@ -106,7 +118,8 @@ type StageTime struct {
 func Build(hosts []string, planned map[string][]string, records map[string]map[string]Record) []Host {
 	out := make([]Host, 0, len(hosts))
 	for _, name := range hosts {
-		h := Host{Name: name, Secrets: []Secret{}, Steps: []Step{}}
+		h := Host{Name: name, Secrets: []Secret{}, Steps: []Step{},
+			ChangedSecrets: []string{}, RestartedUnits: []string{}, ReloadedUnits: []string{}}
 		var start, end time.Time
 		var ran, failed, missing int
 		for _, stepName := range planned[name] {
@@ -120,6 +133,10 @@ func Build(hosts []string, planned map[string][]string, records map[string]map[s
 			s.ExitCode, s.Error, s.Hint, s.Note = r.ExitCode, r.Error, r.Hint, r.Note
 			s.FailedCommand, s.StorePath, s.System, s.Secrets = r.FailedCommand, r.StorePath, r.System, r.Secrets
 			s.RolledBack, s.Activation = r.RolledBack, r.Activation
+			s.ChangedSecrets, s.RestartedUnits, s.ReloadedUnits = r.ChangedSecrets, r.RestartedUnits, r.ReloadedUnits
+			h.ChangedSecrets = union(h.ChangedSecrets, r.ChangedSecrets)
+			h.RestartedUnits = union(h.RestartedUnits, r.RestartedUnits)
+			h.ReloadedUnits = union(h.ReloadedUnits, r.ReloadedUnits)
 			for _, st := range r.Stages {
 				s.Stages = append(s.Stages, StageTime{Name: st.Name, Start: st.Start.UTC(), DurationMS: st.End.Sub(st.Start).Milliseconds()})
 			}
@@ -189,6 +206,16 @@ func Build(hosts []string, planned map[string][]string, records map[string]map[s
 		out = append(out, h)
 	}
 	return out
+}
+
+// union appends to list the elements of more it does not have yet.
+func union(list, more []string) []string {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
 }
 
 func ms(d time.Duration) *int64 {

@@ -72,7 +72,9 @@ func TestReceiverHostileValues(t *testing.T) {
 		if _, err := os.Stat(canary); err == nil {
 			t.Error("a word ran as a command")
 		}
-		if m, _ := os.ReadFile(manifest); strings.Count(string(m), "\n") != len(values) {
+		// A line per path, then a line per path with its value's sum.
+		if m, _ := os.ReadFile(manifest); strings.Count(string(m), "\n") != 2*len(values) ||
+			strings.Count(string(m), "\nsha256=") != len(values) {
 			t.Errorf("manifest: %q", m)
 		}
 	})

@@ -43,6 +43,17 @@
 # (HUP, INT, TERM, PIPE) removes the staging directories, each as the user
 # who created it: nothing new is left behind.
 #
+# What changed
+#
+# The manifest (<config-dir>/secrets.manifest, root's, 0600) lists the
+# paths lollypops wrote, one a line, then for each a line
+# "sha256=<the value's sum> <path>". A file whose sum differs from the
+# manifest's for its path, or that has none there (a first write, or a
+# manifest from before sums were kept), is reported as changed once it is
+# in place; the deployer restarts its units. Only the manifest holds sums,
+# never the output. Older receivers read the sum lines as paths that do
+# not exist, and drop them.
+#
 # Output
 #
 # Lines for the deployer start with "lollypops-secrets: ", so output from
@@ -265,7 +276,7 @@ commit() {
 }
 get magic
 [ "$magic" = lollypops-secrets-5 ] || fail "unknown stream version: $magic"
-sd="" keep="" manifest=""
+sd="" keep="" manifest="" old="" sums="" wp="" chg=""
 while get op; do
   case $op in
   manifest)
@@ -273,6 +284,7 @@ while get op; do
     place "${manifest%/*}" "" 0755 || fail "$why"
     [ "$actor" = - ] || fail "${manifest%/*}: the manifest's directory must be one only root can change"
     mt=$(mktemp -- "$where/.lollypops-manifest-XXXXXXXXXX") || fail "$where: cannot create a temporary file"
+    if [ -f "$manifest" ]; then old=$(grep -e '^sha256=' -- "$manifest") || old=""; fi
     ;;
   keep)
     get p
@@ -319,10 +331,14 @@ while get op; do
     get end
     [ "$end" = end ] || fail "$p: the stream is corrupt after the value"
     eval "ps_$k=\$ps_$k\$p\$nl hs_$k=\$hs_$k\$sum\$nl"
+    sums="${sums}sha256=$sum $p$nl" wp="$wp$p$nl"
+    case $nl$old$nl in *"${nl}sha256=$sum $p$nl"*) ;; *) chg="$chg$p$nl" ;; esac
     ;;
   commit)
     i=1; while [ "$i" -le "$n" ]; do verify "$i"; i=$((i + 1)); done
     i=1; while [ "$i" -le "$n" ]; do commit "$i"; i=$((i + 1)); done
+    r=$chg
+    while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed $p"; done
     say "lollypops-secrets: committed"
     printf '%s' "$out"
     out=""
@@ -335,7 +351,7 @@ while get op; do
       r=$stale${stale:+$nl}
       while [ -n "$r" ]; do
         p=${r%%"$nl"*}; r=${r#*"$nl"}
-        [ -n "$p" ] || continue
+        case $p in /*) ;; *) continue ;; esac # a sum line
         [ -e "$p" ] || [ -L "$p" ] || continue
         if [ "$remove" = 1 ] && place "${p%/*}" any "" && [ -n "$where" ]; then
           if as "$actor" rm -f -- "$where/${p##*/}"; then say "lollypops-secrets: removed $p"; continue; fi
@@ -345,8 +361,16 @@ while get op; do
         say "lollypops-secrets: stale $p"
         keep="$keep$p$nl"
       done
+      # The sums: this session's, and the earlier ones of the other files
+      # still listed.
+      r=$old${old:+$nl}
+      while [ -n "$r" ]; do
+        l=${r%%"$nl"*}; r=${r#*"$nl"}; p=${l#* }
+        case $nl$wp in *"$nl$p$nl"*) continue ;; esac
+        case $nl$keep in *"$nl$p$nl"*) sums="$sums$l$nl" ;; esac
+      done
       # shellcheck disable=SC2015 # any of the three failing fails the session
-      printf '%s' "$keep" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
+      printf '%s' "$keep$sums" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
         fail "$manifest: cannot update the manifest"
       mt=""
     fi

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -388,6 +389,69 @@ func TestReceiverManifest(t *testing.T) {
 	})
 }
 
+// A file is changed when its value differs from the one the manifest has
+// for its path, or the manifest has none: a first write, a manifest from
+// before the sums. The sums of the files a session does not write stay.
+func TestReceiverChanged(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		manifest := dir + "/state/secrets.manifest"
+		a, b, c := secret(dir+"/a", "0400"), secret(dir+"/b b", "0400"), secret(dir+"/c", "0400")
+		keep := []string{a.Path, b.Path, c.Path}
+		changed := func(values ...Value) []string {
+			t.Helper()
+			out, e, err := receive(t, sh, encode(t, &Stream{Manifest: manifest, Keep: keep, Values: values}))
+			if err != nil {
+				t.Fatalf("%v: %s", err, e)
+			}
+			rep, err := ParseReport([]byte(out))
+			if err != nil || !rep.Committed {
+				t.Fatalf("%v: %+v", err, rep)
+			}
+			return rep.Changed
+		}
+		if got := changed(Value{a, []byte("1")}, Value{b, []byte("2")}); !slices.Equal(got, []string{a.Path, b.Path}) {
+			t.Errorf("first write: changed %q", got)
+		}
+		if got := changed(Value{a, []byte("1")}, Value{b, []byte("2")}); len(got) != 0 {
+			t.Errorf("same values: changed %q", got)
+		}
+		// A session with only c (post-activation, say) keeps a's and b's sums.
+		if got := changed(Value{c, []byte("3")}); !slices.Equal(got, []string{c.Path}) {
+			t.Errorf("c: changed %q", got)
+		}
+		if got := changed(Value{a, []byte("1")}, Value{b, []byte("new")}, Value{c, []byte("3")}); !slices.Equal(got, []string{b.Path}) {
+			t.Errorf("b rotated: changed %q", got)
+		}
+		data, _ := os.ReadFile(manifest)
+		for _, v := range []string{"1", "new", "3"} {
+			sum := fmt.Sprintf("%x", sha256Sum([]byte(v)))
+			if !strings.Contains(string(data), "\nsha256="+sum+" ") {
+				t.Errorf("manifest lacks the sum of %q:\n%s", v, data)
+			}
+		}
+		if strings.Contains(string(data), "sha256=") && strings.Count(string(data), "sha256=") != 3 {
+			t.Errorf("manifest:\n%s", data)
+		}
+		// A manifest of paths only, as older versions wrote it: changed.
+		if err := os.WriteFile(manifest, []byte(strings.Join(keep, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := changed(Value{a, []byte("1")}); !slices.Equal(got, []string{a.Path}) {
+			t.Errorf("manifest without sums: changed %q", got)
+		}
+		// Sum lines are never stale files.
+		out, _, _ := receive(t, sh, encode(t, &Stream{Manifest: manifest, Keep: []string{a.Path}, RemoveStale: true}))
+		if rep, _ := ParseReport([]byte(out)); len(rep.Stale) != 0 || !slices.Equal(rep.Removed, []string{b.Path, c.Path}) {
+			t.Errorf("stale: %+v", rep)
+		}
+		data, _ = os.ReadFile(manifest)
+		if strings.Count(string(data), "sha256=") != 1 {
+			t.Errorf("the removed files' sums stayed:\n%s", data)
+		}
+	})
+}
+
 // Output of the login shell's start-up files is not the receiver's.
 func TestParseReportKeepsOtherLines(t *testing.T) {
 	out := "Welcome to host1!\nlollypops-secrets: created-dir /run/keys/x\nlollypops-secrets: wrote /run/keys/x/a\n" +
@@ -434,13 +498,15 @@ func ExampleParseReport() {
 // host's login shell, reads too, but with two backslash sequences of its
 // own: the script must have neither.
 func TestReceiverFishQuotes(t *testing.T) {
-	for _, seq := range []string{`\\`, `\'`} {
-		if strings.Contains(receiverScript, seq) {
-			t.Errorf("receiver.sh has %s, which fish's single quotes change", seq)
+	for name, script := range map[string]string{"receiver.sh": receiverScript, "units.sh": unitsScript} {
+		for _, seq := range []string{`\\`, `\'`} {
+			if strings.Contains(script, seq) {
+				t.Errorf("%s has %s, which fish's single quotes change", name, seq)
+			}
 		}
-	}
-	if !strings.HasPrefix(receiverScript, "#!/bin/sh\n") {
-		t.Errorf("receiver.sh does not start with its shebang")
+		if !strings.HasPrefix(script, "#!/bin/sh\n") {
+			t.Errorf("%s does not start with its shebang", name)
+		}
 	}
 }
 
@@ -509,3 +575,5 @@ func TestReceiverParentCreatedMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

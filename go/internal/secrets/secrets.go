@@ -10,7 +10,10 @@
 //
 // A manifest on the host (<config-dir>/secrets.manifest) lists the paths
 // lollypops wrote, so that secrets removed from the configuration can be
-// reported, and removed when lollypops.secrets.remove-stale is set.
+// reported, and removed when lollypops.secrets.remove-stale is set. It also
+// keeps the checksum of each value it wrote: a file whose new value differs
+// (or that had none) is reported as changed, so that the deployer can
+// restart the units that read it.
 package secrets
 
 import (
@@ -210,8 +213,11 @@ func FileMode(mode string) uint32 {
 // Report is what the receiver did.
 type Report struct {
 	// Committed: every file of the session was renamed into place.
-	Committed   bool
-	Wrote       []string
+	Committed bool
+	Wrote     []string
+	// Changed are the files of Wrote whose value differs from the one the
+	// manifest had for their path, or that it had none for.
+	Changed     []string
 	CreatedDirs []string
 	Pending     []Pending // owner or group missing: written without them
 	Stale       []string  // no longer configured, kept
@@ -229,6 +235,9 @@ type Pending struct {
 	// Wrote is the owner, group and mode the file got, as stat shows
 	// them: "root:root 400", "alice:users 400".
 	Wrote string `json:",omitempty"`
+	// Changed: its value changed (the deployer's note, kept until the
+	// file is written again with its owner, which restarts its units).
+	Changed bool `json:",omitempty"`
 }
 
 // reportPrefix starts each line of the receiver's report.
@@ -253,6 +262,8 @@ func ParseReport(out []byte) (*Report, error) {
 			r.Committed = true
 		case "wrote":
 			r.Wrote = append(r.Wrote, rest)
+		case "changed":
+			r.Changed = append(r.Changed, rest)
 		case "created-dir":
 			r.CreatedDirs = append(r.CreatedDirs, rest)
 		case "stale":

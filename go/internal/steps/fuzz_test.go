@@ -64,7 +64,8 @@ func FuzzInventoryValues(f *testing.F) {
 				},
 				"secrets": map[string]any{"remove-stale": false, "files": []any{map[string]any{
 					"name": path, "home-manager-user": nil, "cmd": "pass x", "path": path,
-					"owner": owner, "group": group, "mode": mode, "upload-at": "pre-activation", "allow-empty": false}}},
+					"owner": owner, "group": group, "mode": mode, "upload-at": "pre-activation", "allow-empty": false,
+					"restartUnits": []string{}, "reloadUnits": []string{}}}},
 				"tasks":      []string{"deploy-flake", "deploy-secrets", "rebuild"},
 				"extraTasks": map[string]any{},
 			}},

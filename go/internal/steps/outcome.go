@@ -24,6 +24,11 @@ type Outcome struct {
 	// Secrets are the secret files the step wrote on the host: names and
 	// paths, never values.
 	Secrets []WrittenSecret
+	// Changed names the secrets whose value the step changed on the host
+	// (restartUnits); Restarted and Reloaded are the units it restarted
+	// or reloaded for them.
+	Changed             []string
+	Restarted, Reloaded []string
 	// Activation is what the rebuild's activation did, when lollypops
 	// activated itself (package activation).
 	Activation *Activated

@@ -199,5 +199,10 @@ func (e *Env) restoreSecrets(ctx context.Context, c *ssh.Client, out *Outcome) e
 	}
 	rep, err := e.send(ctx, c, &secrets.Stream{Values: values})
 	out.Secrets = append(out.Secrets, e.written(rep)...)
+	if err != nil {
+		return err
+	}
+	// Changed only when the manifest had another value (or none).
+	_, err = e.rotate(ctx, c, rep.Changed, out)
 	return err
 }

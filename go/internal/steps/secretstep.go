@@ -58,6 +58,16 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	// A changed file written without its owner is restarted for once it
+	// has its owner, after the activation (see postActivation).
+	var changed []string
+	for _, p := range rep.Changed {
+		if i := slices.IndexFunc(rep.Pending, func(q secrets.Pending) bool { return q.Path == p }); i >= 0 {
+			rep.Pending[i].Changed = true
+		} else {
+			changed = append(changed, p)
+		}
+	}
 	if len(rep.Pending) > 0 {
 		data, _ := json.Marshal(rep.Pending)
 		if err := os.WriteFile(e.pendingFile(), data, 0o600); err != nil {
@@ -72,7 +82,11 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 		e.printf("%d post-activation secrets follow the activation", deferred)
 		out.Note += fmt.Sprintf(", %d after activation", deferred)
 	}
-	return out, nil
+	note, err := e.rotate(ctx, c, changed, &out)
+	if note != "" {
+		out.Note += ", " + note
+	}
+	return out, err
 }
 
 // pendingLine says what was written for a file whose user or group does
@@ -134,6 +148,20 @@ func postActivation(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (s
 	}
 	if again > 0 {
 		parts = append(parts, plural(again, "owner")+" set after activation")
+	}
+	// The files that were pending changed when they were first written.
+	changed := rep.Changed
+	for _, p := range pending {
+		if p.Changed && !slices.Contains(changed, p.Path) {
+			changed = append(changed, p.Path)
+		}
+	}
+	note, err := e.rotate(ctx, c, changed, out)
+	if note != "" {
+		parts = append(parts, note)
+	}
+	if err != nil {
+		return strings.Join(parts, ", "), fmt.Errorf("after the activation: %w", err)
 	}
 	return strings.Join(parts, ", "), nil
 }

@@ -18,6 +18,11 @@ while [ $# -gt 0 ]; do
 	case $a in
 	--no-block | --no-pager | --quiet | -q | --full | -l | --no-ask-password | --system) ;;
 	--plain) plain=1 ;;
+	--)
+		# The rest are arguments, as with getopt_long.
+		for a; do if [ -z "$verb" ]; then verb=$a; else args+=("$a"); fi; done
+		break
+		;;
 	--no-legend) legend='' ;;
 	--failed) states+=(failed) ;;
 	--state=*) IFS=, read -ra s <<<"${a#*=}" && states+=("${s[@]}") ;;
@@ -135,6 +140,113 @@ start | stop | restart)
 			[ "$verb" = stop ] || log "Job for $unit failed. See \"systemctl status $unit\" and \"journalctl -xeu $unit\" for details."
 			res=1
 		}
+	done
+	exit $res
+	;;
+try-restart)
+	# systemd's semantics: a running unit is restarted, a stopped or failed
+	# one left alone (exit 0), a unit that does not exist is an error.
+	[ ${#args[@]} -gt 0 ] || {
+		log "Too few arguments."
+		exit 1
+	}
+	res=0
+	for u in "${args[@]}"; do
+		unit_name "$u" || {
+			log "Invalid unit name \"$u\"."
+			exit 1
+		}
+		unit_state "$unit"
+		if static_unit "$unit"; then
+			case $ustate in active | activating | reloading) ;; *) continue ;; esac
+			needs_root try-restart "$unit"
+			if fails "$unit"; then
+				set_static failed "$unit"
+				log "Job for $unit failed because the control process exited with error code."
+				log "See \"systemctl status $unit\" and \"journalctl -xeu $unit\" for details."
+				res=1
+				continue
+			fi
+			set_static active "$unit"
+			echo x >>"$ctl/units/$unit/restarts"
+			continue
+		fi
+		case $unit in
+		sshd.service) ;;
+		httpd.service)
+			# Loaded only when the running system has the web service.
+			if [ "$ustate" = inactive ] && [ ! -s /run/current-system/fakehost/httpd ]; then
+				log "Failed to try-restart $unit: Unit $unit not found."
+				res=5
+				continue
+			fi
+			;;
+		*)
+			if [ ! -d "$ctl/units/$unit" ]; then
+				log "Failed to try-restart $unit: Unit $unit not found."
+				res=5
+				continue
+			fi
+			# A transient unit cannot be started again (a fake host's limit).
+			case $ustate in active | activating) ;; *) continue ;; esac
+			log "Failed to try-restart $unit: the fake host cannot restart transient units"
+			res=1
+			continue
+			;;
+		esac
+		case $ustate in active | activating | reloading) ;; *) continue ;; esac
+		needs_root try-restart "$unit"
+		service restart "${unit%.service}" || {
+			log "Job for $unit failed. See \"systemctl status $unit\" and \"journalctl -xeu $unit\" for details."
+			res=1
+		}
+	done
+	exit $res
+	;;
+reload)
+	# sshd and httpd have ExecReload= (a SIGHUP; sshd's is only counted
+	# here), the units without a process and the transient ones none.
+	[ ${#args[@]} -gt 0 ] || {
+		log "Too few arguments."
+		exit 1
+	}
+	res=0
+	for u in "${args[@]}"; do
+		unit_name "$u" || {
+			log "Invalid unit name \"$u\"."
+			exit 1
+		}
+		unit_state "$unit"
+		case $unit in
+		sshd.service | httpd.service)
+			if [ "$unit" = httpd.service ] && [ "$ustate" = inactive ] && [ ! -s /run/current-system/fakehost/httpd ]; then
+				log "Failed to reload $unit: Unit $unit not found."
+				res=5
+				continue
+			fi
+			needs_root reload "$unit"
+			if [ "$ustate" != active ]; then
+				# unit_reload() of an inactive unit: the job is invalid.
+				log "Job for $unit invalid."
+				res=1
+				continue
+			fi
+			if [ "$unit" = httpd.service ] && [ -s "$ctl/httpd.main-pid" ]; then
+				kill -HUP "$(<"$ctl/httpd.main-pid")" 2>/dev/null || true
+			fi
+			mkdir -p "$ctl/units/$unit" && echo x >>"$ctl/units/$unit/reloads"
+			;;
+		*)
+			if [ ! -d "$ctl/units/$unit" ] && ! static_unit "$unit"; then
+				log "Failed to reload $unit: Unit $unit not found."
+				res=5
+				continue
+			fi
+			needs_root reload "$unit"
+			log "Failed to reload $unit: Job type reload is not applicable for unit $unit."
+			res=3
+			;;
+		esac
 	done
 	exit $res
 	;;
@@ -302,7 +414,7 @@ reboot)
 	;;
 daemon-reload) needs_root daemon-reload ;;
 *)
-	log "systemctl (fake host): only start, stop, restart, is-active, is-failed, list-units, status, reset-failed and reboot"
+	log "systemctl (fake host): only start, stop, restart, try-restart, reload, is-active, is-failed, list-units, status, reset-failed and reboot"
 	exit 1
 	;;
 esac
