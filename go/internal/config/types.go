@@ -240,6 +240,14 @@ func (b *BuildHost) SSH(command string) SSH {
 	return SSH{Host: b.Host, User: b.User, Command: command, Opts: b.Opts, HostKeyPolicy: b.HostKeyPolicy, HostKey: b.HostKey}
 }
 
+// Target is the build host's ssh destination: "user@host", or "host".
+func (b *BuildHost) Target() string {
+	if b.User != nil {
+		return *b.User + "@" + b.Host
+	}
+	return b.Host
+}
+
 // EvaluatesHere reports whether the host's system is evaluated on the
 // deployer: with local-evaluation, or with a build host (as nixos-rebuild
 // --build-host, the derivation is made here).
