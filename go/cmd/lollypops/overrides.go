@@ -184,7 +184,7 @@ func (o *overrides) forHosts(names []string) (func(name string, h *config.Host) 
 		if changed("local-evaluation") {
 			d.LocalEvaluation = o.LocalEval
 		}
-		if changed("build-host") {
+		if changed("build-host") && h.Home == nil { // a home-manager target builds here
 			d.BuildHost = buildHost.over(d)
 		}
 		if changed("install-bootloader") {

@@ -1,4 +1,5 @@
-# Realises the derivation $1 on the build host, with a GC root in a new
+#!/bin/sh
+# realise.sh DRV realises the derivation DRV on the build host, with a GC root in a new
 # temporary directory: prints the directory, then the output.
 set -e
 d=$(mktemp -d "${TMPDIR:-/tmp}/lollypops-build.XXXXXXXX")
