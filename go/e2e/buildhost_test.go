@@ -71,6 +71,12 @@ func TestBuildHost(t *testing.T) {
 		t.Errorf("left on the build host: %s", left)
 	}
 
+	// The diff builds as the rebuild does.
+	res = r.run("built:diff", "--build-host", "root@builder")
+	if res.code != 0 || !strings.Contains(res.output(), "building the system of built on build host root@builder") {
+		t.Errorf("diff:\n%s", res)
+	}
+
 	// A build host that cannot be reached fails the hosts it builds for,
 	// naming it; a host without one goes on.
 	if err := builder.StopSSHD(); err != nil {
