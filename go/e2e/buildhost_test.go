@@ -14,7 +14,7 @@ import (
 // host's one connection. --build-host overrides the option's user for the
 // run and keeps its ssh options.
 func TestBuildHost(t *testing.T) {
-	f := newFleet(t, hosts("built", "host3", "builder")...)
+	f := newFleet(t, hosts("built", "host3", "host2", "builder")...)
 	inv := map[string]*config.Host{}
 	for _, n := range []string{"built", "host3"} {
 		c := host(f, n)
@@ -76,6 +76,22 @@ func TestBuildHost(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.output(), "building the system of built on build host root@builder") {
 		t.Errorf("diff:\n%s", res)
 	}
+
+	// A build that fails fails its target alone, with nix's last line;
+	// a system the build host has already built is not built again.
+	sh(t, builder, "echo 'build-users-group = lollypops-no-such-group' >> /etc/nix/nix.conf")
+	two := host(f, "host2")
+	two.Deployment.BuildHost = inv["built"].Deployment.BuildHost
+	inv["host2"] = two
+	res = newRunner(t, inv).run("-p", "built", "host2", "--build-host", "root@builder")
+	if res.code == 0 || !strings.HasPrefix(summaryLine(res, "host2"), "host2 failed") || !strings.HasPrefix(summaryLine(res, "built"), "built ok") {
+		t.Fatalf("%s", res)
+	}
+	if !strings.Contains(summaryLine(res, "host2"), "rebuild: build host root@builder: building the system: ") ||
+		!strings.Contains(summaryLine(res, "host2"), "lollypops-no-such-group") {
+		t.Errorf("the failed build's summary:\n%s", res)
+	}
+	delete(inv, "host2")
 
 	// A build host that cannot be reached fails the hosts it builds for,
 	// naming it; a host without one goes on.
