@@ -35,7 +35,7 @@ func TestBuildHostShared(t *testing.T) {
 // connection and options; it keeps nix's other arguments as they are, and
 // refuses any other destination.
 func TestRelayScript(t *testing.T) {
-	a, b := client("-p", "2222"), client()
+	a, b := client("-p", "2222", "-o", "SetEnv=X=\"it's $(touch /nonexistent/x)\""), client()
 	b.Prefix, b.Host.Deployment.SSH.Host, b.Host.Deployment.SSH.User = "/run/lollypops/b", "b.example", nil
 	script, err := RelayScript("/bin/echo", Relay{Alias: "lollypops-from", Client: a}, Relay{Alias: "lollypops-to", Client: b})
 	if err != nil {
@@ -43,7 +43,7 @@ func TestRelayScript(t *testing.T) {
 	}
 	shelltest.Each(t, func(t *testing.T, sh []string) {
 		out, errOut, code := shelltest.Run(t, sh, nil, script, "ssh", "lollypops-from", "-x", "-a", "nix-store", "--serve", "--write")
-		want := "-o ControlPath=/run/lollypops/h.sock -o ControlMaster=no -o StrictHostKeyChecking=yes -p 2222 -l root h.example -x -a nix-store --serve --write\n"
+		want := "-o ControlPath=/run/lollypops/h.sock -o ControlMaster=no -o StrictHostKeyChecking=yes -p 2222 -o SetEnv=X=\"it's $(touch /nonexistent/x)\" -l root h.example -x -a nix-store --serve --write\n"
 		if code != 0 || out != want {
 			t.Errorf("from: exit %d %q %s\nwant %q", code, out, errOut, want)
 		}
