@@ -58,7 +58,8 @@ func (o *overrides) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Specialisation, "specialisation", "", "For this run, activate the specialisation NAME on switch and test (as nixos-rebuild --specialisation), instead of deployment.activation.specialisation.")
 }
 
-// activationFlags are the overrides of the activation's options.
+// activationFlags are the overrides of the build's and the activation's
+// options.
 var activationFlags = []string{"install-bootloader", "specialisation", "build-host"}
 
 // legacy maps the original lollypops' LP_* variables to the flags.
@@ -236,7 +237,7 @@ func (o *overrides) words(flag, value string) ([]string, error) {
 	return w, nil
 }
 
-// buildHostFlag is --build-host, parsed: nil for --build-host=”.
+// buildHostFlag is --build-host, parsed: nil for an empty value.
 type buildHostFlag struct {
 	user       *string
 	host, port string
@@ -290,22 +291,26 @@ func (o *overrides) buildHost() (*buildHostFlag, error) {
 }
 
 // over is the host's build host with the flag applied: the flag's host,
-// user and port, and the option's ssh options and host key settings when
-// the option is set (else none, and the host's key policy unless it pins
-// the host's key: then "strict").
+// user and port; the option's ssh options and user (unless the flag names
+// one), when the option is set; its host key settings when the flag names
+// the same host. Otherwise the key policy is the option's, else the
+// host's, but a pinned key belongs to another machine: then "strict".
 func (b *buildHostFlag) over(d *config.Deployment) *config.BuildHost {
 	if b == nil {
 		return nil
 	}
 	nb := &config.BuildHost{Host: b.host, User: b.user, Opts: []string{}, HostKeyPolicy: d.SSH.HostKeyPolicy}
-	if nb.HostKeyPolicy == config.HostKeyPinned {
-		nb.HostKeyPolicy = config.HostKeyStrict
-	}
 	if old := d.BuildHost; old != nil {
-		nb.Opts, nb.HostKey, nb.HostKeyPolicy = slices.Clone(old.Opts), old.HostKey, old.HostKeyPolicy
+		nb.Opts, nb.HostKeyPolicy = slices.Clone(old.Opts), old.HostKeyPolicy
 		if nb.User == nil {
 			nb.User = old.User
 		}
+		if old.Host == b.host {
+			nb.HostKey = old.HostKey
+		}
+	}
+	if nb.HostKeyPolicy == config.HostKeyPinned && nb.HostKey == nil {
+		nb.HostKeyPolicy = config.HostKeyStrict
 	}
 	if b.port != "" {
 		// ssh keeps the first -p: the flag's port wins over opts.
