@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/lollypops/lollypops/go/internal/config"
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/ssh"
+	"github.com/lollypops/lollypops/go/internal/termtext"
 )
 
 // A build host (lollypops.deployment.build-host) builds the system as
@@ -111,12 +113,13 @@ func (e *Env) buildOnBuildHost(ctx context.Context) (*built, error) {
 	if err != nil {
 		msg := fmt.Errorf("build host %s: building the system: %w", where, err)
 		if l := tail.last(); l != "" {
-			msg = fmt.Errorf("%w: %s", msg, l)
+			msg = fmt.Errorf("%w: %s", msg, termtext.Line(l))
 		}
 		return nil, &Hinted{Err: msg, Advice: "nix's output on the build host is above; the other hosts go on"}
 	}
 	lines := strings.Split(strings.TrimSpace(string(res)), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[1], "/nix/store/") {
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "/nix/store/") || !strings.HasPrefix(lines[0], "/") ||
+		!strings.HasPrefix(path.Base(lines[0]), "lollypops-build.") {
 		return nil, fmt.Errorf("build host %s: building the system: unexpected output %q", where, res)
 	}
 	root, system := lines[0], lines[1]
@@ -174,7 +177,7 @@ func buildHostError(err error) error {
 	return &Hinted{Err: fmt.Errorf("build host: %w", err), Advice: advice}
 }
 
-// lastLines keeps the last non-empty line written to it.
+// lastLines keeps the end of what is written to it, for nix's last error.
 type lastLines struct{ buf []byte }
 
 func (l *lastLines) Write(p []byte) (int, error) {
@@ -185,8 +188,14 @@ func (l *lastLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// last is nix's last "error:" line, or else the last line.
 func (l *lastLines) last() string {
 	lines := bytes.Split(bytes.TrimSpace(l.buf), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if s := strings.TrimSpace(string(lines[i])); strings.HasPrefix(s, "error:") {
+			return s
+		}
+	}
 	return strings.TrimSpace(string(lines[len(lines)-1]))
 }
 
