@@ -62,6 +62,19 @@ checked {
       local-evaluation
       tags
       ;
+    build-host =
+      if d.build-host == null then
+        null
+      else
+        {
+          inherit (d.build-host)
+            host
+            user
+            opts
+            host-key
+            host-key-policy
+            ;
+        };
     rollback = {
       inherit (d.rollback) enable confirm-timeout;
     };

@@ -47,6 +47,16 @@ let
         }
       )
     ]
+    ++ lib.optionals (cfg.deployment.build-host != null) [
+      {
+        assertion = cfg.deployment.build-host.host-key-policy == "pinned" -> cfg.deployment.build-host.host-key != null;
+        message = "${showOption [ "lollypops" "deployment" "build-host" "host-key-policy" ]}: \"pinned\" needs the build host's public key in lollypops.deployment.build-host.host-key.";
+      }
+      {
+        assertion = cfg.deployment.build-host.host-key != null -> cfg.deployment.build-host.host-key-policy == "pinned";
+        message = "${showOption [ "lollypops" "deployment" "build-host" "host-key" ]}: is set, but host-key-policy is \"${cfg.deployment.build-host.host-key-policy}\"; use \"pinned\" or remove the key.";
+      }
+    ]
     ++ lib.mapAttrsToList (name: c: {
       assertion = (c.cmd == null) != (c.url == null);
       message = "${showOption [ "lollypops" "deployment" "health-checks" name ]}: set exactly one of cmd (run on the host) and url (fetched from the deployer).";
@@ -106,6 +116,73 @@ in
           Whether to evaluate and build the system on the deployer, copy its
           closure to the host over the run's connection and activate it there,
           instead of evaluating and building on the host.
+        '';
+      };
+
+      build-host = mkOption {
+        type = types.nullOr (
+          types.submodule (
+            { config, ... }:
+            {
+              options = {
+                host = mkOption {
+                  type = types'.sshHost;
+                  example = "builder.example.org";
+                  description = "Address of the build host: a name, an ssh_config alias or an IP address.";
+                };
+                user = mkOption {
+                  type = types.nullOr types'.userName;
+                  default = null;
+                  example = "builder";
+                  description = ''
+                    User to log in as on the build host; it must be allowed to
+                    add unsigned paths to its Nix store (root, or a trusted user
+                    of its nix-daemon). `null` leaves the choice to ssh.
+                  '';
+                };
+                opts = mkOption {
+                  type = types.listOf types'.textLine;
+                  default = [ ];
+                  example = [
+                    "-p"
+                    "2222"
+                  ];
+                  description = ''
+                    Extra arguments for ssh to the build host, one per element,
+                    never interpreted by a shell. The ssh program is the host's
+                    `ssh.command`.
+                  '';
+                };
+                host-key = mkOption {
+                  type = types.nullOr types'.hostKey;
+                  default = null;
+                  description = "The build host's public key, as `ssh.host-key`.";
+                };
+                host-key-policy = mkOption {
+                  type = types.enum [
+                    "strict"
+                    "accept-new"
+                    "pinned"
+                  ];
+                  default = if config.host-key != null then "pinned" else "strict";
+                  defaultText = literalExpression ''if host-key != null then "pinned" else "strict"'';
+                  description = "How the build host's key is checked, as `ssh.host-key-policy`.";
+                };
+              };
+            }
+          )
+        );
+        default = null;
+        example = literalExpression ''{ host = "builder.example.org"; user = "builder"; }'';
+        description = ''
+          A machine that builds the host's system, as `nixos-rebuild
+          --build-host` does: the system's derivation is evaluated on the
+          deployer (whatever `local-evaluation` says), its `.drv` closure
+          copied to the build host and built there, and the result copied
+          from the build host to the host (through the deployer, with
+          `--substitute-on-destination`), then activated as always. Hosts
+          with the same build host share one ssh connection to it per run.
+          The flag `--build-host [user@]host[:port]` sets it for one run.
         '';
       };
 

@@ -92,6 +92,12 @@ func TestHostileValuesRefused(t *testing.T) {
 		"deployment.ssh.host": func(h *config.Host, v string) { h.Deployment.SSH.Host = v },
 		"deployment.ssh.user": func(h *config.Host, v string) { h.Deployment.SSH.User = &v },
 		"deployment.tags":     func(h *config.Host, v string) { h.Deployment.Tags = []string{v} },
+		"deployment.build-host.host": func(h *config.Host, v string) {
+			h.Deployment.BuildHost = &config.BuildHost{Host: v, Opts: []string{}, HostKeyPolicy: config.HostKeyStrict}
+		},
+		"deployment.build-host.user": func(h *config.Host, v string) {
+			h.Deployment.BuildHost = &config.BuildHost{Host: "builder", User: &v, Opts: []string{}, HostKeyPolicy: config.HostKeyStrict}
+		},
 		"secrets.files": func(h *config.Host, v string) {
 			s := secret("s", "echo x", "/run/keys/s")
 			s.Owner = v
@@ -129,6 +135,9 @@ func TestHostileValuesRefused(t *testing.T) {
 			"secret name": func(h *config.Host) { h.Secrets.Files = []config.Secret{secret(v, "echo x", "/run/keys/s")} },
 			"ssh.opts":    func(h *config.Host) { h.Deployment.SSH.Opts = []string{"-o", "SetEnv=X=" + v} },
 			"sudo.opts":   func(h *config.Host) { h.Deployment.Sudo.Opts = []string{v} },
+			"build-host.opts": func(h *config.Host) {
+				h.Deployment.BuildHost = &config.BuildHost{Host: "builder", Opts: []string{"-o", "SetEnv=X=" + v}, HostKeyPolicy: config.HostKeyStrict}
+			},
 			"ssh.command": func(h *config.Host) { h.Deployment.SSH.Command = "ssh" + v },
 			"health check cmd": func(h *config.Host) {
 				h.Deployment.HealthChecks = map[string]config.HealthCheck{"c": {Cmd: ptr("true " + v), Timeout: 5}}

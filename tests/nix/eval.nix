@@ -239,6 +239,27 @@ let
         host-key-policy = "strict";
       };
     })
+    (firesWith "a build host pinned without a key" "lollypops.deployment.build-host.host-key-policy: " {
+      lollypops.deployment.build-host = {
+        host = "builder";
+        host-key-policy = "pinned";
+      };
+    })
+    (firesWith "a build host key without pinned" "lollypops.deployment.build-host.host-key: " {
+      lollypops.deployment.build-host = {
+        host = "builder";
+        host-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        host-key-policy = "strict";
+      };
+    })
+    (check "a build host key alone pins it" (
+      (hostWith {
+        lollypops.deployment.build-host = {
+          host = "builder";
+          host-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        };
+      }).config.lollypops.deployment.build-host.host-key-policy == "pinned"
+    ) "")
     (firesWith "a health check with cmd and url" "lollypops.deployment.health-checks.web: " {
       lollypops.deployment.health-checks.web = {
         cmd = "true";

@@ -257,6 +257,16 @@ func TestOverrides(t *testing.T) {
 		{[]string{"--dry", "birne", "--ssh-user", "a b"}, "", exitUsage,
 			`lollypops: with the overrides of this run, host "birne": deployment.ssh.user: "a b" is not a user name`},
 		{[]string{"--dry", "birne", "--ssh-opts", "-p $PORT"}, "", exitUsage, `lollypops: --ssh-opts "-p $PORT": not plain words`},
+		// A build host: evaluated here (birne's key policy, accept-new, goes with it), built there, copied from there.
+		{[]string{"--dry", "birne", "--build-host", "nix@builder.example.org:2222"}, "", 0,
+			"[birne:rebuild] on build host nix@builder.example.org: nix-store --realise '<the derivation>'"},
+		{[]string{"--dry", "birne", "--build-host", "nix@builder.example.org:2222"}, "", 0,
+			"[birne:rebuild] nix copy --from ssh://nix@builder.example.org --to ssh://10.0.0.2 --substitute-on-destination '<the system>'"},
+		{[]string{"--dry", "birne", "--local-evaluation=false", "--build-host", "[fd00::1]:22"}, "", 0,
+			"[birne:rebuild] nix eval --raw 'path:/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source#nixosConfigurations.\"birne\".config.system.build.toplevel.drvPath'  # evaluates the system's derivation here"},
+		{[]string{"--dry", "birne", "--build-host", "builder:99999"}, "", exitUsage, `lollypops: --build-host "builder:99999": "99999" is not a port`},
+		{[]string{"--dry", "birne", "--build-host", "a b"}, "", exitUsage,
+			`lollypops: with the overrides of this run, host "birne": deployment.build-host.host: "a b" is not a host name, alias or address`},
 		{[]string{"--dry", "birne"}, "LP_REMOTE_SSH_OPTS=-p `x`", exitUsage, "lollypops: LP_REMOTE_SSH_OPTS \"-p `x`\": not plain words"},
 	} {
 		if c.env != "" {

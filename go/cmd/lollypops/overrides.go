@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -30,6 +31,8 @@ type overrides struct {
 	SudoCommand string
 	SudoOpts    string // shell words, replacing the host's sudo.opts
 	LocalEval   bool
+	// BuildHost is [user@]host[:port], or "" for none.
+	BuildHost string
 	// InstallBootloader and Specialisation are nixos-rebuild's
 	// --install-bootloader and --specialisation, for this run.
 	InstallBootloader bool
@@ -50,12 +53,14 @@ func (o *overrides) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SudoCommand, "sudo-command", "", "For this run, the sudo program on the hosts (instead of sudo.command).")
 	fs.StringVar(&o.SudoOpts, "sudo-opts", "", "For this run, the sudo arguments, split like a shell would, replacing sudo.opts.")
 	fs.BoolVar(&o.LocalEval, "local-evaluation", false, "For this run, evaluate and build on this machine (--local-evaluation) or on the hosts (--local-evaluation=false), whatever deployment.local-evaluation says.")
+	fs.StringVar(&o.BuildHost, "build-host", "", "For this run, build the systems on this machine, [user@]host[:port] (as nixos-rebuild --build-host): evaluated here, built there, copied from there to each host; the rest of deployment.build-host (opts, host keys) stays. --build-host='' builds as if none were set.")
 	fs.BoolVar(&o.InstallBootloader, "install-bootloader", false, "For this run, install the boot loader on switch and boot, not only update it (NIXOS_INSTALL_BOOTLOADER=1, as nixos-rebuild --install-bootloader), whatever deployment.activation.install-bootloader says.")
 	fs.StringVar(&o.Specialisation, "specialisation", "", "For this run, activate the specialisation NAME on switch and test (as nixos-rebuild --specialisation), instead of deployment.activation.specialisation.")
 }
 
-// activationFlags are the overrides of the activation's options.
-var activationFlags = []string{"install-bootloader", "specialisation"}
+// activationFlags are the overrides of the build's and the activation's
+// options.
+var activationFlags = []string{"install-bootloader", "specialisation", "build-host"}
 
 // legacy maps the original lollypops' LP_* variables to the flags.
 var legacy = []struct{ name, flag string }{
@@ -148,6 +153,10 @@ func (o *overrides) forHosts(names []string) (func(name string, h *config.Host) 
 	if err != nil {
 		return nil, err
 	}
+	buildHost, err := o.buildHost()
+	if err != nil {
+		return nil, err
+	}
 	changed := o.fs.Changed
 	return func(n string, h *config.Host) error {
 		d := &h.Deployment
@@ -175,6 +184,9 @@ func (o *overrides) forHosts(names []string) (func(name string, h *config.Host) 
 		}
 		if changed("local-evaluation") {
 			d.LocalEvaluation = o.LocalEval
+		}
+		if changed("build-host") && h.Home == nil { // a home-manager target builds here
+			d.BuildHost = buildHost.over(d)
 		}
 		if changed("install-bootloader") {
 			d.Activation.InstallBootloader = o.InstallBootloader
@@ -223,4 +235,86 @@ func (o *overrides) words(flag, value string) ([]string, error) {
 		return nil, usage(fmt.Sprintf("%s %q: not plain words (quotes are fine; no $, globs, backslashes or operators)", o.name(flag), value), "lollypops splits it like a shell would, without expanding anything")
 	}
 	return w, nil
+}
+
+// buildHostFlag is --build-host, parsed: nil for an empty value.
+type buildHostFlag struct {
+	user       *string
+	host, port string
+}
+
+// buildHost parses --build-host [user@]host[:port] (an IPv6 address with
+// a port in brackets: [::1]:2222).
+func (o *overrides) buildHost() (*buildHostFlag, error) {
+	v := o.BuildHost
+	if !o.fs.Changed("build-host") || v == "" {
+		return nil, nil
+	}
+	bad := func(why string) error {
+		return usage(fmt.Sprintf("%s %q: %s", o.name("build-host"), v, why), "write [user@]host[:port], e.g. --build-host nix@builder.example.org:2222")
+	}
+	var b buildHostFlag
+	rest := v
+	if u, r, ok := strings.Cut(v, "@"); ok {
+		if u == "" {
+			return nil, bad("the user is empty")
+		}
+		b.user, rest = &u, r
+	}
+	switch {
+	case strings.HasPrefix(rest, "["):
+		host, after, ok := strings.Cut(rest[1:], "]")
+		if !ok || (after != "" && !strings.HasPrefix(after, ":")) {
+			return nil, bad("not [address] or [address]:port")
+		}
+		b.host, b.port = host, strings.TrimPrefix(after, ":")
+		if after == ":" {
+			return nil, bad("the port is empty")
+		}
+	case strings.Count(rest, ":") == 1:
+		b.host, b.port, _ = strings.Cut(rest, ":")
+		if b.port == "" {
+			return nil, bad("the port is empty")
+		}
+	default:
+		b.host = rest
+	}
+	if b.host == "" {
+		return nil, bad("the host is empty")
+	}
+	if b.port != "" {
+		if p, err := strconv.Atoi(b.port); err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != b.port {
+			return nil, bad(fmt.Sprintf("%q is not a port", b.port))
+		}
+	}
+	return &b, nil
+}
+
+// over is the host's build host with the flag applied: the flag's host,
+// user and port; the option's ssh options and user (unless the flag names
+// one), when the option is set; its host key settings when the flag names
+// the same host. Otherwise the key policy is the option's, else the
+// host's, but a pinned key belongs to another machine: then "strict".
+func (b *buildHostFlag) over(d *config.Deployment) *config.BuildHost {
+	if b == nil {
+		return nil
+	}
+	nb := &config.BuildHost{Host: b.host, User: b.user, Opts: []string{}, HostKeyPolicy: d.SSH.HostKeyPolicy}
+	if old := d.BuildHost; old != nil {
+		nb.Opts, nb.HostKeyPolicy = slices.Clone(old.Opts), old.HostKeyPolicy
+		if nb.User == nil {
+			nb.User = old.User
+		}
+		if old.Host == b.host {
+			nb.HostKey = old.HostKey
+		}
+	}
+	if nb.HostKeyPolicy == config.HostKeyPinned && nb.HostKey == nil {
+		nb.HostKeyPolicy = config.HostKeyStrict
+	}
+	if b.port != "" {
+		// ssh keeps the first -p: the flag's port wins over opts.
+		nb.Opts = append([]string{"-p", b.port}, nb.Opts...)
+	}
+	return nb
 }

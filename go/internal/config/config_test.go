@@ -187,6 +187,14 @@ func TestDecodeErrors(t *testing.T) {
 			`inventory: host "ahorn": deployment.config-dir: must not be null`},
 		{"wrong type", func(d map[string]any) { ahorn(d, "deployment")["local-evaluation"] = "yes" },
 			`inventory: host "ahorn": deployment.local-evaluation: must be true or false, got "yes"`},
+		{"build host without its fields", func(d map[string]any) { ahorn(d, "deployment")["build-host"] = map[string]any{"host": "b"} },
+			`inventory: host "ahorn": deployment.build-host.user: missing`},
+		{"bad build host", func(d map[string]any) {
+			ahorn(d, "deployment")["build-host"] = map[string]any{"host": "-oProxyCommand=x", "user": nil, "opts": []any{}, "host-key": nil, "host-key-policy": "strict"}
+		}, `inventory: host "ahorn": deployment.build-host.host: "-oProxyCommand=x" is not a host name, alias or address`},
+		{"build host pinned without a key", func(d map[string]any) {
+			ahorn(d, "deployment")["build-host"] = map[string]any{"host": "b", "user": "nix", "opts": []any{}, "host-key": nil, "host-key-policy": "pinned"}
+		}, `inventory: host "ahorn": deployment.build-host.host-key: host-key-policy is "pinned" but no host-key is set`},
 		{"bad tag", func(d map[string]any) { ahorn(d, "deployment")["tags"] = []any{"web", "@web"} },
 			`inventory: host "ahorn": deployment.tags: "@web" is not a tag: letters, digits, '_', '.' and '-', not starting with '.' or '-'`},
 		{"fraction for an integer", func(d map[string]any) { ahorn(d, "deployment", "rollback")["confirm-timeout"] = 1.5 },

@@ -26,6 +26,10 @@
 //	    "config-dir": "/var/src/lollypops",      // absolute path on the host
 //	    "deploy-method": "copy" | "archive",
 //	    "local-evaluation": false,
+//	    "build-host": null | {                   // builds the system (evaluated here)
+//	      "host": "builder.example.org", "user": "nix" | null, "opts": [],
+//	      "host-key": null | "ssh-ed25519 AAAA...", "host-key-policy": "strict" | "accept-new" | "pinned"
+//	    },
 //	    "tags": ["web"],                         // selected as @web
 //	    "ssh": {
 //	      "host": "host1.example.org",           // ssh destination (name, alias or address)

@@ -157,12 +157,15 @@ func (h *Host) Builtins() []string {
 
 // Deployment says how to reach the host and how to ship the flake.
 type Deployment struct {
-	ConfigDir       string   `json:"config-dir"`
-	DeployMethod    string   `json:"deploy-method"`
-	LocalEvaluation bool     `json:"local-evaluation"`
-	Tags            []string `json:"tags"`
-	SSH             SSH      `json:"ssh"`
-	Sudo            Sudo     `json:"sudo"`
+	ConfigDir       string `json:"config-dir"`
+	DeployMethod    string `json:"deploy-method"`
+	LocalEvaluation bool   `json:"local-evaluation"`
+	// BuildHost, when set, builds the system: evaluated here, built
+	// there, copied from there to the host.
+	BuildHost *BuildHost `json:"build-host"`
+	Tags      []string   `json:"tags"`
+	SSH       SSH        `json:"ssh"`
+	Sudo      Sudo       `json:"sudo"`
 	// Rollback, HealthChecks, Reboot and Activation govern the
 	// activation (rebuild).
 	Rollback     Rollback               `json:"rollback"`
@@ -218,6 +221,38 @@ type SSH struct {
 	Opts          []string `json:"opts"`
 	HostKeyPolicy string   `json:"host-key-policy"`
 	HostKey       *string  `json:"host-key"`
+}
+
+// BuildHost is the machine that builds a host's system
+// (lollypops.deployment.build-host): reached with ssh as the host is, with
+// the host's ssh command and these settings.
+type BuildHost struct {
+	Host          string   `json:"host"`
+	User          *string  `json:"user"`
+	Opts          []string `json:"opts"`
+	HostKey       *string  `json:"host-key"`
+	HostKeyPolicy string   `json:"host-key-policy"`
+}
+
+// SSH returns the ssh settings of the build host; command is the ssh
+// program (the host's ssh.command).
+func (b *BuildHost) SSH(command string) SSH {
+	return SSH{Host: b.Host, User: b.User, Command: command, Opts: b.Opts, HostKeyPolicy: b.HostKeyPolicy, HostKey: b.HostKey}
+}
+
+// Target is the build host's ssh destination: "user@host", or "host".
+func (b *BuildHost) Target() string {
+	if b.User != nil {
+		return *b.User + "@" + b.Host
+	}
+	return b.Host
+}
+
+// EvaluatesHere reports whether the host's system is evaluated on the
+// deployer: with local-evaluation, or with a build host (as nixos-rebuild
+// --build-host, the derivation is made here).
+func (d *Deployment) EvaluatesHere() bool {
+	return d.LocalEvaluation || d.BuildHost != nil
 }
 
 // Sudo holds the privilege escalation settings for commands on the host.

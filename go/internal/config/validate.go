@@ -115,6 +115,12 @@ func validateHost(name string, h *Host) error {
 	if err := validateReach(name, d); err != nil {
 		return err
 	}
+	if b := d.BuildHost; b != nil {
+		s := b.SSH(d.SSH.Command)
+		if err := validateSSH(name, "deployment.build-host.", &s); err != nil {
+			return err
+		}
+	}
 	if err := validateActivation(name, d); err != nil {
 		return err
 	}
@@ -167,7 +173,7 @@ func validateReach(name string, d *Deployment) error {
 			return fail("deployment.tags", "%q is not a tag: letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
 		}
 	}
-	if err := validateSSH(name, &d.SSH); err != nil {
+	if err := validateSSH(name, "deployment.ssh.", &d.SSH); err != nil {
 		return err
 	}
 	if err := checkWord(d.Sudo.Command); err != nil {
@@ -181,9 +187,11 @@ func validateReach(name string, d *Deployment) error {
 	return nil
 }
 
-func validateSSH(host string, s *SSH) error {
+// validateSSH checks ssh settings; prefix is their place in the entry,
+// "deployment.ssh." or "deployment.build-host.".
+func validateSSH(host, prefix string, s *SSH) error {
 	fail := func(field, format string, args ...any) error {
-		return &Error{Host: host, Field: "deployment.ssh." + field, Msg: fmt.Sprintf(format, args...)}
+		return &Error{Host: host, Field: prefix + field, Msg: fmt.Sprintf(format, args...)}
 	}
 	if !sshHostRe.MatchString(s.Host) || len(s.Host) > 253 {
 		return fail("host", "%q is not a host name, alias or address", s.Host)

@@ -125,7 +125,7 @@ func writeHostInventory(run *rundir.Dir, name string, h *config.Host) error {
 }
 
 // closeConnections releases the run's deploy locks, then stops the shared
-// ssh connections the steps opened.
+// ssh connections the steps opened, to the hosts and their build hosts.
 func closeConnections(run *rundir.Dir, hosts map[string]*config.Host, keeper *lock.Keeper, out *output.Sink) {
 	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	keeper.Release(lctx)
@@ -133,13 +133,22 @@ func closeConnections(run *rundir.Dir, hosts map[string]*config.Host, keeper *lo
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for name, h := range hosts {
-		c := &ssh.Client{Host: h, Prefix: run.SSH(name)}
+	closing := map[string]bool{}
+	closeOnce := func(c *ssh.Client) {
+		if c == nil || closing[c.Prefix] {
+			return
+		}
+		closing[c.Prefix] = true
 		wg.Go(func() {
 			if err := c.Close(ctx); err != nil {
 				out.Error(err)
 			}
 		})
+	}
+	for name, h := range hosts {
+		closeOnce(&ssh.Client{Host: h, Prefix: run.SSH(name)})
+		// Hosts that share a build host share its connection.
+		closeOnce(ssh.BuildHost(h, run.SSH))
 	}
 	wg.Wait()
 }

@@ -90,7 +90,7 @@ func addHost(g *Graph, h *config.Host) {
 				t.Deps = []string{TaskName(h.Name, config.TaskCheckVars)}
 			}
 			// The diff builds the system from the deployed flake.
-			if step == config.TaskDiff && !h.Deployment.LocalEvaluation && h.HasTask(config.TaskDeployFlake) {
+			if step == config.TaskDiff && !h.Deployment.EvaluatesHere() && h.HasTask(config.TaskDeployFlake) {
 				t.Deps = append(t.Deps, TaskName(h.Name, config.TaskDeployFlake))
 			}
 			g.add(t)
@@ -154,6 +154,9 @@ func builtinDesc(h *config.Host, step string) string {
 	case config.TaskDiff:
 		return fmt.Sprintf("Show what deploying %s would change (packages, closure size, kernel); activates nothing", h.Name)
 	case config.TaskRebuild:
+		if b := d.BuildHost; b != nil {
+			return fmt.Sprintf("Build %s on %s, copy it and activate it over ssh", h.Name, b.Target())
+		}
 		if d.LocalEvaluation {
 			return fmt.Sprintf("Build %s here, copy it and activate it over ssh", h.Name)
 		}

@@ -23,12 +23,13 @@ import (
 
 // ownActivation reports whether the rebuild builds and activates the system
 // itself (package activation) instead of running nixos-rebuild on the
-// host: with local evaluation (build here, copy the closure, activate),
+// host: with local evaluation or a build host (build here or there, copy
+// the closure, activate),
 // with reboots, to keep the running specialisation, and for a switch or
 // test with rollback enabled (the guard must own the activation).
 func ownActivation(e *Env) bool {
 	d := &e.Host.Deployment
-	return d.LocalEvaluation || d.Reboot.Enable || d.Activation.KeepSpecialisation || guarded(e)
+	return d.EvaluatesHere() || d.Reboot.Enable || d.Activation.KeepSpecialisation || guarded(e)
 }
 
 // guarded reports whether the activation runs under the guard's
@@ -130,19 +131,22 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 		return nil, err
 	}
 	var system string
-	if d.LocalEvaluation {
+	if d.EvaluatesHere() {
 		done := e.stage("build")
-		system, err = buildHere(ctx, e)
+		b, err := e.buildOff(ctx)
 		done()
 		if err != nil {
 			return nil, err
 		}
+		system = b.system
 		if e.Action == "build" {
-			e.printf("built %s (not copied: REBUILD_ACTION=build)", system)
+			b.release()
+			e.printf("built %s %s (not copied: REBUILD_ACTION=build)", system, builtWhere(b))
 			return &Activated{Action: "build"}, nil
 		}
 		done = e.stage("closure copy")
-		err = e.copyClosure(ctx, c, system)
+		err = e.deliver(ctx, c, b)
+		b.release()
 		done()
 		if err != nil {
 			return nil, err

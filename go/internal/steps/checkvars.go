@@ -38,8 +38,12 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 	if h.IsBuiltin(config.TaskDeployFlake) {
 		need("nix", "deploy-flake")
 	}
-	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.LocalEvaluation && h.Home == nil {
-		need("nix", "local-evaluation")
+	if h.IsBuiltin(config.TaskRebuild) && h.Deployment.EvaluatesHere() && h.Home == nil {
+		if h.Deployment.BuildHost != nil {
+			need("nix", "build-host")
+		} else {
+			need("nix", "local-evaluation")
+		}
 	}
 	if h.IsBuiltin(config.TaskRebuild) && h.Home != nil {
 		need("nix-store", "building the home configuration")
@@ -78,7 +82,9 @@ func CheckVars(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, nil
 	}
 	eval := "evaluated on the host"
-	if d.LocalEvaluation {
+	if b := d.BuildHost; b != nil {
+		eval = "evaluated here, built on build host " + b.Target()
+	} else if d.LocalEvaluation {
 		eval = "evaluated here"
 	}
 	sudo := ""

@@ -87,8 +87,8 @@ func Describe(e *Env, step string) ([]string, error) {
 			return nil, err
 		}
 		lines = append(lines, own...)
-		if h.Deployment.LocalEvaluation {
-			lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
+		if h.Deployment.EvaluatesHere() {
+			lines = append(lines, copyShown(&diff, c))
 		}
 		lines = append(lines, onHost(h, "sh -c '<lollypops closure: nix path-info --json --recursive of both systems>'")+"  # then the diff: packages, closure size, kernel and initrd")
 		return lines, nil
@@ -145,6 +145,31 @@ func receiverCommand(h *config.Host, files int) (string, error) {
 	return ssh.Command(&h.Deployment.Sudo, argv...)
 }
 
+// buildOffShown is how the system of attr is built off the host: here, or
+// on its build host.
+func buildOffShown(e *Env, attr string) []string {
+	ref := config.FlakeRef(e.Host.FlakeSource()) + "#" + attr
+	bh := e.buildHost()
+	if bh == nil {
+		return []string{execx.Quote([]string{"nix", "build", ref}) + "  # builds the system here"}
+	}
+	where := bh.Host.Deployment.SSH.Target()
+	return []string{
+		execx.Quote([]string{"nix", "eval", "--raw", ref + ".drvPath"}) + "  # evaluates the system's derivation here",
+		execx.Quote([]string{"nix", "copy", "--derivation", "--to", bh.StoreURL(), "<the derivation>"}) + "  # its closure (.drv files and sources) to the build host, through its one connection per run",
+		"on build host " + where + ": nix-store --realise '<the derivation>'  # builds the system there (a GC root until it is copied)",
+	}
+}
+
+// copyShown is how the system built off the host reaches it.
+func copyShown(e *Env, c *ssh.Client) string {
+	if bh := e.buildHost(); bh != nil {
+		return execx.Quote([]string{"nix", "copy", "--from", "ssh://" + bh.Host.Deployment.SSH.Target(), "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"}) +
+			"  # from the build host to the host, through this machine and both connections"
+	}
+	return execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"}) + "  # its closure, through the connection"
+}
+
 // ownShown is what the rebuild does when it builds and activates itself.
 func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 	h := e.Host
@@ -159,12 +184,12 @@ func ownShown(e *Env, c *ssh.Client) ([]string, error) {
 		return nil
 	}
 	attr := fmt.Sprintf("nixosConfigurations.%q.config.system.build.toplevel", h.Name)
-	if d.LocalEvaluation {
-		lines = append(lines, execx.Quote([]string{"nix", "build", config.FlakeRef(h.FlakeSource()) + "#" + attr})+"  # builds the system here")
+	if d.EvaluatesHere() {
+		lines = append(lines, buildOffShown(e, attr)...)
 		if e.Action == "build" {
 			return lines, nil
 		}
-		lines = append(lines, execx.Quote([]string{"nix", "copy", "--to", c.StoreURL(), "--substitute-on-destination", "<the system>"})+"  # its closure, through the connection")
+		lines = append(lines, copyShown(e, c))
 		if err := on("a GC root for it in a new directory only root can use", execx.Shown(activation.PinArgv("<id>", "<the system>"))...); err != nil {
 			return nil, err
 		}

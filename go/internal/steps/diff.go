@@ -32,11 +32,15 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	var system string
-	if d.LocalEvaluation {
-		if system, err = buildHere(ctx, e); err != nil {
+	if d.EvaluatesHere() {
+		b, err := e.buildOff(ctx)
+		if err != nil {
 			return Outcome{}, err
 		}
-		if err := e.copyClosure(ctx, c, system); err != nil {
+		system = b.system
+		err = e.deliver(ctx, c, b)
+		b.release()
+		if err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -44,7 +48,7 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	defer e.cleanup(ctx, c, id)
-	if d.LocalEvaluation {
+	if d.EvaluatesHere() {
 		out, err := e.hostOutput(ctx, c, "registering the system", activation.PinArgv(id, system))
 		if err != nil {
 			return Outcome{}, err

@@ -57,7 +57,7 @@ func FuzzInventoryValues(f *testing.F) {
 			"hosts": map[string]any{"h": map[string]any{
 				"flake": "/nix/store/0c9m8l1q0ig1gv9a7w7fpkmdj1bd8c7a-source",
 				"deployment": map[string]any{
-					"config-dir": configDir, "deploy-method": "copy", "local-evaluation": false,
+					"config-dir": configDir, "deploy-method": "copy", "local-evaluation": false, "build-host": nil,
 					"ssh": map[string]any{"host": "h", "user": owner, "command": "ssh", "opts": []string{"-o", opt},
 						"host-key-policy": "strict", "host-key": nil},
 					"sudo": map[string]any{"enable": true, "command": "sudo", "opts": []string{group}},

@@ -103,7 +103,7 @@ func Deployed(ctx context.Context, e *Env) (flake, system string) {
 		}
 		return ""
 	}
-	if d.LocalEvaluation {
+	if d.EvaluatesHere() {
 		// The rebuild evaluated the flake here, not the host's link.
 		return e.Host.Flake, store(1)
 	}

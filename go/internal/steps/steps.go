@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
@@ -124,15 +123,12 @@ func (e *Env) lockWith(ctx context.Context, c *ssh.Client,
 	return nil
 }
 
-// wrapper writes the host's ssh wrapper, for programs that run ssh
-// themselves, and returns its directory for the front of their PATH.
+// wrapper writes the ssh wrapper of c (the host's connection, or its
+// build host's), for programs that run ssh themselves, and returns its
+// directory for the front of their PATH.
 func (e *Env) wrapper(c *ssh.Client) (string, error) {
-	sshPath, err := exec.LookPath(e.Host.Deployment.SSH.Command)
+	sshPath, err := e.sshPath()
 	if err != nil {
-		return "", &Hinted{Err: fmt.Errorf("ssh command %q: not found", e.Host.Deployment.SSH.Command),
-			Advice: "set lollypops.deployment.ssh.command to an ssh client on this machine's PATH"}
-	}
-	if sshPath, err = filepath.Abs(sshPath); err != nil {
 		return "", err
 	}
 	script, err := c.WrapperScript(sshPath)
@@ -140,27 +136,17 @@ func (e *Env) wrapper(c *ssh.Client) (string, error) {
 		return "", err
 	}
 	dir := c.WrapperDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	// Steps of a host may run in parallel: write a private file, rename it.
-	tmp, err := os.CreateTemp(dir, ".ssh-")
+	return dir, writeProgram(dir, "ssh", script)
+}
+
+// sshPath is the absolute path of the host's ssh command.
+func (e *Env) sshPath() (string, error) {
+	sshPath, err := exec.LookPath(e.Host.Deployment.SSH.Command)
 	if err != nil {
-		return "", err
+		return "", &Hinted{Err: fmt.Errorf("ssh command %q: not found", e.Host.Deployment.SSH.Command),
+			Advice: "set lollypops.deployment.ssh.command to an ssh client on this machine's PATH"}
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(script); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Chmod(0o700); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	return dir, os.Rename(tmp.Name(), filepath.Join(dir, "ssh"))
+	return filepath.Abs(sshPath)
 }
 
 // remote returns the argv that runs argv on the host, through sudo when
