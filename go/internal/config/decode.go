@@ -1,12 +1,11 @@
 package config
 
 import (
-	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/lollypops/lollypops/go/internal/fault"
+	"github.com/lollypops/lollypops/go/internal/parallel"
 
 	"bytes"
 	"encoding/json"
@@ -240,17 +239,7 @@ func decodeHome(name string, raw json.RawMessage) (*Host, error) {
 func (d *Document) Hosts(names []string) (hosts []*Host, errs []error) {
 	hosts = make([]*Host, len(names))
 	errs = make([]error, len(names))
-	workers := min(runtime.GOMAXPROCS(0), len(names)/64+1)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
-				hosts[i], errs[i] = d.Host(names[i])
-			}
-		})
-	}
-	wg.Wait()
+	parallel.For(len(names), 64, func(i int) { hosts[i], errs[i] = d.Host(names[i]) })
 	return hosts, errs
 }
 

@@ -16,10 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	lpoutput "github.com/lollypops/lollypops/go/internal/output"
+	"github.com/lollypops/lollypops/go/internal/parallel"
 
 	"github.com/lollypops/lollypops/go/internal/termtext"
 )
@@ -208,19 +208,11 @@ func (e *Evaluator) cached(names []string, each func(Result)) []string {
 		ok      bool
 	}
 	got := make([]found, len(names))
-	workers := min(runtime.GOMAXPROCS(0), len(names)/64+1)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
-				n := names[i]
-				r, printed, ok := e.Cache.Lookup(n, e.Homes[n])
-				got[i] = found{r, printed, ok && r.Name == n && r.Home == e.Homes[n] && r.Err == nil}
-			}
-		})
-	}
-	wg.Wait()
+	parallel.For(len(names), 64, func(i int) {
+		n := names[i]
+		r, printed, ok := e.Cache.Lookup(n, e.Homes[n])
+		got[i] = found{r, printed, ok && r.Name == n && r.Home == e.Homes[n] && r.Err == nil}
+	})
 	var misses []string
 	for i, n := range names {
 		if !got[i].ok {
