@@ -289,7 +289,7 @@ wait_confirmation() {
 			release_lock
 			rollback "no confirmation from the deployer within ${window}s"
 		fi
-		sleep 0.05
+		sleep 0.2
 	done
 }
 
