@@ -202,6 +202,12 @@ func WatchArgv(id, last string, offset int64, max time.Duration) []string {
 		strconv.FormatInt(offset, 10), strconv.Itoa(int(max.Seconds())))
 }
 
+// ReachedArgv tells the guard the deployer reached the host over a new
+// connection: its window starts again, once.
+func ReachedArgv(id string) []string {
+	return sh("signal", Dir(id), "reached")
+}
+
 // ConfirmArgv tells the guard the new system is good.
 func ConfirmArgv(id string) []string {
 	return sh("signal", Dir(id), "confirm")

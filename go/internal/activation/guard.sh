@@ -12,8 +12,9 @@
 # test, guarded) it runs `switch-to-configuration test` first, then waits
 # up to WINDOW seconds, counted on the monotonic clock from the end of the
 # activation, for DIR/confirm (the deployer's health checks passed) or
-# DIR/abort; a switch then sets PROFILE and installs the boot loader
-# (`switch-to-configuration boot`). Without confirmation, or on abort, it
+# DIR/abort; DIR/reached (the deployer has a new connection to the host)
+# starts the window again, once. A switch then sets PROFILE and installs
+# the boot loader (`switch-to-configuration boot`). Without confirmation, or on abort, it
 # returns to the systems that ran and booted before. The boot loader is
 # only touched once the new system is confirmed: a host that crashes or
 # reboots while the guard waits boots the system it booted before. With
@@ -277,9 +278,20 @@ wait_confirmation() {
 	deadline=$(($(cs) + window * 100))
 	note deadline "$deadline"
 	say activated
+	reached=
 	while :; do
 		if [ -e "$dir/confirm" ]; then
 			confirm
+		fi
+		# The deployer reached the host over a new connection: the window
+		# starts again from now, once. What it is for (a host no one can
+		# reach comes back by itself) is settled; a deployer slow to
+		# reconnect (many hosts at once, a busy laptop) costs no healthy
+		# host its deploy.
+		if [ -z "$reached" ] && [ -e "$dir/reached" ]; then
+			reached=1
+			deadline=$(($(cs) + window * 100))
+			note deadline "$deadline" reached "$deadline"
 		fi
 		if [ -e "$dir/abort" ]; then
 			release_lock

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,6 +228,51 @@ func TestGuardConfirmedSwitch(t *testing.T) {
 		if rep.ExitCode != 0 || strings.Join(rep.Units.Restarted, " ") != "a.service b.service" {
 			t.Errorf("report %+v", rep)
 		}
+	})
+}
+
+// The deployer's word that it reached the host again starts the window
+// again, once: a deployer slow to reconnect (many hosts at once) does not
+// roll a healthy host back.
+func TestGuardReachedStartsTheWindowAgain(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		wait, _ := w.start(new, "switch", 5, "")
+		w.waitState(Activated)
+		d0, _ := strconv.Atoi(w.result()["deadline"])
+		time.Sleep(time.Second)
+		os.WriteFile(filepath.Join(w.dir, "reached"), nil, 0o600)
+		reached := func() string {
+			for range 500 {
+				if r := w.result()["reached"]; r != "" {
+					return r
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Fatalf("the guard did not note the reached word; status %q", w.status().Line)
+			return ""
+		}
+		r := reached()
+		d1, _ := strconv.Atoi(w.result()["deadline"])
+		// On the host's monotonic clock, in centiseconds: the new deadline
+		// is the window from when the guard saw the word, a second or more
+		// after the first one began.
+		if d1 < d0+100 || strconv.Itoa(d1) != r {
+			t.Errorf("deadline %d → %d (reached %s), want at least %d", d0, d1, r, d0+100)
+		}
+		// Once: a second word moves nothing.
+		os.Remove(filepath.Join(w.dir, "reached"))
+		time.Sleep(300 * time.Millisecond)
+		os.WriteFile(filepath.Join(w.dir, "reached"), nil, 0o600)
+		time.Sleep(600 * time.Millisecond)
+		if d2, _ := strconv.Atoi(w.result()["deadline"]); d2 != d1 {
+			t.Errorf("a second reached moved the deadline %d → %d", d1, d2)
+		}
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
 	})
 }
 

@@ -1,6 +1,8 @@
 #!/bin/sh
-# signal.sh DIR confirm | signal.sh DIR abort REASON: the deployer's word
-# to the guard of the activation in DIR (see guard.sh).
+# signal.sh DIR reached | signal.sh DIR confirm | signal.sh DIR abort
+# REASON: the deployer's word to the guard of the activation in DIR (see
+# guard.sh). reached: the deployer has a new connection to the host, and the
+# guard's window starts again.
 set -u
 [ -d "$1" ] || {
 	echo "lollypops: $1 does not exist" >&2
@@ -8,6 +10,7 @@ set -u
 }
 umask 077
 case $2 in
+reached) : >"$1/reached" ;;
 confirm) : >"$1/confirm" ;;
 abort) printf '%s\n' "$3" >"$1/abort.tmp" && mv -f "$1/abort.tmp" "$1/abort" ;;
 *) exit 2 ;;

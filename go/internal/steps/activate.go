@@ -350,6 +350,11 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		if err != nil {
 			return act, w.unreachable(ctx, err)
 		}
+		// Reached: the guard's window starts again, so that a slow
+		// reconnection (many hosts at once) rolls back no healthy host.
+		// If the word cannot be given (the state directory is gone),
+		// the watches that follow say why.
+		_ = e.hostRun(ctx, c, "telling the guard the host was reached", activation.ReachedArgv(id))
 		// The guard may have given up meanwhile: no health check runs
 		// for a host that rolled back. Without checks the confirmation
 		// comes next, and its watch sees a final state all the same.
