@@ -24,7 +24,7 @@ import _ "embed"
 //     open a new one (proving the host reachable), confirm, and wait for the
 //     guard to set the profile and the boot loader (switch-to-configuration
 //     boot). No lock, no health check, no watching of the output: the
-//     host's side polls files every 200 ms, as lollypops' guard does.
+//     host's side polls files every 100 ms, as lollypops' guard does.
 //
 //go:embed lower.sh
 var lowerBound string

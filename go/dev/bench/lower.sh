@@ -32,12 +32,12 @@ deploy() {
   "${S[@]}" "rm -rf $g && mkdir -p $g && nix --extra-experimental-features 'nix-command flakes' build --out-link $g/system \"path:\$(readlink -f /var/src/lollypops/flake)#nixosConfigurations.$host.config.system.build.toplevel\" && sys=\$(readlink $g/system) && systemd-run --unit=lower-guard-\$\$ --collect --quiet --setenv=PATH --service-type=exec -- /bin/sh -c '
     sys=\$1 g=\$2
     \$sys/bin/switch-to-configuration test; echo \$? > \$g/activated
-    i=0; while [ ! -e \$g/confirm ] && [ \$i -lt 600 ]; do sleep 0.2; i=\$((i + 1)); done
+    i=0; while [ ! -e \$g/confirm ] && [ \$i -lt 1200 ]; do sleep 0.1; i=\$((i + 1)); done
     [ -e \$g/confirm ] || { echo rolled-back > \$g/done; exit 1; }
-    nix-env -p /nix/var/nix/profiles/system --set \$sys && \$sys/bin/switch-to-configuration boot; echo \$? > \$g/done' lower-guard \$sys $g && while [ ! -e $g/activated ]; do sleep 0.2; done && [ \$(cat $g/activated) = 0 ]"
+    nix-env -p /nix/var/nix/profiles/system --set \$sys && \$sys/bin/switch-to-configuration boot; echo \$? > \$g/done' lower-guard \$sys $g && while [ ! -e $g/activated ]; do sleep 0.1; done && [ \$(cat $g/activated) = 0 ]"
   ssh -F "$cfg" -o ControlPath="$ctl" -O exit "$host" 2>/dev/null
   ssh -F "$cfg" -o ControlPath="$ctl" -o ControlMaster=yes -o ControlPersist=yes -fN "$host"
-  "${S[@]}" "touch $g/confirm && while [ ! -e $g/done ]; do sleep 0.2; done && [ \$(cat $g/done) = 0 ] && rm -rf $g"
+  "${S[@]}" "touch $g/confirm && while [ ! -e $g/done ]; do sleep 0.1; done && [ \$(cat $g/done) = 0 ] && rm -rf $g"
   ssh -F "$cfg" -o ControlPath="$ctl" -O exit "$host" 2>/dev/null
 }
 

@@ -49,7 +49,7 @@ import (
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
 // linted (make lint) and tested under bash, dash, busybox sh and mksh.
 //
-//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh
 var scripts embed.FS
 
 // Script returns the text of one of the package's host-side scripts; the
@@ -195,11 +195,34 @@ func RecoverArgv(id string) []string {
 }
 
 // WatchArgv waits on the host until the activation's status is no longer
-// last, its units are gone, or max passed, and prints what ParseWatch
-// reads, with the log from byte offset on.
-func WatchArgv(id, last string, offset int64, max time.Duration) []string {
+// last nor in one of the states through, its units are gone, or max
+// passed, and prints what ParseWatch reads, with the log from byte offset
+// on.
+func WatchArgv(id, last string, offset int64, max time.Duration, through ...State) []string {
+	words := make([]string, len(through))
+	for i, s := range through {
+		words[i] = string(s)
+	}
 	return sh("watch", Dir(id), Unit(id)+" "+RecoverUnit(id), last,
-		strconv.FormatInt(offset, 10), strconv.Itoa(int(max.Seconds())))
+		strconv.FormatInt(offset, 10), strconv.Itoa(int(max.Seconds())), strings.Join(words, " "))
+}
+
+// Then runs two commands in one session on the host (then.sh): second
+// only once first succeeded, and a line "lollypops-then ok" (ThenRan)
+// between their outputs.
+func Then(first, second []string) []string {
+	return append(append(append([]string{"sh", "-c", Script("then.sh"), "lollypops-then"}, strconv.Itoa(len(first))), first...), second...)
+}
+
+// ThenRan reports whether the output of a Then says its first command
+// succeeded: also when the session was cut during the second one.
+func ThenRan(out []byte) bool {
+	for line := range strings.Lines(string(out)) {
+		if strings.TrimRight(line, "\r\n") == "lollypops-then ok" {
+			return true
+		}
+	}
+	return false
 }
 
 // ReachedArgv tells the guard the deployer reached the host over a new

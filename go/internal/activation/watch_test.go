@@ -82,6 +82,51 @@ func TestWatch(t *testing.T) {
 	})
 }
 
+// A watch waits through the states it is given: the deployer waiting for
+// the activation's end is not woken when it begins.
+func TestWatchThrough(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir, bin := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+		set := func(st string) {
+			os.WriteFile(filepath.Join(dir, "status.tmp"), []byte(st+"\n"), 0o600)
+			os.Rename(filepath.Join(dir, "status.tmp"), filepath.Join(dir, "status"))
+		}
+		set("starting")
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			set("activating")
+			time.Sleep(600 * time.Millisecond)
+			set("activated 120")
+		}()
+		argv := WatchArgv("x", "starting", 0, time.Minute, Starting, Activating)
+		argv[4] = dir
+		cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		w, err := ParseWatch(out)
+		if err != nil || w.Status.State != Activated {
+			t.Errorf("%+v %v: waited through starting and activating, not until activated", w, err)
+		}
+		// Not through: the status it was last seen in still ends the wait
+		// once it changes, and an unreadable one is a change.
+		os.Remove(filepath.Join(dir, "status"))
+		argv = WatchArgv("x", "activated 120", 0, time.Minute, Starting, Activating)
+		argv[4] = dir
+		cmd = exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		if out, err = cmd.Output(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if w, err = ParseWatch(out); err == nil {
+			t.Errorf("%+v: a missing status parsed", w)
+		}
+	})
+}
+
 func TestParseReport(t *testing.T) {
 	log := `lollypops: switch-to-configuration test of /nix/store/x
 stopping the following units: old.service

@@ -162,13 +162,15 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 			return nil, err
 		}
 	} else {
-		if err := e.prepare(ctx, c, id); err != nil {
-			return nil, err
-		}
 		e.printf("building the system of %s on the host", h.Name)
 		done := e.stage("build")
-		out, err := e.hostOutput(ctx, c, "building the system", activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h)))
+		// The state directory and the build in one session.
+		out, err := e.hostOutput(ctx, c, "building the system",
+			activation.Then(e.prepareArgv(id), activation.BuildArgv(d.ConfigDir+"/flake", h.Name, id, flakeDir(h))))
 		done()
+		if err != nil && !activation.ThenRan([]byte(out)) {
+			return nil, fmt.Errorf("preparing the activation: %w", errors.Unwrap(err))
+		}
 		if err != nil {
 			e.cleanup(ctx, c, id)
 			return nil, &Hinted{Err: err, Advice: fmt.Sprintf("the build's output is above; if %s/flake is missing, run the host's deploy-flake task first", d.ConfigDir)}
@@ -250,8 +252,10 @@ func (e *needsReboot) Error() string {
 
 // prepare makes the activation's state directory on the host.
 func (e *Env) prepare(ctx context.Context, c *ssh.Client, id string) error {
-	return e.hostRun(ctx, c, "preparing the activation", activation.PrepareArgv(id, lock.RunID(e.Run)))
+	return e.hostRun(ctx, c, "preparing the activation", e.prepareArgv(id))
 }
+
+func (e *Env) prepareArgv(id string) []string { return activation.PrepareArgv(id, lock.RunID(e.Run)) }
 
 // cleanup removes the activation's state directory, once its outcome is
 // read; it runs even after an interrupt.
@@ -293,7 +297,7 @@ func (e *Env) params(system, action string) activation.Params {
 // activation) and sees it through: guarded, it waits until the system is
 // activated, reaches the host again over a connection opened after that,
 // runs the health checks, and confirms — or lets the host roll back.
-func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action string) (*Activated, error) {
+func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action string) (_ *Activated, err error) {
 	h := e.Host
 	p := e.params(system, action)
 	w := &watcher{e: e, c: c, id: id, last: string(activation.Starting), window: p.Window}
@@ -312,18 +316,20 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		e.printf("activating %s (%s)", system, action)
 	}
 	activating := e.stage("activation")
-	if err := e.hostRun(ctx, c, "starting the activation", activation.StartArgv(id, p)); err != nil {
-		activating()
-		return nil, &Hinted{Err: err, Advice: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
-	}
-	w.started = true
 	// An activation cut short can leave a host half-switched: the first
 	// Ctrl-C waits for it (see the step binary).
 	e.protect(true)
 	defer e.protect(false)
 	defer w.flush()
-	st, err := w.until(ctx, func(s activation.Status) bool { return s.State == activation.Activated })
+	// The start and the first watch in one session.
+	w.first, w.firstWhat = activation.StartArgv(id, p), "starting the activation"
+	st, err := w.until(ctx, func(s activation.Status) bool { return s.State == activation.Activated },
+		activation.Starting, activation.Activating)
 	activating()
+	var fe *firstError
+	if errors.As(err, &fe) {
+		return nil, &Hinted{Err: err, Advice: "the activation runs as a transient systemd service (systemd-run); the host's messages are above"}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -345,20 +351,31 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		e.printf("activated; checking that %s can be reached again", h.Name)
 		c.Close(ctx)
 		done := e.stage("reconnect")
-		err := w.reconnect(ctx, st)
+		w.lockLater = true
+		rerr := w.reconnect(ctx, st)
 		done()
-		if err != nil {
-			return act, w.unreachable(ctx, err)
+		if rerr != nil {
+			return act, w.unreachable(ctx, rerr)
 		}
-		// Reached: the guard's window starts again, so that a slow
-		// reconnection (many hosts at once) rolls back no healthy host.
-		// If the word cannot be given (the state directory is gone),
-		// the watches that follow say why.
-		_ = e.hostRun(ctx, c, "telling the guard the host was reached", activation.ReachedArgv(id))
-		// The guard may have given up meanwhile: no health check runs
-		// for a host that rolled back. Without checks the confirmation
-		// comes next, and its watch sees a final state all the same.
+		// The deploy lock is taken again meanwhile (no other run takes
+		// it while this activation is pending: package lock); the step
+		// fails if it could not be, whatever the activation's outcome.
+		defer func() {
+			if lerr := w.relocked(); lerr != nil && err == nil {
+				err = fmt.Errorf("the new system is confirmed, but the deploy lock could not be taken again: %w", lerr)
+			}
+		}()
+		// Without health checks the confirmation comes next, and its
+		// watch sees a final state all the same.
 		if len(h.Deployment.HealthChecks) > 0 {
+			// Reached: the guard's window starts again, so that slow
+			// health checks after a slow reconnection (many hosts at
+			// once) roll back no healthy host. If the word cannot be
+			// given (the state directory is gone), the watches that
+			// follow say why.
+			_ = e.hostRun(ctx, c, "telling the guard the host was reached", activation.ReachedArgv(id))
+			// The guard may have given up meanwhile: no health check
+			// runs for a host that rolled back.
 			if st, err = w.peek(ctx); err != nil {
 				return act, err
 			}
@@ -372,18 +389,16 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 		if err := e.hostRun(ctx, c, "asking for the rollback", activation.AbortArgv(id, cerr.Error())); err != nil {
 			return act, err
 		}
-		st, err := w.until(ctx, activation.Status.Final)
+		st, err := w.until(ctx, activation.Status.Final, activation.Activated, activation.RollingBack)
 		if err != nil {
 			return act, err
 		}
 		return act, e.outcome(st, w)
 	}
 	confirming := e.stage("confirm")
-	if err := e.hostRun(ctx, c, "confirming the activation", activation.ConfirmArgv(id)); err != nil {
-		confirming()
-		return act, err
-	}
-	st, err = w.until(ctx, activation.Status.Final)
+	// The confirmation and the watch for the outcome in one session.
+	w.first, w.firstWhat = activation.ConfirmArgv(id), "confirming the activation"
+	st, err = w.until(ctx, activation.Status.Final, activation.Activated, activation.Confirming)
 	confirming()
 	if err != nil {
 		return act, err
@@ -508,7 +523,24 @@ type watcher struct {
 	started, final bool
 	// reachErr is why a new connection failed, when one did.
 	reachErr error
+	// lockLater: the next reconnect takes the deploy lock again in the
+	// background; relock is where its outcome arrives.
+	lockLater bool
+	relock    chan error
+	// first is a command that the next watch runs before it, in the
+	// same session (activation.Then), and firstWhat what it does; through
+	// the states the watches wait through.
+	first     []string
+	firstWhat string
+	through   []activation.State
 }
+
+// firstError is a watcher's first command that failed: not a lost
+// connection to reconnect after, the step's error.
+type firstError struct{ err error }
+
+func (e *firstError) Error() string { return e.err.Error() }
+func (e *firstError) Unwrap() error { return e.err }
 
 // errGone is an activation whose state directory is gone: the host
 // rebooted (or /run was emptied) meanwhile.
@@ -520,12 +552,20 @@ const watchMax = 5 * time.Second
 // until watches the activation until done says so or its state is final,
 // reconnecting when the connection drops, and finishing it with a
 // recovery unit when its guard stops without a final state.
-func (w *watcher) until(ctx context.Context, done func(activation.Status) bool) (activation.Watch, error) {
+//
+// Each watch on the host waits while the state is one of through: a state
+// the deployer has nothing to do in costs no session of its own.
+func (w *watcher) until(ctx context.Context, done func(activation.Status) bool, through ...activation.State) (activation.Watch, error) {
 	if w.contact.IsZero() {
 		w.contact = time.Now()
 	}
+	w.through = through
 	for {
 		st, err := w.watch(ctx)
+		var fe *firstError
+		if errors.As(err, &fe) {
+			return st, err
+		}
 		if err == nil {
 			if st.Status.Final() || done(st.Status) {
 				return st, nil
@@ -561,14 +601,36 @@ func (w *watcher) peek(ctx context.Context) (activation.Watch, error) {
 // watch runs one watch on the host.
 func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 	e := w.e
-	argv, show, err := e.remoteShown(w.c, activation.WatchArgv(w.id, w.last, w.offset, watchMax))
+	argv := activation.WatchArgv(w.id, w.last, w.offset, watchMax, w.through...)
+	first := w.first
+	if first != nil {
+		argv = activation.Then(first, argv)
+		w.first = nil // once, whatever happens
+	}
+	argv, show, err := e.remoteShown(w.c, argv)
 	if err != nil {
 		return activation.Watch{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, watchMax+30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
-	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: show, Stderr: &stderr})
+	stderrTo := io.Writer(&stderr)
+	if first != nil {
+		// The first command's messages are the user's.
+		stderrTo = io.MultiWriter(&stderr, e.Stderr)
+	}
+	// A first command is out of the terminal's Ctrl-C, as a command of
+	// its own would be (hostOutput).
+	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: show, Stderr: stderrTo, Detach: first != nil})
+	if first != nil {
+		if !activation.ThenRan(out) {
+			if err == nil {
+				err = errors.New("no answer from the host")
+			}
+			return activation.Watch{}, &firstError{fmt.Errorf("%s: %w", w.firstWhat, err)}
+		}
+		w.started = true
+	}
 	if err != nil {
 		var xe *execx.Error
 		if errors.As(err, &xe) && xe.ExitCode == 3 && strings.Contains(stderr.String(), "the host rebooted") {
@@ -637,6 +699,7 @@ func (w *watcher) recover(ctx context.Context, st activation.Watch) error {
 // the activation was seen to end proves the host reachable.
 func (w *watcher) reconnect(ctx context.Context, st activation.Watch) error {
 	e := w.e
+	_ = w.relocked() // one taken in the background: this one takes it again
 	if r, ok := st.Remaining(); ok {
 		w.remaining, w.contact = r, time.Now()
 	}
@@ -654,13 +717,28 @@ func (w *watcher) reconnect(ctx context.Context, st activation.Watch) error {
 	}); err != nil {
 		return err
 	}
-	if err := e.relock(ctx, w.c); err != nil {
+	if w.lockLater {
+		w.lockLater = false
+		w.relock = make(chan error, 1)
+		go func() { w.relock <- e.relock(ctx, w.c) }()
+	} else if err := e.relock(ctx, w.c); err != nil {
 		return err
 	}
 	if fresh {
 		w.freshConnection = true
 	}
 	return nil
+}
+
+// relocked waits for the deploy lock taken again in the background, if it
+// was.
+func (w *watcher) relocked() error {
+	if w.relock == nil {
+		return nil
+	}
+	err := <-w.relock
+	w.relock = nil
+	return err
 }
 
 // unreachable is the error of an activation whose host could not be

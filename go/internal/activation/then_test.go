@@ -1,0 +1,52 @@
+package activation
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// then.sh runs two commands in one session: the second only once the first
+// succeeded, each with its own words however hostile, and a line between
+// them that says the first one ran.
+func TestThen(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		run := func(first, second []string) (string, int) {
+			t.Helper()
+			argv := Then(first, second)
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			out, err := cmd.Output()
+			code := 0
+			if xe, ok := err.(*exec.ExitError); ok {
+				code = xe.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return string(out), code
+		}
+		hostile := []string{"a b", "", "-n", "$(touch canary)", "it's", "line\nbreak", "*"}
+		out, code := run(append([]string{"printf", "[%s]"}, hostile...), append([]string{"printf", "<%s>"}, hostile...))
+		want := "[a b][][-n][$(touch canary)][it's][line\nbreak][*]\nlollypops-then ok\n<a b><><-n><$(touch canary)><it's><line\nbreak><*>"
+		if code != 0 || out != want {
+			t.Errorf("got %q (exit %d), want %q", out, code, want)
+		}
+		if !ThenRan([]byte(out)) {
+			t.Error("ThenRan: false after both ran")
+		}
+		// A first command that fails: its exit code, and no second.
+		out, code = run([]string{"sh", "-c", "echo first; exit 5"}, []string{"echo", "second"})
+		if code != 5 || out != "first\n" || ThenRan([]byte(out)) {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+		// The second one's exit code is the session's.
+		out, code = run([]string{"true"}, []string{"sh", "-c", "exit 3"})
+		if code != 3 || !ThenRan([]byte(out)) {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+		// A one-word first command, and a watch's mark after the line.
+		out, _ = run([]string{"true"}, []string{"echo", "lollypops-watch 1"})
+		if !strings.HasSuffix(out, "\nlollypops-then ok\nlollypops-watch 1\n") {
+			t.Errorf("got %q", out)
+		}
+	})
+}
