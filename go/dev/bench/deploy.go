@@ -226,10 +226,27 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 			if rep >= reps[v] {
 				continue
 			}
-			s, auths, err := b.deployOnce(v, hosts, cmds, b.fleet.SSHConfig, false)
+			// The last run of lollypops (and guarded) writes a report:
+			// where its time went.
+			report := ""
+			if (v == vLollypops || v == vGuarded) && rep == reps[v]-1 {
+				report = filepath.Join(b.dir, "report.json")
+			}
+			s, auths, err := b.deployOnce(v, hosts, cmds, b.fleet.SSHConfig, report)
 			if err != nil {
 				res.times[v] = stats{failed: err.Error()}
 				return res, err
+			}
+			if report != "" {
+				stages, err := stagesOf(report)
+				if err != nil {
+					return res, err
+				}
+				if v == vGuarded {
+					res.guardedStages, res.guardedSpan = stages, s.wall
+				} else {
+					res.stages, res.span = stages, s.wall
+				}
 			}
 			samples[v] = append(samples[v], s)
 			authTotal[v] += auths
@@ -241,14 +258,6 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 		res.times[v] = summarize(samples[v])
 		if runs[v] > 0 {
 			res.auths[v] = float64(authTotal[v]) / float64(runs[v]*sc.hosts)
-		}
-	}
-	if res.stages, res.span, err = b.breakdown(vLollypops, hosts, cmds); err != nil {
-		return res, err
-	}
-	if reps[vGuarded] > 0 {
-		if res.guardedStages, res.guardedSpan, err = b.breakdown(vGuarded, hosts, cmds); err != nil {
-			return res, err
 		}
 	}
 	if !counts {
@@ -270,8 +279,9 @@ func (b *bench) runDeploy(sc scenario, reps map[string]int, counts bool, progres
 }
 
 // deployOnce deploys with a fresh flake and returns the time and the ssh
-// authentications the hosts logged.
-func (b *bench) deployOnce(v string, hosts, cmds []string, sshConfig string, trace bool) (sample, int, error) {
+// authentications the hosts logged; lollypops writes its run report to
+// report, unless empty.
+func (b *bench) deployOnce(v string, hosts, cmds []string, sshConfig string, report string) (sample, int, error) {
 	flake, err := b.newFlake()
 	if err != nil {
 		return sample{}, 0, err
@@ -285,6 +295,9 @@ func (b *bench) deployOnce(v string, hosts, cmds []string, sshConfig string, tra
 	name, args, env, err := b.command(v, inv, hosts, sshConfig, work)
 	if err != nil {
 		return sample{}, 0, err
+	}
+	if report != "" {
+		args = append([]string{"--report", report}, args...)
 	}
 	before := 0
 	for _, h := range hosts {
@@ -349,37 +362,18 @@ func (b *bench) countOnce(v string, hosts, cmds []string) (execs, conns int, sen
 	return execs, conns, sent, nil
 }
 
-// breakdown deploys once more with --report and reads each step's stages
-// (--timings): per stage, the median and the maximum over the hosts of the
-// time it took on a host (a stage that occurs in several steps, such as
-// connect and lock, summed).
-func (b *bench) breakdown(variant string, hosts, cmds []string) ([]stageTime, time.Duration, error) {
-	flake, err := b.newFlake()
-	if err != nil {
-		return nil, 0, err
-	}
-	work, err := os.MkdirTemp(b.dir, "timings-")
-	if err != nil {
-		return nil, 0, err
-	}
-	defer os.RemoveAll(work)
-	inv := b.inventory(hosts, cmds, flake, b.fleet.SSHConfig)
-	name, args, env, err := b.command(variant, inv, hosts, b.fleet.SSHConfig, work)
-	if err != nil {
-		return nil, 0, err
-	}
-	path := filepath.Join(work, "run.json")
-	s, err := timeCommand(b.ctx, name, append([]string{"--report", path}, args...), env, work)
-	if err != nil {
-		return nil, 0, err
-	}
+// stagesOf reads each step's stages (--timings) from a run's report:
+// per stage, the median and the maximum over the hosts of the time it took
+// on a host (a stage that occurs in several steps, such as connect and
+// lock, summed).
+func stagesOf(path string) ([]stageTime, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	var run runreport.Run
 	if err := json.Unmarshal(data, &run); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	perHost := map[string][]time.Duration{}
 	var order []string
@@ -435,5 +429,5 @@ func (b *bench) breakdown(variant string, hosts, cmds []string) ([]stageTime, ti
 		slices.Sort(ds)
 		out = append(out, stageTime{name: n, median: ds[len(ds)/2], max: ds[len(ds)-1]})
 	}
-	return out, s.wall, nil
+	return out, nil
 }

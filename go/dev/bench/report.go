@@ -75,7 +75,7 @@ func (r *report) markdown() string {
 			cell(d.times[vGuarded]), cell(d.times[vLowerGuarded]), ratio(d.times[vGuarded], d.times[vLowerGuarded]))
 	}
 	w("\n## Where lollypops' time goes\n\n")
-	w("One more lollypops run of each size with `--report` (and one with the guarded activation): each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
+	w("The last timed lollypops run of each size (and of the guarded activation) ran with `--report`: each step's stages (`--timings`), per host; the median and the maximum over the hosts of the time a stage took on a host (a stage in several steps, such as connect and lock, summed; the secret commands summed). Stages of one host run one after another; the hosts run at once.\n\n")
 	for _, d := range r.deploys {
 		for _, x := range []struct {
 			what   string
@@ -97,7 +97,11 @@ func (r *report) markdown() string {
 	if r.traced {
 		w("; programs started on the deployer from `strace -f -e execve` of that run (the proxy's own are subtracted)")
 	}
-	w(".\n\n")
+	w(".")
+	if r.quick {
+		w(" With `--quick` there is no counting run at 1000 secrets or more (–).")
+	}
+	w("\n\n")
 	w("| hosts × secrets | SSH authentications: lollypops / lower / original | TCP connections: lollypops / lower / original | programs started: lollypops / lower / original | KiB sent: lollypops / lower / original |\n")
 	w("|---|---|---|---|---|\n")
 	for _, d := range r.deploys {
