@@ -267,3 +267,38 @@ func TestLockOfNonRootUser(t *testing.T) {
 		t.Errorf("alice's lock: %q", got)
 	}
 }
+
+// A host whose steps are over is unlocked while the run goes on: another
+// run may deploy it before the run's last host is done.
+func TestLockReleasedWhenTheHostIsDone(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	g := newGate(t)
+	defer g.open(t)
+	c2 := host(f, "host2")
+	c2.Secrets.Files = []config.Secret{secret("gated", g.cmd(), "/run/keys/gated")}
+	r := newRunner(t, map[string]*config.Host{"host1": host(f, "host1"), "host2": c2})
+	res := make(chan result, 1)
+	go func() { res <- r.run("-p", "host1", "host2") }()
+	eventually(t, "host2's secret waits at the gate, holding host2's lock", func() bool {
+		_, err := os.Stat(filepath.Join(g.dir, "waiting"))
+		return err == nil && lockHeld(t, f.Host("host2"))
+	})
+	eventually(t, "host1, done, is unlocked while host2 is not", func() bool {
+		return !lockHeld(t, f.Host("host1"))
+	})
+	if !lockFree(t, f.Host("host1")) || !lockHeld(t, f.Host("host2")) {
+		t.Error("host1's lock is taken, or host2's is not, while host2 deploys")
+	}
+	g.open(t)
+	if r := <-res; r.code != 0 {
+		t.Fatalf("the run:\n%s", r)
+	}
+	for _, h := range []string{"host1", "host2"} {
+		if lockHeld(t, f.Host(h)) || !lockFree(t, f.Host(h)) {
+			t.Errorf("%s: the lock outlived the run", h)
+		}
+	}
+	if holders(f) != nil {
+		t.Error("a holder outlived the run")
+	}
+}

@@ -180,7 +180,7 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 	}
 	p := &pipeline{c: c, run: c.Dir, names: names, all: all, start: time.Now(),
 		gen:     TaskfileOptions(c.StepBinary, c.Action, c.Dir, c.Flags, true, c.Report),
-		planned: map[string][]string{}, hosts: map[string]*config.Host{},
+		planned: map[string][]string{}, hosts: map[string]*config.Host{}, closed: map[string]bool{},
 		arrived: make(chan arrival, len(names)+1), results: make(chan *job),
 		sched: &scheduler{jobs: jobs, batches: batches, limit: limit, sched: c.Schedule, ready: map[string]bool{}, gone: map[string]bool{}},
 	}
@@ -200,6 +200,7 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy lock: %w", err)
 	}
+	p.keeper = keeper
 	if c.Password != nil {
 		srv, err := sudopw.Serve(p.run.Path, c.Password, p.sudoClient)
 		if err != nil {
@@ -223,7 +224,10 @@ func Run(ctx context.Context, c *Config) (*Result, error) {
 	if c.Finished != nil {
 		c.Finished()
 	}
-	defer closeConnections(p.run, p.started(), keeper, c.Out)
+	defer func() {
+		p.closing.Wait()
+		closeConnections(p.run, p.started(), p.closed, keeper, c.Out)
+	}()
 	return p.finish(evalErr, halt, time.Since(p.start))
 }
 
@@ -247,6 +251,12 @@ type pipeline struct {
 	mu      sync.Mutex
 	planned map[string][]string // host → its steps, for the summary
 	hosts   map[string]*config.Host
+
+	// A host whose jobs are all done is unlocked and its connection
+	// closed at once (closing), and is in closed.
+	keeper  *lock.Keeper
+	closing sync.WaitGroup
+	closed  map[string]bool
 }
 
 // sudoClient is the connection of a host of the run whose sudo may need
@@ -361,6 +371,9 @@ func (p *pipeline) schedule(ctx context.Context, streamed <-chan error) (evalErr
 			s.running--
 			j.state = done
 			s.failed = s.failed || j.err != nil
+			if s.allDone(j.host) {
+				p.finishHost(j.host)
+			}
 		}
 		if halt == nil {
 			p.mu.Lock()
@@ -409,6 +422,31 @@ func (p *pipeline) usesSudo() bool {
 		}
 	}
 	return false
+}
+
+// finishHost releases the deploy lock of a host whose jobs are all done
+// and closes its connection, while the run goes on: another run may deploy
+// it, and the run's end has one host less to wait for. A build host's
+// connection, which hosts share, stays until the end.
+func (p *pipeline) finishHost(name string) {
+	p.mu.Lock()
+	h := p.hosts[name]
+	p.mu.Unlock()
+	if h == nil || p.closed[name] {
+		return
+	}
+	p.closed[name] = true
+	p.closing.Go(func() {
+		lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p.keeper.ReleaseHost(lctx, name)
+		lcancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		c := &ssh.Client{Host: h, Prefix: p.run.SSH(name)}
+		if err := c.Close(ctx); err != nil {
+			p.c.Out.Error(err)
+		}
+	})
 }
 
 // started returns the hosts that ran, whose connections are closed.

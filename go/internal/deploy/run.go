@@ -125,8 +125,9 @@ func writeHostInventory(run *rundir.Dir, name string, h *config.Host) error {
 }
 
 // closeConnections releases the run's deploy locks, then stops the shared
-// ssh connections the steps opened, to the hosts and their build hosts.
-func closeConnections(run *rundir.Dir, hosts map[string]*config.Host, keeper *lock.Keeper, out *output.Sink) {
+// ssh connections the steps opened, to the hosts (but those in closed,
+// closed already) and their build hosts.
+func closeConnections(run *rundir.Dir, hosts map[string]*config.Host, closed map[string]bool, keeper *lock.Keeper, out *output.Sink) {
 	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	keeper.Release(lctx)
 	lcancel()
@@ -146,7 +147,9 @@ func closeConnections(run *rundir.Dir, hosts map[string]*config.Host, keeper *lo
 		})
 	}
 	for name, h := range hosts {
-		closeOnce(&ssh.Client{Host: h, Prefix: run.SSH(name)})
+		if !closed[name] {
+			closeOnce(&ssh.Client{Host: h, Prefix: run.SSH(name)})
+		}
 		// Hosts that share a build host share its connection.
 		closeOnce(ssh.BuildHost(h, run.SSH))
 	}

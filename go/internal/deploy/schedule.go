@@ -109,6 +109,16 @@ type scheduler struct {
 
 // halted reports whether a failure keeps new jobs from starting: with
 // --failfast, or one after another.
+// allDone reports whether every job of host is done.
+func (s *scheduler) allDone(host string) bool {
+	for _, j := range s.jobs {
+		if j.host == host && j.state != done {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *scheduler) halted() bool {
 	return s.failed && (s.sched.Failfast || !s.sched.Parallel && s.sched.Batch == "")
 }

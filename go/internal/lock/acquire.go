@@ -153,6 +153,11 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 	if err != nil {
 		return &Error{Err: fmt.Errorf("deploy lock: the run's keeper: %w", err)}
 	}
+	// Whose lock this connection holds: the keeper ends it once the
+	// host's steps are over (ReleaseHost).
+	if _, err := keeper.Write(hello(name)); err != nil {
+		return &Error{Err: fmt.Errorf("deploy lock: the run's keeper: %w", err)}
+	}
 	stdin, err := keeper.File()
 	if err != nil {
 		return err

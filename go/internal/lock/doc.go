@@ -13,9 +13,11 @@
 // run, not to the step: the steps of one run (each its own lollypops-step
 // process, possibly in parallel) share it, identified by the run id (the
 // deployer's host name and the run directory), and it is held from the
-// first such step until the run ends, so another run cannot slip in between
-// deploy-flake and rebuild. A host's extra tasks that run after a built-in
-// step of the same run are therefore covered too.
+// first such step until the host's last step of the run has ended (the
+// keeper's ReleaseHost: each step says whose lock its holder session
+// holds), so another run cannot slip in between deploy-flake and rebuild.
+// A host's extra tasks that run after a built-in step of the same run are
+// therefore covered too.
 //
 // check-vars takes no lock: it runs before any host is touched and only
 // looks at this machine. Extra tasks alone take no lock either: they are

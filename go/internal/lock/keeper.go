@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -22,9 +23,43 @@ type Keeper struct {
 	ln    *net.UnixListener
 	beat  time.Duration
 	mu    sync.Mutex
-	conns []*net.UnixConn
+	conns []heldConn
 	done  chan struct{}
 	wg    sync.WaitGroup
+}
+
+// heldConn is a holder session's connection, and the host whose lock it
+// holds (as its step said on connecting; "" if it did not).
+type heldConn struct {
+	c    *net.UnixConn
+	host string
+}
+
+// hello is what a step writes on its connection to the keeper before it
+// hands it to the holder session: the host, hex-encoded (host names are
+// the user's).
+func hello(host string) []byte { return []byte(hex.EncodeToString([]byte(host)) + "\n") }
+
+// readHello reads a step's hello; "" if there is none within a second.
+func readHello(c *net.UnixConn) string {
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 1024 {
+		if _, err := c.Read(b); err != nil {
+			return ""
+		}
+		if b[0] == '\n' {
+			host, err := hex.DecodeString(string(line))
+			if err != nil {
+				return ""
+			}
+			return string(host)
+		}
+		line = append(line, b[0])
+	}
+	return ""
 }
 
 // Start listens on the run's keeper socket and sends every holder a
@@ -55,7 +90,18 @@ func (k *Keeper) accept() {
 		case <-k.done:
 			c.Close()
 		default:
-			k.conns = append(k.conns, c)
+			k.conns = append(k.conns, heldConn{c: c})
+			// Whose it is, without holding up the next connection.
+			k.wg.Go(func() {
+				host := readHello(c)
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				for i := range k.conns {
+					if k.conns[i].c == c {
+						k.conns[i].host = host
+					}
+				}
+			})
 		}
 		k.mu.Unlock()
 	}
@@ -75,13 +121,13 @@ func (k *Keeper) heartbeat() {
 		}
 		k.mu.Lock()
 		live := k.conns[:0]
-		for _, c := range k.conns {
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := c.Write([]byte{'.'}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				c.Close()
+		for _, h := range k.conns {
+			h.c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := h.c.Write([]byte{'.'}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				h.c.Close()
 				continue
 			}
-			live = append(live, c)
+			live = append(live, h)
 		}
 		k.conns = live
 		k.mu.Unlock()
@@ -102,6 +148,38 @@ func (k *Keeper) Release(ctx context.Context) {
 	k.mu.Unlock()
 	k.ln.Close()
 	k.wg.Wait()
+	end(ctx, conns)
+}
+
+// ReleaseHost ends the holders of host's lock, as Release does, while the
+// run goes on: a host whose steps are over is unlocked at once, not when
+// the last host of the run is done.
+func (k *Keeper) ReleaseHost(ctx context.Context, host string) {
+	if k == nil || host == "" {
+		return
+	}
+	k.mu.Lock()
+	var mine []heldConn
+	rest := k.conns[:0]
+	for _, h := range k.conns {
+		if h.host == host {
+			mine = append(mine, h)
+		} else {
+			rest = append(rest, h)
+		}
+	}
+	k.conns = rest
+	k.mu.Unlock()
+	end(ctx, mine)
+}
+
+// end closes the holders' stdin and waits until each has gone (or ctx
+// ends).
+func end(ctx context.Context, holders []heldConn) {
+	conns := make([]*net.UnixConn, len(holders))
+	for i, h := range holders {
+		conns[i] = h.c
+	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() {
