@@ -127,3 +127,25 @@ func TestWaitScriptReadsNothing(t *testing.T) {
 		}
 	})
 }
+
+// The names are those tests/nix/eval.nix checks the module makes.
+func TestUnitName(t *testing.T) {
+	for name, want := range map[string]string{
+		"db-pass":                        `lollypops-secret-db\x2dpass.service`,
+		"db/pass":                        `lollypops-secret-db-pass.service`,
+		`db\x2dpass`:                     `lollypops-secret-db\x5cx2dpass.service`,
+		".hidden key":                    `lollypops-secret-\x2ehidden\x20key.service`,
+		"a.b:c_d":                        `lollypops-secret-a.b:c_d.service`,
+		"100%":                           `lollypops-secret-100\x25.service`,
+		"nixos-secrets/host1/backup-key": `lollypops-secret-nixos\x2dsecrets-host1-backup\x2dkey.service`,
+		"clé":                            "",
+		"":                               "",
+		strings.Repeat("x", 231):         "",
+		strings.Repeat("x", 230):         "lollypops-secret-" + strings.Repeat("x", 230) + ".service",
+	} {
+		got, ok := UnitName(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("UnitName(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}

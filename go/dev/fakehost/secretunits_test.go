@@ -1,0 +1,99 @@
+package fakehost
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The secrets' units (System.SecretWaiters): a service that waits for its
+// secret starts once the file is there and saw it then; the unit is
+// inactive once the file is gone; a power cut empties /run, and the
+// service waits again.
+func TestSecretUnits(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip("fakehost: " + err.Error())
+	}
+	ctx := context.Background()
+	sys := System{SecretWaiters: []SecretWaiter{
+		{Secret: "db-pass", Path: "/run/keys/db-pass", Service: "app"},
+		{Secret: "other", Path: "/run/keys/sub/other"},
+	}}
+	f, err := New(ctx, t.TempDir(), []HostSpec{{Name: "waiter", System: sys}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	h := f.Host("waiter")
+	const unit, other = `lollypops-secret-db\x2dpass.service`, "lollypops-secret-other.service"
+	run := func(script string) string {
+		t.Helper()
+		out, err := h.Exec(ctx, "bash", "-c", "PATH=/run/current-system/sw/bin:$PATH; "+script)
+		if err != nil {
+			t.Fatalf("%s: %v: %s", script, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	state := func(u string) string { return run("systemctl is-active '" + u + "' || true") }
+	// eventually polls for a state (no timing asserted).
+	eventually := func(u, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for state(u) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is %s, want %s", u, state(u), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Booted without the secrets: app waits, its secret's unit starts
+	// (wanted by app), the other's path unit waits.
+	eventually(unit, "activating")
+	if got := state("app"); got != "inactive" {
+		t.Errorf("app before its secret: %s", got)
+	}
+	if got := state(other); got != "inactive" {
+		t.Errorf("%s: %s", other, got)
+	}
+	run("printf SECRET-VALUE >/run/keys/.db-pass.new && mv /run/keys/.db-pass.new /run/keys/db-pass")
+	eventually("app", "active")
+	if got := state(unit); got != "active" {
+		t.Errorf("%s with its secret: %s", unit, got)
+	}
+	if got := run("cat /run/fakehost/units/app.service/saw"); got != "/run/keys/db-pass present, 12 bytes" {
+		t.Errorf("app saw %q", got)
+	}
+	if got := run("journalctl -u app; journalctl -u '" + unit + "'"); strings.Contains(got, "SECRET-VALUE") || !strings.Contains(got, "started: /run/keys/db-pass present") {
+		t.Errorf("logs: %q", got)
+	}
+	// A secret without a waiting service: active once there.
+	run("mkdir -p /run/keys/sub && echo x >/run/keys/sub/other")
+	eventually(other, "active")
+	// Gone: inactive; app, which only wants it, goes on.
+	run("rm /run/keys/db-pass")
+	eventually(unit, "inactive")
+	if got := state("app"); got != "active" {
+		t.Errorf("app after its secret went: %s", got)
+	}
+	run("echo again >/run/keys/db-pass")
+	eventually(unit, "active")
+
+	// A power cut: /run is lost, app waits again.
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(unit, "activating")
+	if got := state("app"); got != "inactive" {
+		t.Errorf("app after the power cut: %s", got)
+	}
+	run("echo v2 >/run/keys/db-pass")
+	eventually("app", "active")
+	if got := run("cat /run/fakehost/units/app.service/saw"); got != "/run/keys/db-pass present, 3 bytes" {
+		t.Errorf("app saw %q after the reboot", got)
+	}
+}
