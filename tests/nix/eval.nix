@@ -491,6 +491,17 @@ let
       lollypops.secrets.files."clé".unit = true;
     })
     (rejects "setting a unit's name" (file { unitName = "x.service"; }) (secretOf "x"))
+    (
+      let
+        gamma = vmFleet.nixosConfigurations.gamma.config.systemd;
+      in
+      check "the VM test's fleet: gamma's waiter is after its secret's unit, which gamma has" (
+        gamma.services.waiter.after == [ "lollypops-secret-gamma\\x2dsecret.service" ]
+        && gamma.services.waiter.wants == gamma.services.waiter.after
+        && gamma.paths ? "lollypops-secret-gamma\\x2dsecret"
+        && gamma.services ? "lollypops-secret-gamma\\x2dsecret"
+      ) (builtins.toJSON gamma.services.waiter)
+    )
     (check "no secret, no unit" (fixtureHost.config.systemd.services == { } && fixtureHost.config.systemd.paths == { }) "")
     (check "the `groups` spelling sets the group" (
       (secretOf "secret1" full.nixosConfigurations.ahorn).group == "mygroup"
