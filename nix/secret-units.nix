@@ -25,6 +25,26 @@ in
   key = "lollypops/secret-units";
 
   config = lib.mkIf (withUnits != { }) {
+    # A secret written after the activation cannot be waited for by a
+    # service that the activation starts: NixOS's switch waits for the
+    # start of multi-user.target, which waits for the service, which waits
+    # for the secret, which lollypops writes only once the switch is over.
+    # NixOS's own warnings: evaluated with the system, not by `nix run`.
+    warnings = lib.concatLists (
+      lib.mapAttrsToList (
+        n: s:
+        let
+          waiting = builtins.attrNames (
+            lib.filterAttrs (
+              _: svc: builtins.elem s.unitName (svc.after or [ ]) && lib.any (w: w != s.unitName) (svc.wantedBy or [ ])
+            ) config.systemd.services
+          );
+        in
+        lib.optional (s.upload-at == "post-activation" && waiting != [ ])
+          "${lib.showOption [ "lollypops" "secrets" "files" n "upload-at" ]}: \"post-activation\", but its unit ${s.unitName} is in the `after` of ${lib.concatMapStringsSep ", " (w: "${w}.service") waiting}, which the activation starts: a switch that starts them waits for the secret, which is written only after the switch; use \"pre-activation\" (the default), or let the service be started by the secret's unit alone (wantedBy = [ ${builtins.toJSON s.unitName} ] instead of multi-user.target)."
+      ) withUnits
+    );
+
     systemd.services = lib.mapAttrs' (
       _: s:
       lib.nameValuePair (base s) {

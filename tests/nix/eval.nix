@@ -502,6 +502,28 @@ let
         && gamma.services ? "lollypops-secret-gamma\\x2dsecret"
       ) (builtins.toJSON gamma.services.waiter)
     )
+    (
+      let
+        late =
+          wantedBy:
+          (hostWith (
+            { config, ... }:
+            {
+              lollypops.secrets.files.late.upload-at = "post-activation";
+              systemd.services.app = {
+                inherit wantedBy;
+                after = [ config.lollypops.secrets.files.late.unitName ];
+              };
+            }
+          )).config.warnings;
+        started = late [ "multi-user.target" ];
+      in
+      check "a warning for a service the activation starts after a post-activation secret's unit" (
+        builtins.any (lib.hasPrefix "lollypops.secrets.files.late.upload-at: \"post-activation\", but its unit lollypops-secret-late.service is in the `after` of app.service, which the activation starts: ") started
+        && late [ "lollypops-secret-late.service" ] == [ ]
+        && fixtureHost.config.warnings == [ ]
+      ) (builtins.toJSON [ started (late [ "lollypops-secret-late.service" ]) fixtureHost.config.warnings ])
+    )
     (check "no secret, no unit" (fixtureHost.config.systemd.services == { } && fixtureHost.config.systemd.paths == { }) "")
     (check "the `groups` spelling sets the group" (
       (secretOf "secret1" full.nixosConfigurations.ahorn).group == "mygroup"
