@@ -107,7 +107,8 @@ with subtest("secrets have their content, mode and owner"):
 
 with subtest("a service ordered after its secret's unit starts only once the secret is there"):
     unit = "lollypops-secret-gamma\\x2dsecret.service"
-    gamma.succeed(f"systemctl is-active '{unit}'", "systemctl is-active waiter.service")
+    gamma.wait_for_unit(unit)
+    gamma.wait_for_unit("waiter.service")
     assert gamma.succeed("cat /run/waiter-saw").split() == ["present"], gamma.succeed("cat /run/waiter-saw")
     # As after a reboot that emptied /run/keys: the file is gone, the
     # unit goes down, and the service's start waits for the next deploy.
@@ -119,7 +120,7 @@ with subtest("a service ordered after its secret's unit starts only once the sec
     gamma.fail("systemctl is-active waiter.service")
     run("gamma:deploy-secrets")
     gamma.wait_for_unit("waiter.service")
-    gamma.succeed(f"systemctl is-active '{unit}'")
+    gamma.wait_for_unit(unit)
     assert gamma.succeed("cat /run/waiter-saw").split() == ["present", "present"], gamma.succeed("cat /run/waiter-saw")
 
 with subtest("home-manager secrets are deployed for the users that import homeModules.default"):
