@@ -385,7 +385,9 @@ in
       message = "${showOption (prefix ++ [ "files" (builtins.elemAt names 1) "path" ])}: \"${path}\" is also the path of ${showOption (prefix ++ [ "files" (builtins.head names) ])}; each secret needs its own file.";
     }) clashes
     ++ lib.mapAttrsToList (n: s: {
-      assertion = !(s.unit or false) || unitNameOf s.name != null;
+      # The name first: `unit`'s default reads the fileSystems, which
+      # `nix run` (it checks the assertions) need not evaluate.
+      assertion = unitNameOf s.name != null || !(s.unit or false);
       message = "${showOption (prefix ++ [ "files" n "unit" ])}: the name ${builtins.toJSON s.name} cannot name a systemd unit (characters outside printable ASCII, or too long); set unit = false, or rename the secret.";
     }) cfg.files;
 }
