@@ -2,6 +2,7 @@ package fakehost
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,47 @@ func TestSecretUnits(t *testing.T) {
 	eventually("app", "active")
 	if got := run("cat /run/fakehost/units/app.service/saw"); got != "/run/keys/db-pass present, 3 bytes" {
 		t.Errorf("app saw %q after the reboot", got)
+	}
+
+	// Switches: a system without the units stops them and their service.
+	flake := addFlake(t, map[string]System{"waiter": sys, "plain": {},
+		"late": {SecretWaiters: []SecretWaiter{{Secret: "late", Path: "/run/keys/late", Service: "worker"}}}})
+	if out, err := nixCopy(f, "ssh://waiter", flake); err != nil {
+		t.Fatalf("nix copy: %v: %s", err, out)
+	}
+	ref := func(name string) string { return "nixos-rebuild switch --flake path:" + flake + "#" + name }
+	if out, code := sshRun(t, f, "waiter", ref("plain")); code != 0 {
+		t.Fatalf("switch to plain: exit %d: %s", code, out)
+	}
+	for _, u := range []string{unit, other, "app.service"} {
+		if got := state(u); got != "inactive" {
+			t.Errorf("after a switch to a system without it, %s is %s", u, got)
+		}
+	}
+	// A new service that waits for a secret that is not there: the switch
+	// waits for it, as NixOS's start of multi-user.target does, until the
+	// secret is written.
+	done := make(chan string, 1)
+	go func() {
+		out, err := ssh(t, f, "waiter", ref("late"))
+		done <- fmt.Sprintf("%v: %s", err, out)
+	}()
+	eventually(`lollypops-secret-late.service`, "activating")
+	select {
+	case got := <-done:
+		t.Fatalf("the switch ended before the new service's secret was there: %s", got)
+	case <-time.After(500 * time.Millisecond):
+	}
+	run("echo late >/run/keys/late")
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "<nil>: ") {
+			t.Errorf("switch to late: %s", got)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("the switch still waits after the secret was written")
+	}
+	if got := state("worker"); got != "active" {
+		t.Errorf("worker after the switch: %s", got)
 	}
 }
