@@ -140,3 +140,33 @@ func TestSecretUnits(t *testing.T) {
 		t.Errorf("worker after the switch: %s", got)
 	}
 }
+
+// System.SecretWaiters reach system.nix as lines; what cannot be a unit or
+// a path is refused.
+func TestSecretWaitersArgs(t *testing.T) {
+	got, err := System{SecretWaiters: []SecretWaiter{
+		{Secret: "db-pass", Path: "/run/keys/db pass", Service: "app"},
+		{Secret: "db-pass", Path: "/run/keys/db pass", Service: "worker.service"},
+		{Secret: "a/b", Path: "/run/keys/a/b"},
+	}}.args("h1")
+	want := `secretUnits = "lollypops-secret-db\\x2dpass.service\t/run/keys/db pass\nlollypops-secret-a-b.service\t/run/keys/a/b\n"; ` +
+		`secretWaiters = "app.service\tlollypops-secret-db\\x2dpass.service\nworker.service\tlollypops-secret-db\\x2dpass.service\n";`
+	if err != nil || !strings.Contains(got, want) {
+		t.Errorf("args: %s (%v), want %s", got, err, want)
+	}
+	for _, bad := range []SecretWaiter{
+		{Secret: "clé", Path: "/run/keys/x"},
+		{Secret: "x", Path: "run/keys/x"},
+		{Secret: "x", Path: "/run/keys/x\ny"},
+		{Secret: "x", Path: "/run/keys/x", Service: "a b"},
+		{Secret: "x", Path: "/run/keys/x", Service: "sshd"},
+	} {
+		if _, err := (System{SecretWaiters: []SecretWaiter{bad}}).args("h1"); err == nil {
+			t.Errorf("%+v was accepted", bad)
+		}
+	}
+	if _, err := (System{SecretWaiters: []SecretWaiter{{Secret: "a", Path: "/a", Service: "app"}, {Secret: "b", Path: "/b", Service: "app"}}}).args("h1"); err == nil ||
+		!strings.Contains(err.Error(), "app.service waits for more than one secret") {
+		t.Errorf("a service waiting for two secrets: %v", err)
+	}
+}
