@@ -1,8 +1,9 @@
 # The lollypops NixOS module: how lollypops reaches the host, the secrets it
 # writes there and the tasks it runs for it.
 #
-# It only declares options: nothing here changes the system being built.
-# `nix run` reads them from every host through nix/inventory.nix.
+# It declares options, which `nix run` reads from every host through
+# nix/inventory.nix. The one thing it adds to the system being built is the
+# secrets' units (nix/secret-units.nix).
 {
   config,
   options,
@@ -24,6 +25,31 @@ let
   cfg = config.lollypops;
 
   reachChecks = reach.checks options cfg.deployment;
+
+  # Whether a path is on a tmpfs or a ramfs, as far as the configuration
+  # says: /run (NixOS mounts a tmpfs there, and a ramfs on /run/keys) and
+  # the `fileSystems`; the longest mount point that holds the path decides.
+  volatile =
+    path:
+    let
+      mounts = [
+        {
+          mountPoint = "/run";
+          fsType = "tmpfs";
+        }
+      ]
+      ++ map (fs: { inherit (fs) mountPoint fsType; }) (builtins.attrValues (config.fileSystems or { }));
+      holds = m: m.mountPoint == "/" || path == m.mountPoint || lib.hasPrefix "${m.mountPoint}/" path;
+      deepest = lib.foldl' (
+        a: m:
+        if holds m && (a == null || builtins.stringLength m.mountPoint >= builtins.stringLength a.mountPoint) then m else a
+      ) null mounts;
+    in
+    deepest != null
+    && builtins.elem deepest.fsType [
+      "tmpfs"
+      "ramfs"
+    ];
 
   # Written as for the original lollypops: what it meant, with a warning.
   compatWarnings =
@@ -69,6 +95,7 @@ in
   key = "lollypops/nixos-module";
 
   imports = [
+    ./secret-units.nix
     (reach.module {
       host = {
         default = config.networking.hostName;
@@ -342,6 +369,7 @@ in
         owner.default = "root";
         group.default = "root";
         units = true;
+        inherit volatile;
       }
       // {
         remove-stale = secrets.removeStaleOption;

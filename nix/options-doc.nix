@@ -25,6 +25,9 @@ let
 
   nixos = evalWith "nixos" ./module.nix {
     networking.hostName = mkOption { type = types.str; };
+    # The secrets' units (nix/secret-units.nix).
+    systemd.services = mkOption { type = types.attrsOf types.raw; };
+    systemd.paths = mkOption { type = types.attrsOf types.raw; };
   };
   homeManager = evalWith "homeManager" ./hm-module.nix {
     home.username = mkOption { type = types.str; };

@@ -14,14 +14,39 @@ let
     ;
   types' = import ./types.nix { inherit lib; };
 
-  # units: whether secrets have restartUnits and reloadUnits (NixOS only:
-  # a home-manager user's units are the user's systemd's).
+  # The unit of a secret: lollypops-secret-<name>.service, the name escaped
+  # as `systemd-escape` does (not --path): "/" becomes "-", every other
+  # character but ASCII letters, digits, ":", "_" and a "." that is not
+  # first becomes \xHH. The escaping can be undone, so two names never
+  # share a unit. null for a name systemd cannot take: characters outside
+  # printable ASCII (Nix cannot tell their bytes), or too long a name.
+  unitNameOf =
+    name:
+    let
+      hex = c: lib.strings.escapeC [ c ] c;
+      escapeChar =
+        i: c:
+        if c == "/" then
+          "-"
+        else if builtins.match "[A-Za-z0-9:_]" c != null || (c == "." && i > 0) then
+          c
+        else
+          hex c;
+      escaped = lib.concatStrings (lib.imap0 escapeChar (lib.stringToCharacters name));
+      unit = "lollypops-secret-${escaped}.service";
+    in
+    if builtins.match "[ -~]+" name != null && builtins.stringLength unit <= 255 then unit else null;
+
+  # units: whether secrets have restartUnits, reloadUnits and a unit (NixOS
+  # only: a home-manager user's units are the user's systemd's);
+  # volatile: whether a path is on a tmpfs (NixOS only).
   secretModule =
     {
       cfg,
       owner,
       group,
       units,
+      volatile,
     }:
     {
       name,
@@ -154,6 +179,58 @@ let
           '';
         };
 
+        unit = mkOption {
+          type = types.bool;
+          default = volatile config.path && unitNameOf config.name != null;
+          defaultText = literalMD "`true` when `path` is on a tmpfs (see the description)";
+          example = false;
+          description = ''
+            Whether the host has a unit for this secret, named `unitName`
+            (`lollypops-secret-<name>.service`), that is active while the
+            secret's file exists. lollypops renames a secret into place only
+            once it is complete, so a service ordered after the unit
+            (`after` and `wants`) starts only once its secret is there: after
+            a reboot that emptied a tmpfs, it waits for the next deploy. The
+            unit never reads the secret: it looks, every half second, whether
+            the file exists.
+
+            On by default when the secret's `path` is on a tmpfs or a ramfs,
+            which a reboot empties: under `/run`, or under a `fileSystems`
+            mount point whose `fsType` is `tmpfs` or `ramfs` (the longest
+            mount point that holds the path decides), unless the name cannot
+            name a unit (see `unitName`). NixOS only: a home-manager user's
+            secrets have no unit. See
+            [Services that wait for their secret](secrets.md#services-that-wait-for-their-secret).
+          '';
+        };
+
+        unitName = mkOption {
+          type = types.str;
+          readOnly = true;
+          default =
+            let
+              unit = unitNameOf config.name;
+            in
+            if unit != null then
+              unit
+            else
+              throw "${showOption [ "lollypops" "secrets" "files" name "unitName" ]}: the name ${builtins.toJSON config.name} cannot name a systemd unit (characters outside printable ASCII, or too long).";
+          defaultText = literalMD "`\"lollypops-secret-<name>.service\"`, the name escaped";
+          example = "lollypops-secret-nixos\\x2dsecrets-host1-backup\\x2dkey.service";
+          description = ''
+            The name of the secret's unit (when `unit` is set), for a service
+            that needs the secret:
+            `after = [ config.lollypops.secrets.files.<name>.unitName ]` and
+            the same in `wants`. The name is escaped as `systemd-escape`
+            does: `/` becomes `-`, and every character but ASCII letters,
+            digits, `:`, `_` and a `.` that is not first becomes `\xHH`
+            (`db-pass` is `lollypops-secret-db\x2dpass.service`), so two
+            secrets never share a unit. A name with characters outside
+            printable ASCII, or too long for systemd (255 characters in all),
+            has no unit.
+          '';
+        };
+
         reloadUnits = mkOption {
           type = types.listOf types'.unitName;
           default = [ ];
@@ -196,9 +273,13 @@ let
     };
 in
 {
+  inherit unitNameOf;
+
   # The options under `lollypops.secrets`. `defaultDir`, `owner` and `group`
   # are the `default` (and, if computed, `defaultText`) of those options;
-  # `units` adds each secret's `restartUnits` and `reloadUnits`.
+  # `units` adds each secret's `restartUnits`, `reloadUnits`, `unit` and
+  # `unitName`; `volatile path` says whether `path` is on a tmpfs, which
+  # turns `unit` on by default.
   mkOptions =
     {
       cfg,
@@ -206,6 +287,7 @@ in
       owner,
       group,
       units ? false,
+      volatile ? _: false,
     }:
     {
       default-dir = mkOption (
@@ -247,6 +329,7 @@ in
             owner
             group
             units
+            volatile
             ;
         }));
         default = { };
@@ -300,5 +383,11 @@ in
     lib.mapAttrsToList (path: names: {
       assertion = false;
       message = "${showOption (prefix ++ [ "files" (builtins.elemAt names 1) "path" ])}: \"${path}\" is also the path of ${showOption (prefix ++ [ "files" (builtins.head names) ])}; each secret needs its own file.";
-    }) clashes;
+    }) clashes
+    ++ lib.mapAttrsToList (n: s: {
+      # The name first: `unit`'s default reads the fileSystems, which
+      # `nix run` (it checks the assertions) need not evaluate.
+      assertion = unitNameOf s.name != null || !(s.unit or false);
+      message = "${showOption (prefix ++ [ "files" n "unit" ])}: the name ${builtins.toJSON s.name} cannot name a systemd unit (characters outside printable ASCII, or too long); set unit = false, or rename the secret.";
+    }) cfg.files;
 }

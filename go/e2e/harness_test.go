@@ -40,7 +40,7 @@ var (
 // flakeHosts are the host names the tests deploy the flake to; each has a
 // nixosConfigurations entry, as on a real fleet. newFleet refuses others.
 var flakeHosts = []string{"host1", "host2", "host3", "archived", "copied", "bad", "good", "down", "other",
-	"nosshd", "broken", "checked", "rebooted", "samekernel", "rotated", "builder", "built"}
+	"nosshd", "broken", "checked", "rebooted", "samekernel", "rotated", "builder", "built", "waiting"}
 
 // deployedKernel is the kernel of the flake's systems, unlike the one the
 // hosts boot first (fakehost's default, 6.6.30): a host runs the deployed
@@ -113,6 +113,9 @@ func setup(m *testing.M) int {
 	// rotated secrets.
 	systems["rotated"] = fakehost.System{Kernel: deployedKernel, HTTP: fakehost.HTTPHealthy,
 		RestartUnits: []string{"app.service", "worker.service", "cache.service"}}
+	// Services that wait for their secret (TestSecretUnits); the host
+	// boots this system first.
+	systems["waiting"] = waitingSystem
 	// Built only on a build host (TestBuildHost): never in the deployer's
 	// store.
 	systems["built"] = fakehost.System{Kernel: deployedKernel, Packages: []string{"built-elsewhere-1.0"}}

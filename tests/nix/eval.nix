@@ -95,7 +95,10 @@ let
     }:
     lib.evalModules {
       class = "nixos";
-      modules = modules ++ [ ./stubs/nixos.nix ];
+      modules = modules ++ [
+        ./stubs/nixos.nix
+        ./stubs/nixos-units.nix
+      ];
     };
 
   # A stand-in for home-manager's homeManagerConfiguration: the module
@@ -386,6 +389,142 @@ let
       h: h.config.lollypops.extraTasks.t.dir
     ))
 
+    (
+      let
+        h = hostWith (
+          { config, ... }:
+          {
+            fileSystems."/srv/scratch".fsType = "tmpfs";
+            fileSystems."/run/media/disk".fsType = "ext4";
+            lollypops.secrets.files = {
+              x = { };
+              persistent.path = "/var/lib/x";
+              scratch.path = "/srv/scratch/y";
+              disk.path = "/run/media/disk/z";
+              off.unit = false;
+              "nixos-secrets/host1/backup-key" = { };
+            };
+            systemd.services.app = {
+              wantedBy = [ "multi-user.target" ];
+              after = [ config.lollypops.secrets.files."nixos-secrets/host1/backup-key".unitName ];
+              wants = [ config.lollypops.secrets.files."nixos-secrets/host1/backup-key".unitName ];
+            };
+          }
+        );
+        units = lib.mapAttrs (_: f: f.unit) h.config.lollypops.secrets.files;
+      in
+      check "a secret's unit: on under /run and a tmpfs mount, off elsewhere and when unset" (
+        units == {
+          x = true;
+          persistent = false;
+          scratch = true;
+          disk = false;
+          off = false;
+          "nixos-secrets/host1/backup-key" = true;
+        }
+        && builtins.attrNames h.config.systemd.paths == [
+          "lollypops-secret-nixos\\x2dsecrets-host1-backup\\x2dkey"
+          "lollypops-secret-scratch"
+          "lollypops-secret-x"
+        ]
+        && h.config.systemd.services.app.after == [ "lollypops-secret-nixos\\x2dsecrets-host1-backup\\x2dkey.service" ]
+      ) (builtins.toJSON {
+        inherit units;
+        paths = builtins.attrNames h.config.systemd.paths;
+        inherit (h.config.systemd.services.app) after;
+      })
+    )
+    (
+      let
+        nameOf = n: (secretOf n (hostWith { lollypops.secrets.files.${n} = { }; })).unitName;
+        names = map nameOf [
+          "db-pass"
+          "db/pass"
+          "db\\x2dpass"
+          ".hidden key"
+          "a.b:c_d"
+          "100%"
+        ];
+      in
+      check "unit names: escaped as systemd-escape does, no two alike" (
+        names == [
+          "lollypops-secret-db\\x2dpass.service"
+          "lollypops-secret-db-pass.service"
+          "lollypops-secret-db\\x5cx2dpass.service"
+          "lollypops-secret-\\x2ehidden\\x20key.service"
+          "lollypops-secret-a.b:c_d.service"
+          "lollypops-secret-100\\x25.service"
+        ]
+      ) (builtins.toJSON names)
+    )
+    (
+      let
+        h = hostWith {
+          lollypops.secrets.files."db pass%" = {
+            path = "/run/keys/db pass%";
+          };
+        };
+        svc = h.config.systemd.services."lollypops-secret-db\\x20pass\\x25";
+        path = h.config.systemd.paths."lollypops-secret-db\\x20pass\\x25";
+        script = "${../../go/internal/secrets/wait.sh}";
+      in
+      check "the unit: waits for the file in ExecStartPre, for its absence in ExecStart; its path unit starts it" (
+        svc.preStart == "exec /bin/sh ${script} present '/run/keys/db pass%'"
+        && svc.script == "exec /bin/sh ${script} absent '/run/keys/db pass%'"
+        && svc.serviceConfig.TimeoutStartSec == "infinity"
+        && svc.serviceConfig.Type == "simple"
+        && svc.serviceConfig.Restart == "on-failure"
+        && !(svc ? wantedBy)
+        && path.wantedBy == [ "multi-user.target" ]
+        && path.pathConfig.PathExists == "/run/keys/db pass%%"
+      ) (builtins.toJSON { inherit svc path; })
+    )
+    (
+      let
+        h = hostWith { lollypops.secrets.files."clé" = { }; };
+      in
+      check "a name outside printable ASCII has no unit by default" (
+        !(secretOf "clé" h).unit && h.config.systemd.services == { }
+      ) ""
+    )
+    (firesWith "a unit for a name outside printable ASCII" "lollypops.secrets.files.\"clé\".unit: " {
+      lollypops.secrets.files."clé".unit = true;
+    })
+    (rejects "setting a unit's name" (file { unitName = "x.service"; }) (secretOf "x"))
+    (
+      let
+        gamma = vmFleet.nixosConfigurations.gamma.config.systemd;
+      in
+      check "the VM test's fleet: gamma's waiter is after its secret's unit, which gamma has" (
+        gamma.services.waiter.after == [ "lollypops-secret-gamma\\x2dsecret.service" ]
+        && gamma.services.waiter.wants == gamma.services.waiter.after
+        && gamma.paths ? "lollypops-secret-gamma\\x2dsecret"
+        && gamma.services ? "lollypops-secret-gamma\\x2dsecret"
+      ) (builtins.toJSON gamma.services.waiter)
+    )
+    (
+      let
+        late =
+          wantedBy:
+          (hostWith (
+            { config, ... }:
+            {
+              lollypops.secrets.files.late.upload-at = "post-activation";
+              systemd.services.app = {
+                inherit wantedBy;
+                after = [ config.lollypops.secrets.files.late.unitName ];
+              };
+            }
+          )).config.warnings;
+        started = late [ "multi-user.target" ];
+      in
+      check "a warning for a service the activation starts after a post-activation secret's unit" (
+        builtins.any (lib.hasPrefix "lollypops.secrets.files.late.upload-at: \"post-activation\", but its unit lollypops-secret-late.service is in the `after` of app.service, which the activation starts: ") started
+        && late [ "lollypops-secret-late.service" ] == [ ]
+        && fixtureHost.config.warnings == [ ]
+      ) (builtins.toJSON [ started (late [ "lollypops-secret-late.service" ]) fixtureHost.config.warnings ])
+    )
+    (check "no secret, no unit" (fixtureHost.config.systemd.services == { } && fixtureHost.config.systemd.paths == { }) "")
     (check "the `groups` spelling sets the group" (
       (secretOf "secret1" full.nixosConfigurations.ahorn).group == "mygroup"
     ) "")
@@ -534,8 +673,10 @@ let
         })
         && messages { } == [ ]
         && !refused { }
-        # A user's secrets restart no units: the option does not exist.
+        # A user's secrets restart no units and have none: the options do
+        # not exist.
         && refused { lollypops.secrets.files.x.restartUnits = [ "a.service" ]; }
+        && refused { lollypops.secrets.files.x.unit = true; }
       ) (builtins.toJSON (messages { lollypops.extraTasks.x.deps = [ "diff" ]; }))
     )
     (check "the flake exports the modules under their names" (

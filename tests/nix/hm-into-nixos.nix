@@ -11,5 +11,6 @@ in
     ../../nix/module.nix
     ../../nix/hm-module.nix
     ./stubs/nixos.nix
+    ./stubs/nixos-units.nix
   ];
 }).config.lollypops.secrets.default-dir

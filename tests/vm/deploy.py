@@ -105,6 +105,24 @@ with subtest("secrets have their content, mode and owner"):
     has_secret(beta, "/run/keys/beta-secret", "beta-secret-value", "400 root root")
     has_secret(gamma, "/run/keys/gamma-secret", "gamma-secret-value", "400 root root")
 
+with subtest("a service ordered after its secret's unit starts only once the secret is there"):
+    unit = "lollypops-secret-gamma\\x2dsecret.service"
+    gamma.wait_for_unit(unit)
+    gamma.wait_for_unit("waiter.service")
+    assert gamma.succeed("cat /run/waiter-saw").split() == ["present"], gamma.succeed("cat /run/waiter-saw")
+    # As after a reboot that emptied /run/keys: the file is gone, the
+    # unit goes down, and the service's start waits for the next deploy.
+    gamma.succeed("systemctl stop waiter.service", "rm /run/keys/gamma-secret")
+    gamma.wait_until_succeeds(f"test \"$(systemctl is-active '{unit}')\" = inactive", timeout=30)
+    gamma.succeed("systemctl start --no-block waiter.service")
+    gamma.wait_until_succeeds(f"test \"$(systemctl is-active '{unit}')\" = activating", timeout=30)
+    gamma.sleep(2)
+    gamma.fail("systemctl is-active waiter.service")
+    run("gamma:deploy-secrets")
+    gamma.wait_for_unit("waiter.service")
+    gamma.wait_for_unit(unit)
+    assert gamma.succeed("cat /run/waiter-saw").split() == ["present", "present"], gamma.succeed("cat /run/waiter-saw")
+
 with subtest("home-manager secrets are deployed for the users that import homeModules.default"):
     has_secret(
         alpha, "/home/alice/lollypops-secrets/hm-secret", "alice-hm-value", "400 alice users"

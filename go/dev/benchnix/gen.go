@@ -53,7 +53,7 @@ const (
 	optsProfile  = 1
 	// Core modules (see coreModules), the stub (5 options + users.users.<name>.group)
 	// and the helper chain (none).
-	optsCore  = 8 + 7 + 4 + 3 + 1 + 3
+	optsCore  = 14 + 7 + 4 + 3 + 1 + 3 // systemd: services, 9 of a service, paths, 3 of a path
 	optsStub  = 6
 	helpers   = 10
 	groupSize = 25 // modules per services/programs/hardware/profiles subdirectory
@@ -542,9 +542,45 @@ in
               default = "";
               description = "Shell commands the unit runs.";
             };
+            preStart = mkOption {
+              type = types.lines;
+              default = "";
+              description = "Shell commands run before the unit's script.";
+            };
+            unitConfig = mkOption {
+              type = types.attrsOf (types.oneOf [ types.str types.int types.bool (types.listOf types.str) ]);
+              default = { };
+              description = "The [Unit] section.";
+            };
           };
         }
       )
+    );
+  };
+  # lollypops' secrets have a path unit each.
+  options.systemd.paths = mkOption {
+    default = { };
+    description = "Definition of systemd path units.";
+    type = types.attrsOf (
+      types.submodule {
+        options = {
+          description = mkOption {
+            type = types.str;
+            default = "";
+            description = "Description of the unit.";
+          };
+          wantedBy = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+            description = "Units that want this one.";
+          };
+          pathConfig = mkOption {
+            type = types.attrsOf types.str;
+            default = { };
+            description = "The [Path] section.";
+          };
+        };
+      }
     );
   };
 }

@@ -69,6 +69,9 @@ type HostSpec struct {
 	// service of its systems (System.HTTP), as nginx on a real host. It
 	// needs busybox (its httpd).
 	HTTP bool
+	// System is the host's first generation, which it builds and boots at
+	// its first start (the zero System by default).
+	System System
 }
 
 // UserSpec describes a user created on a fake host. The user logs in with

@@ -17,6 +17,7 @@ import (
 //	run <unit>.service <request> <id>;    (systemd-run)
 //	<stop|reset-failed> <unit> <id>;      (transient units)
 //	restart network <seconds> <id>;       (System.RestartNetwork)
+//	start secrets <id>;                   (the secrets' units, after a switch)
 //	reboot system <id>;
 //
 // answering "ok" or an error in /run/fakehost/replies/<id>. This is the
@@ -318,6 +319,85 @@ units_tick() {
 		kill -0 "${unit_pid[$u]}" 2>/dev/null || end_unit "$u"
 	done
 }
+# The secrets' units (System.SecretWaiters), as lollypops' NixOS module
+# makes them: lollypops-secret-<name>.service runs the wait script (the
+# very file the module uses) with "present" (ExecStartPre: the unit is
+# activating, or inactive while only its path unit waits), then is active
+# and runs it with "absent" (ExecStart); once the file is gone it is
+# inactive, until the file is there again (its path unit). The services
+# that wait for a secret (after and wants) start once its unit is active.
+# Each unit is a watcher, a background job of init (its own process group),
+# whose state is $ctl/units/<unit>/state (and a "secret" marker); a
+# waiting service has no process: its state, and what it saw at its start
+# in "saw" and its log.
+declare -A secret_watch=()
+# start_waiter <service> <path>: the service starts (once): it looks
+# whether its secret is there, and how large it is, never what it holds.
+start_waiter() {
+	local w=$1 p=$2 d=$ctl/units/$1 saw st=
+	[ ! -e "$d/state" ] || read -r st <"$d/state"
+	[ "$st" != active ] || return 0
+	if [ -e "$p" ]; then saw="$p present, $(stat -c %s "$p") bytes"; else saw="$p absent"; fi
+	mkdir -p "$d" && : >"$d/waiter" && echo "$saw" >"$d/saw"
+	echo "started: $saw" >>"/var/log/fakehost/units/$w.log"
+	echo active >"$d/state"
+}
+# watch_secret <unit> <path> <wait script> <service>...
+watch_secret() {
+	local u=$1 p=$2 wait=$3 d=$ctl/units/$1 st w log=/var/log/fakehost/units/$1.log
+	shift 3
+	trap - INT QUIT TERM
+	exec 3>&- 4>&- </dev/null
+	mkdir -p "$d" && : >"$d/secret" && echo "lollypops secret (active while $p exists)" >"$d/description"
+	while :; do
+		# Wanted by a service that is not started yet: activating.
+		st=inactive
+		for w; do [ "$(cat "$ctl/units/$w/state" 2>/dev/null)" = active ] || st=activating; done
+		echo "$st" >"$d/state"
+		if /bin/sh "$wait" present "$p" 0.2 >>"$log" 2>&1; then
+			echo active >"$d/state"
+			for w; do start_waiter "$w" "$p"; done
+			/bin/sh "$wait" absent "$p" 0.2 >>"$log" 2>&1 && continue
+		fi
+		# Restart=on-failure, RestartSec=1s.
+		echo failed >"$d/state"
+		sleep 1
+	done
+}
+# sync_secret_units: the current system's secrets' units run, others are
+# stopped (as the activation starts new units and stops removed ones); so
+# are the waiting services the system no longer has.
+sync_secret_units() {
+	local sys=/run/current-system/fakehost u p w unit pid d
+	local -A want=() waiters=() waiting=()
+	[ ! -s "$sys/secret-waiters" ] || while IFS=$'\t' read -r w unit; do
+		waiters[$unit]+=" $w"
+		waiting[$w]=1
+	done <"$sys/secret-waiters"
+	[ ! -s "$sys/secret-units" ] || while IFS=$'\t' read -r u p; do
+		want[$u]=1
+		[ -z "${secret_watch[$u]-}" ] || continue
+		# shellcheck disable=SC2086 # the services' names
+		watch_secret "$u" "$p" "$sys/secret-wait.sh" ${waiters[$u]-} &
+		secret_watch[$u]=$!
+		echo "fakehost-init: started $u (pid $!) for $p" >&2
+	done <"$sys/secret-units"
+	for u in "${!secret_watch[@]}"; do
+		[ -z "${want[$u]-}" ] || continue
+		pid=${secret_watch[$u]}
+		kill -TERM -- -"$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		unset "secret_watch[$u]"
+		rm -rf "${ctl:?}/units/$u"
+		echo "fakehost-init: stopped $u" >&2
+	done
+	for d in "$ctl"/units/*/waiter; do
+		[ -e "$d" ] || continue
+		d=${d%/waiter}
+		w=${d##*/}
+		[ -n "${waiting[$w]-}" ] || rm -rf "$d"
+	done
+}
 # reboot: as systemd's reboot would, the services and sessions end (here
 # all at once: when PID 1 exits, the kernel kills every process of the
 # namespace); package fakehost sees the request and boots the host again.
@@ -358,6 +438,7 @@ fi
 if [ -s "$booted/fakehost/httpd" ]; then
 	start_httpd || echo "fakehost-init: httpd.service: $err"
 fi
+sync_secret_units
 
 # Requests. The FIFO stays open read-write, so that no request is lost
 # between two reads and a writer never blocks.
@@ -382,6 +463,7 @@ serve() {
 	stop.*) stop_unit "$unit.service" ;;
 	reset-failed.*) stop_unit "$unit.service" ;;
 	restart.network) restart_network "$arg" ;;
+	start.secrets) sync_secret_units ;;
 	reboot.system) reboot_host "$id" ;;
 	*) err="unknown request: $verb $unit" ;;
 	esac
@@ -471,7 +553,7 @@ func (h *Host) initScript(port int) (string, error) {
 	s.line(fmt.Sprintf("listen_addr=0100007F:%04X", port))
 	s.line("busybox_bin=" + string(mustQuote(&s, t.busybox)))
 	s.line("system_nix=" + string(mustQuote(&s, filepath.Join(d, "system", "system.nix"))))
-	args, err := System{}.args(h.Name)
+	args, err := h.spec.System.args(h.Name)
 	if err != nil {
 		return "", err
 	}

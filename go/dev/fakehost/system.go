@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lollypops/lollypops/go/internal/secrets"
 )
 
 // systemFiles is the fake NixOS system (system/system.nix and the scripts
@@ -97,11 +99,33 @@ type System struct {
 	// NIXOS_INSTALL_BOOTLOADER=1 (nixos-rebuild --install-bootloader),
 	// which installs it.
 	BootLoader string
+	// SecretWaiters are services that wait for their secret, as on a NixOS
+	// host with lollypops' secret units: the system has the unit of each
+	// secret (lollypops-secret-<name>.service, secrets.UnitName), active
+	// while the file exists, and each Service (when set) is ordered after
+	// it (after and wants), so that init starts it only once the unit is
+	// active. See "Secrets' units" in docs/fakehosts.md.
+	SecretWaiters []SecretWaiter
 	// Specialisations are names: each is <toplevel>/specialisation/<name>,
 	// a toplevel of its own with the same settings and
 	// fakehost/specialisation holding the name, activated on its own
 	// (nixos-rebuild switch|test -c <name>). Letters, digits, '_' and '-'.
 	Specialisations []string
+}
+
+// SecretWaiter is a secret's unit and the service that waits for it
+// (System.SecretWaiters).
+type SecretWaiter struct {
+	// Secret is the secret's name (lollypops.secrets.files.<name>): its
+	// unit is secrets.UnitName(Secret).
+	Secret string
+	// Path is the secret's file on the host.
+	Path string
+	// Service ("app" or "app.service"), when set, waits for the secret:
+	// init starts it once the secret's unit is active, and it records what
+	// it saw then (whether the file existed, its size; never its
+	// contents). A service waits for one secret.
+	Service string
 }
 
 // BootLoaderSystemdBoot is System.BootLoader for systemd-boot.
@@ -256,6 +280,13 @@ func (s System) args(hostName string) (string, error) {
 	default:
 		return "", fmt.Errorf("boot loader %q: want \"\" or %q", s.BootLoader, BootLoaderSystemdBoot)
 	}
+	if len(s.SecretWaiters) > 0 {
+		units, waiters, err := secretWaiters(s.SecretWaiters)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, " secretUnits = %s; secretWaiters = %s;", nixString(units), nixString(waiters))
+	}
 	if len(s.Specialisations) > 0 {
 		seen := map[string]bool{}
 		for _, n := range s.Specialisations {
@@ -270,7 +301,41 @@ func (s System) args(hostName string) (string, error) {
 	return b.String(), nil
 }
 
-// writeSystemFiles copies system.nix and its scripts into dir.
+// secretWaiters are the lines of system.nix's secretUnits ("<unit>\t<path>")
+// and secretWaiters ("<service>\t<unit>").
+func secretWaiters(ws []SecretWaiter) (units, waiters string, err error) {
+	var u, w strings.Builder
+	seenUnit, seenService := map[string]bool{}, map[string]bool{}
+	for _, sw := range ws {
+		unit, ok := secrets.UnitName(sw.Secret)
+		if !ok {
+			return "", "", fmt.Errorf("secret %q: its name cannot name a unit", sw.Secret)
+		}
+		if !strings.HasPrefix(sw.Path, "/") || strings.ContainsAny(sw.Path, "\t\n\x00") {
+			return "", "", fmt.Errorf("secret %q: path %q: want an absolute path without tabs or newlines", sw.Secret, sw.Path)
+		}
+		if !seenUnit[unit] {
+			seenUnit[unit] = true
+			fmt.Fprintf(&u, "%s\t%s\n", unit, sw.Path)
+		}
+		if sw.Service == "" {
+			continue
+		}
+		names, err := unitNames("SecretWaiters", []string{sw.Service})
+		if err != nil {
+			return "", "", err
+		}
+		if seenService[names[0]] {
+			return "", "", fmt.Errorf("SecretWaiters: %s waits for more than one secret", names[0])
+		}
+		seenService[names[0]] = true
+		fmt.Fprintf(&w, "%s\t%s\n", names[0], unit)
+	}
+	return u.String(), w.String(), nil
+}
+
+// writeSystemFiles copies system.nix and its scripts into dir, and the
+// secrets' wait script (secrets.WaitScript) as secret-wait.sh.
 func writeSystemFiles(dir string) error {
 	ents, err := systemFiles.ReadDir("system")
 	if err != nil {
@@ -288,7 +353,7 @@ func writeSystemFiles(dir string) error {
 			return err
 		}
 	}
-	return nil
+	return os.WriteFile(filepath.Join(dir, "secret-wait.sh"), []byte(secrets.WaitScript), 0o644)
 }
 
 // WriteFlake writes a test flake into dir (created if needed): flake.nix

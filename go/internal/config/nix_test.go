@@ -54,6 +54,8 @@ var nixOnlyOptions = map[string]string{
 	"secrets.files[].group-name": "an alias of group (the original lollypops' module), with a warning",
 	"secrets.files[].warnings":   "part of warnings",
 	"deployment.group":           "added to deployment.tags (the original lollypops' group), with a warning",
+	"secrets.files[].unit":       "the secret's unit on the host (nix/secret-units.nix): the runner writes the file, the unit watches it",
+	"secrets.files[].unitName":   "the name of that unit, for the host's services",
 }
 
 // projectedFields are fields the projection fills from outside the options.

@@ -131,10 +131,31 @@ in
   ];
 
   # Evaluated and built on the deployer; the host key is in its known_hosts.
+  # A service waits for its secret: ordered after the secret's unit
+  # (docs/secrets.md, "Services that wait for their secret"), it records
+  # whether the file was there when it started.
   gamma = host "gamma" [
-    {
-      lollypops.deployment.local-evaluation = true;
-      lollypops.secrets.files.gamma-secret.cmd = "printf %s gamma-secret-value";
-    }
+    (
+      { config, ... }:
+      let
+        unit = config.lollypops.secrets.files.gamma-secret.unitName;
+      in
+      {
+        lollypops.deployment.local-evaluation = true;
+        lollypops.secrets.files.gamma-secret.cmd = "printf %s gamma-secret-value";
+        systemd.services.waiter = {
+          wantedBy = [ "multi-user.target" ];
+          wants = [ unit ];
+          after = [ unit ];
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+          };
+          script = ''
+            if [ -e /run/keys/gamma-secret ]; then echo present; else echo absent; fi >>/run/waiter-saw
+          '';
+        };
+      }
+    )
   ];
 }

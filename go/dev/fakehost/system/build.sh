@@ -28,6 +28,11 @@ printf '%s' "$bootLoader" >"$out/fakehost/boot-loader"
 for u in $failUnits; do printf '%s\n' "$u" >>"$out/fakehost/fail-units"; done
 : >"$out/fakehost/restart-units"
 for u in $restartUnits; do printf '%s\n' "$u" >>"$out/fakehost/restart-units"; done
+# The secrets' units and the services that wait for them, with the wait
+# script they run (init reads them).
+printf '%s' "$secretUnits" >"$out/fakehost/secret-units"
+printf '%s' "$secretWaiters" >"$out/fakehost/secret-waiters"
+[ -z "$waitScript" ] || cp "$waitScript" "$out/fakehost/secret-wait.sh"
 # The web service (httpd.service): its unit is the www directory, which
 # names the system, so that a switch between two systems restarts it.
 if [ -n "$httpd" ]; then

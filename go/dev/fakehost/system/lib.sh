@@ -173,5 +173,7 @@ unit=
 unit_name() {
 	unit=$1
 	[[ $unit == *.service ]] || unit+=.service
-	[[ $unit =~ ^[A-Za-z0-9:_.@-]+\.service$ ]] && [ ${#unit} -le 255 ]
+	# systemd's characters, "\" of an escaped name included.
+	local re='^[-A-Za-z0-9:_.@\]+\.service$'
+	[[ $unit =~ $re ]] && [ ${#unit} -le 255 ]
 }

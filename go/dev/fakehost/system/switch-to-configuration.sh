@@ -203,6 +203,12 @@ read -r t <"$systemConfig/fakehost/restart-network" || true
 # A slow activation (System.ActivationTime).
 read -r t <"$systemConfig/fakehost/activation-time" || true
 [ -z "$t" ] || sleep "$t"
+# The services that wait for a secret (System.SecretWaiters) and that the
+# running system lacks: their start (multi-user.target's) waits for them.
+list /run/current-system/fakehost/secret-waiters
+oldWaiters=("${lst[@]}")
+secretUnits=
+[ ! -s /run/current-system/fakehost/secret-units ] && [ ! -s "$systemConfig/fakehost/secret-units" ] || secretUnits=1
 "$systemConfig/activate" "$systemConfig" || {
 	echo "Failed to run activate script" >&2
 	res=2
@@ -216,6 +222,17 @@ if [ ${#restart[@]} -gt 0 ]; then
 	echo "restarting the following units: $(join "${restart[@]}")" >&2
 	set_static active "${restart[@]}"
 fi
+# The secrets' units of the new system run, the others stop (init).
+[ -z "$secretUnits" ] || service start secrets || res=4
+# As NixOS's start of multi-user.target, wait for the new services that
+# wait for a secret: until their secret is there (for ever, if it never
+# comes: a secret written after the activation never is).
+list "$systemConfig/fakehost/secret-waiters"
+for l in "${lst[@]}"; do
+	has "$l" "${oldWaiters[@]}" && continue
+	w=${l%%$'\t'*}
+	until [ "$(cat "$ctl/units/$w/state" 2>/dev/null)" = active ]; do sleep 0.1; done
+done
 [ ${#start[@]} = 0 ] || echo "starting the following units: $(join "${start[@]}")" >&2
 for u in "${start[@]}" "${new[@]}"; do
 	# A unit that does not start is failed.

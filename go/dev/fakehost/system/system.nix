@@ -62,6 +62,12 @@
   # Names: each is specialisation/<name>, a toplevel of its own with the
   # same parameters and fakehost/specialisation naming it.
   specialisations ? [ ],
+  # The secrets' units, lines "<unit>\t<path>", and the services that wait
+  # for them, lines "<service>\t<unit>" (System.SecretWaiters). Their
+  # program is lollypops' own wait script (secret-wait.sh, written beside
+  # this file).
+  secretUnits ? "",
+  secretWaiters ? "",
 }:
 let
   package =
@@ -124,6 +130,8 @@ let
         initInterface
         bootLoader
         ;
+      inherit secretUnits secretWaiters;
+      waitScript = if secretUnits == "" then "" else ./secret-wait.sh;
       failActivation = if failActivation then "1" else "";
       preSwitchCheckFails = if preSwitchCheckFails then "1" else "";
       sshd = if stopSshd then "" else "1";
