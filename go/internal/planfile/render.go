@@ -42,7 +42,7 @@ func renderHost(b *strings.Builder, name, action string, h *Host) {
 	}
 	reboot := ""
 	if h.Reboot && h.Current != h.System {
-		reboot = ", reboot needed for the new kernel or initrd"
+		reboot = ", new kernel or initrd (in use after a reboot)"
 	}
 	fmt.Fprintf(b, "%s: %s, %s%s\n", name, action, change, reboot)
 	current := h.Current

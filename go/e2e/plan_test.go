@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/lollypops/lollypops/go/dev/fakehost"
+	"github.com/lollypops/lollypops/go/internal/config"
+)
+
+// lollypops plan writes a plan (0600, no value, no plain checksum) and
+// prints it; lollypops apply deploys it to the hosts that still match it
+// and refuses, alone, a host whose system changed in the flake, whose
+// secret's value changed, or that someone deployed since the plan;
+// --confirm answered no applies nothing.
+func TestPlanApply(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	h1, h2 := f.Host("host1"), f.Host("host2")
+	dir := t.TempDir()
+	value := func(host, v string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, host), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inventory := func(flakePath string) map[string]*config.Host {
+		inv := map[string]*config.Host{}
+		for _, n := range []string{"host1", "host2"} {
+			c := host(f, n)
+			c.Flake = flakePath
+			s := secret("key", "cat "+filepath.Join(dir, n), "/run/keys/key")
+			s.RestartUnits, s.ReloadUnits = []string{"app.service"}, []string{"sshd.service"}
+			c.Secrets.Files = []config.Secret{s}
+			inv[n] = c
+		}
+		return inv
+	}
+	values := []string{"PLAN-VALUE-ONE", "PLAN-VALUE-TWO", "PLAN-VALUE-THREE"}
+	value("host1", values[0])
+	value("host2", values[1])
+	r := newRunner(t, inventory(flake))
+	plans := t.TempDir()
+	noSecrets := func(what, text string) {
+		t.Helper()
+		for _, v := range values {
+			sum := fmt.Sprintf("%x", sha256.Sum256([]byte(v)))
+			if strings.Contains(text, v) || strings.Contains(text, sum) {
+				t.Errorf("%s holds the value %q or its plain checksum", what, v)
+			}
+		}
+	}
+	before1, before2 := systemOf(t, h1), systemOf(t, h2)
+
+	// The plan: written 0600, printed, nothing activated.
+	p1 := filepath.Join(plans, "plan.json")
+	res := r.run("plan", "host1", "host2", "-o", p1)
+	if res.code != 0 {
+		t.Fatalf("plan: %s", res)
+	}
+	fi, err := os.Stat(p1)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("plan file: %v %v", fi, err)
+	}
+	data, _ := os.ReadFile(p1)
+	noSecrets("the plan", string(data))
+	noSecrets("plan's output", res.output())
+	var doc struct {
+		Version int
+		Action  string
+		Hosts   map[string]struct {
+			System, Current string
+			Secrets         []struct {
+				Name, Checksum string
+				Changes        bool
+			}
+			RestartUnits []string `json:"restart_units"`
+		}
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("plan: %v\n%s", err, data)
+	}
+	p2 := doc.Hosts["host2"]
+	if doc.Version != 1 || doc.Action != "switch" || len(doc.Hosts) != 2 || p2.Current != before2.current || p2.System == before2.current ||
+		len(p2.Secrets) != 1 || !p2.Secrets[0].Changes || !strings.HasPrefix(p2.Secrets[0].Checksum, "hmac-sha256:") ||
+		strings.Join(p2.RestartUnits, ",") != "app.service" {
+		t.Errorf("plan: %s", data)
+	}
+	for _, want := range []string{
+		"host1: switch, new system, new kernel or initrd (in use after a reboot)\n",
+		"  running  " + before2.current + "\n",
+		"  + curl: 8.5.0\n",
+		`  secrets: 1, 1 change: "key" (/run/keys/key)` + "\n",
+		"  restarts (if running): app.service\n",
+		"  reloads (if running): sshd.service\n",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("the plan's rendering lacks %q:\n%s", want, res)
+		}
+	}
+	for _, c := range []struct {
+		h      *fakehost.Host
+		before system
+	}{{h1, before1}, {h2, before2}} {
+		if after := systemOf(t, c.h); after.current != c.before.current || len(activations(t, c.h)) != 0 {
+			t.Errorf("%s: the plan activated something", c.h.Name)
+		}
+	}
+
+	// host1's system changes in the flake: apply refuses host1 alone and
+	// deploys host2, exactly as planned.
+	changed := map[string]fakehost.System{
+		"host1": {Kernel: deployedKernel, Packages: []string{"hello-2.12.1"}},
+		"host2": {Kernel: deployedKernel, Packages: diffPackages},
+	}
+	src := filepath.Join(t.TempDir(), "source")
+	if err := fakehost.WriteFlake(src, changed); err != nil {
+		t.Fatal(err)
+	}
+	flake2, err := storeAdd(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRunner(t, inventory(flake2))
+	res = r2.run("apply", p1)
+	if res.code != 3 {
+		t.Fatalf("apply after the flake changed: %s", res)
+	}
+	if !strings.Contains(res.stderr, "lollypops: host1: refused: the new system (") || !strings.Contains(res.stderr, "differs from the plan") ||
+		!strings.Contains(res.stderr, "run lollypops plan again") {
+		t.Errorf("host1 not refused with its reason:\n%s", res)
+	}
+	if l := summaryLine(res, "host1"); !strings.Contains(l, "failed") || !strings.Contains(l, "plan") {
+		t.Errorf("host1's summary: %q\n%s", l, res)
+	}
+	if l := summaryLine(res, "host2"); !strings.HasPrefix(l, "host2 ok") {
+		t.Errorf("host2's summary: %q\n%s", l, res)
+	}
+	if got := systemOf(t, h2).current; got != p2.System {
+		t.Errorf("host2 runs %s, the plan's system is %s", got, p2.System)
+	}
+	if got := sh(t, h2, "cat /run/keys/key"); got != values[1] {
+		t.Errorf("host2's secret: %q", got)
+	}
+	if after := systemOf(t, h1); after.current != before1.current || len(activations(t, h1)) != 0 {
+		t.Errorf("host1 changed: %+v", after)
+	}
+	if got := sh(t, h1, "ls /run/keys 2>/dev/null || true"); got != "" {
+		t.Errorf("host1 got secrets: %q", got)
+	}
+	noSecrets("apply's output", res.output())
+
+	// host1's secret changes after its plan: refused, nothing written.
+	p3 := filepath.Join(plans, "host1.json")
+	if res = r.run("plan", "--on", "host1", "-o", p3); res.code != 0 {
+		t.Fatalf("plan host1: %s", res)
+	}
+	value("host1", values[2])
+	res = r.run("apply", p3)
+	if res.code != 3 || !strings.Contains(res.output(), `refused: secret "key" differs from the plan; nothing was written`) ||
+		!strings.Contains(res.output(), "never matches a plan") {
+		t.Errorf("apply after the secret changed: %s", res)
+	}
+	if after := systemOf(t, h1); after.current != before1.current || len(activations(t, h1)) != 0 {
+		t.Errorf("host1 changed: %+v", after)
+	}
+	if got := sh(t, h1, "ls /run/keys 2>/dev/null || true"); got != "" {
+		t.Errorf("host1 got secrets: %q", got)
+	}
+	noSecrets("apply's output", res.output())
+
+	// --confirm answered no: nothing applied, nothing asked before the
+	// checks.
+	value("host1", values[0])
+	if res = r.run("plan", "host1", "-o", p3); res.code != 0 {
+		t.Fatalf("plan host1: %s", res)
+	}
+	code, screen := r.answer("n\n", "apply", "--confirm", p3)
+	if code != 1 || !strings.Contains(screen, "lollypops: apply the plan to 1 host (host1)? [y/N]") ||
+		!strings.Contains(screen, "not confirmed: nothing was applied") {
+		t.Errorf("--confirm, no: exit %d\n%s", code, screen)
+	}
+	if after := systemOf(t, h1); after.current != before1.current || len(activations(t, h1)) != 0 {
+		t.Errorf("host1 changed after no: %+v", after)
+	}
+
+	// Someone deploys host1 after the plan: refused.
+	if res = r.run("host1"); res.code != 0 {
+		t.Fatalf("deploy: %s", res)
+	}
+	res = r.run("apply", p3)
+	if res.code != 3 || !strings.Contains(res.stderr, "lollypops: host1: refused: the system the host runs (") {
+		t.Errorf("apply after a deploy: %s", res)
+	}
+
+	// --confirm answered yes applies.
+	if res = r.run("plan", "host1", "-o", p3); res.code != 0 {
+		t.Fatalf("plan host1: %s", res)
+	}
+	if code, screen := r.answer("y\n", "apply", "--confirm", p3); code != 0 {
+		t.Errorf("--confirm, yes: exit %d\n%s", code, screen)
+	}
+}
+
+// answer runs lollypops on a pseudo-terminal, as from an interactive
+// shell, and types input once it asks [y/N]. It returns the exit code and
+// everything written to the terminal.
+func (r *runner) answer(input string, args ...string) (int, string) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append(r.source(), args...)...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+r.cacheHome())
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	typed := false
+	chunk := make([]byte, 4096)
+	for {
+		n, rerr := tty.Read(chunk)
+		mu.Lock()
+		buf.Write(chunk[:n])
+		if !typed && strings.Contains(buf.String(), "[y/N]") {
+			typed = true
+			io.WriteString(tty, input)
+		}
+		mu.Unlock()
+		if rerr != nil {
+			if !errors.Is(rerr, syscall.EIO) && !errors.Is(rerr, io.EOF) {
+				r.t.Fatalf("reading the terminal: %v", rerr)
+			}
+			break
+		}
+	}
+	werr := cmd.Wait()
+	tty.Close()
+	code := 0
+	if ee, ok := werr.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if werr != nil {
+		r.t.Fatal(werr)
+	}
+	return code, strings.ReplaceAll(buf.String(), "\r\n", "\n")
+}
