@@ -544,16 +544,9 @@ func checkHost(ctx context.Context, run *rundir.Dir, name string, h *config.Host
 		return fmt.Errorf("checking against the plan: %w", err)
 	}
 	if cur != p.Current {
-		return &steps.PlanRefusal{What: fmt.Sprintf("the system the host runs (%s, the plan's %s: deployed since the plan?)", orNone(cur), orNone(p.Current))}
+		return steps.RunningDiffers(cur, p.Current)
 	}
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // secretSetChange says which secret was added to or removed from the

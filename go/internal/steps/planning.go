@@ -231,3 +231,41 @@ func EvalSystem(ctx context.Context, e *Env) (string, error) {
 	}
 	return sys, nil
 }
+
+// checkRunningLocked, when the run applies a plan, compares the system
+// the host runs with the plan's once the run holds the host's deploy
+// lock, at the host's first step that takes it: lollypops apply compared
+// them before, without the lock, and a deploy may have come in between.
+// Later steps of the host do not look again (its own activation changes
+// the running system).
+func (e *Env) checkRunningLocked(ctx context.Context) error {
+	a, err := e.applied()
+	if err != nil || a == nil {
+		return err
+	}
+	marker := planfile.ApplyFile(e.Run.Path, e.Host.Name) + ".locked"
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	cur, err := Running(ctx, e)
+	if err != nil {
+		return err
+	}
+	if cur != a.Host.Current {
+		return RunningDiffers(cur, a.Host.Current)
+	}
+	return os.WriteFile(marker, nil, 0o600)
+}
+
+// RunningDiffers refuses a host that runs another system than the plan
+// says it did.
+func RunningDiffers(running, planned string) error {
+	return &PlanRefusal{What: fmt.Sprintf("the system the host runs (%s, the plan's %s: deployed since the plan?)", orNone(running), orNone(planned))}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
