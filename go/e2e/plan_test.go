@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +50,9 @@ func TestPlanApply(t *testing.T) {
 		}
 		return inv
 	}
-	values := []string{"PLAN-VALUE-ONE", "PLAN-VALUE-TWO", "PLAN-VALUE-THREE"}
+	// Made for this run: no file of the repository holds them.
+	n := rand.Uint64()
+	values := []string{fmt.Sprintf("PLAN-%x-ONE", n), fmt.Sprintf("PLAN-%x-TWO", n), fmt.Sprintf("PLAN-%x-THREE", n)}
 	value("host1", values[0])
 	value("host2", values[1])
 	r := newRunner(t, inventory(flake))
@@ -65,6 +67,17 @@ func TestPlanApply(t *testing.T) {
 		}
 	}
 	before1, before2 := systemOf(t, h1), systemOf(t, h2)
+
+	// Neither a value nor its plain checksum is in any process's argv or
+	// environment, or in a run directory, while plan and apply run.
+	leaks := []*leakWatch{watchLeaks(values[1], ""), watchLeaks(fmt.Sprintf("%x", sha256.Sum256([]byte(values[1]))), "")}
+	defer func() {
+		for _, w := range leaks {
+			if found, scans := w.done(); len(found) > 0 || scans < 2 {
+				t.Errorf("a value or its checksum leaked (%d scans): %q", scans, found)
+			}
+		}
+	}()
 
 	// The plan: written 0600, printed, nothing activated.
 	p1 := filepath.Join(plans, "plan.json")
@@ -230,19 +243,16 @@ func (r *runner) answer(input string, args ...string) (int, string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var mu sync.Mutex
 	var buf bytes.Buffer
 	typed := false
 	chunk := make([]byte, 4096)
 	for {
 		n, rerr := tty.Read(chunk)
-		mu.Lock()
 		buf.Write(chunk[:n])
 		if !typed && strings.Contains(buf.String(), "[y/N]") {
 			typed = true
 			io.WriteString(tty, input)
 		}
-		mu.Unlock()
 		if rerr != nil {
 			if !errors.Is(rerr, syscall.EIO) && !errors.Is(rerr, io.EOF) {
 				r.t.Fatalf("reading the terminal: %v", rerr)
