@@ -152,7 +152,6 @@ func planMain(in *interrupter, args []string, stdin io.Reader, stdout, stderr io
 	if err == nil {
 		err = runPlan(in, o, stdin, stdout, stderr, out)
 	}
-	err = fault.As(fault.Internal, err)
 	out.Error(err)
 	return err
 }
@@ -380,7 +379,6 @@ func applyMain(in *interrupter, args []string, stdin io.Reader, stdout, stderr i
 	if err == nil {
 		err = runApply(in, o, stdin, stdout, stderr, out)
 	}
-	err = fault.As(fault.Internal, err)
 	out.Error(err)
 	return err
 }
