@@ -222,12 +222,35 @@ func TestPlanApply(t *testing.T) {
 		t.Errorf("apply after a deploy: %s", res)
 	}
 
-	// --confirm answered yes applies.
+	// --confirm without a terminal: nothing applied.
 	if res = r.run("plan", "host1", "-o", p3); res.code != 0 {
 		t.Fatalf("plan host1: %s", res)
 	}
-	if code, screen := r.answer("y\n", "apply", "--confirm", p3); code != 0 {
+	deployed, acts := systemOf(t, h1).current, len(activations(t, h1))
+	cmd := exec.Command(filepath.Join(bin, "lollypops"), append(r.source(), "apply", "--confirm", p3)...)
+	cmd.Dir, cmd.Env = r.dir, append(os.Environ(), "XDG_CACHE_HOME="+r.cacheHome())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(stderr.String(), "lollypops: apply --confirm: no terminal to ask on") {
+		t.Errorf("--confirm without a terminal: %v\n%s", err, stderr.String())
+	}
+	if systemOf(t, h1).current != deployed || len(activations(t, h1)) != acts {
+		t.Errorf("host1 changed after --confirm without a terminal")
+	}
+
+	// --confirm answered yes applies; the report names the plan.
+	report := filepath.Join(t.TempDir(), "run.json")
+	if code, screen := r.answer("y\n", "apply", "--confirm", "--report", report, p3); code != 0 {
 		t.Errorf("--confirm, yes: exit %d\n%s", code, screen)
+	}
+	data, _ = os.ReadFile(p3)
+	rep, _ := os.ReadFile(report)
+	if want := fmt.Sprintf(`"plan": "sha256:%x"`, sha256.Sum256(data)); !strings.Contains(string(rep), want) {
+		t.Errorf("the report lacks %s:\n%s", want, rep)
+	}
+	if got := sh(t, h1, "cat /run/keys/key"); got != values[0] {
+		t.Errorf("host1's secret: %q", got)
 	}
 }
 

@@ -125,3 +125,35 @@ func TestSum(t *testing.T) {
 		t.Error("a short salt was accepted")
 	}
 }
+
+// The rendering names each host's change, its secrets that change and
+// their units; a host without a change or secrets says so; text from the
+// flake cannot reach the terminal raw.
+func TestRender(t *testing.T) {
+	f := example(t)
+	same := "/nix/store/dddddddddddddddddddddddddddddddd-nixos-system-web-2"
+	f.Hosts["web-2\x1b[2J"] = &Host{System: same, Current: same, Secrets: []Secret{}, RestartUnits: []string{}, ReloadUnits: []string{}}
+	f.Hosts["web-10"] = &Host{System: same, Current: "", Reboot: true,
+		Secrets: []Secret{{Name: "a", Path: "/run/keys/a", Checksum: "hmac-sha256:00"}}, RestartUnits: []string{}, ReloadUnits: []string{}}
+	var b strings.Builder
+	if err := Render(&b, f); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"web-1: switch, new system\n  running  /nix/store/cccccccccccccccccccccccccccccccc-nixos-system-web-1\n",
+		"  + htop: 3.3.0\n",
+		`  secrets: 1, 1 change: "db" (/run/keys/db)` + "\n  restarts (if running): postgresql.service\n",
+		"web-2\\x1b[2J: switch, no system change\n",
+		"  secrets: none\n",
+		"web-10: switch, new system, new kernel or initrd (in use after a reboot)\n  running  (none)\n",
+		"  secrets: 1, none changes\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendering lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Index(got, "web-1:") > strings.Index(got, "web-10:") || strings.Contains(got, "\x1b") {
+		t.Errorf("order or escapes:\n%s", got)
+	}
+}
