@@ -45,6 +45,18 @@ func (e *Env) planSalt() (string, error) {
 // deploy; the values and their plain checksums stay in memory.
 func (e *Env) planHost(ctx context.Context, c *ssh.Client, salt, system string, diff *closure.Diff) error {
 	h := e.Host
+	if !h.Deployment.EvaluatesHere() {
+		// apply evaluates the system here: a plan it could never match
+		// is better refused now.
+		here, err := EvalSystem(ctx, e)
+		if err != nil {
+			return err
+		}
+		if here != system {
+			return &Hinted{Err: fmt.Errorf("the system evaluated here (%s) is not the one the host built (%s): lollypops apply could not check this host", here, system),
+				Advice: "the host's Nix evaluates the flake otherwise than this machine's (another Nix version, impure evaluation?); deploy this host without a plan"}
+		}
+	}
 	p := &planfile.Host{Flake: h.Flake, System: system, Current: diff.Before.Toplevel, Diff: diff,
 		Reboot:  diff.Kernel.Changed || diff.Initrd.Changed,
 		Secrets: []planfile.Secret{}, RestartUnits: []string{}, ReloadUnits: []string{}}
