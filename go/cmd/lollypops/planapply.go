@@ -24,6 +24,7 @@ import (
 	"github.com/lollypops/lollypops/go/internal/plan"
 	"github.com/lollypops/lollypops/go/internal/planfile"
 	"github.com/lollypops/lollypops/go/internal/rundir"
+	"github.com/lollypops/lollypops/go/internal/ssh"
 	"github.com/lollypops/lollypops/go/internal/steps"
 	"github.com/lollypops/lollypops/go/internal/taskrun"
 	"github.com/lollypops/lollypops/go/internal/termtext"
@@ -269,7 +270,7 @@ func runPlan(in *interrupter, o *planOptions, stdin io.Reader, stdout, stderr io
 	if err := planfile.Render(stdout, pf); err != nil {
 		return err
 	}
-	out.Printf("plan of %d hosts written to %s; review it, then: lollypops apply %s", len(pf.Hosts), termtext.Line(o.Output), termtext.Line(o.Output))
+	out.Printf("plan of %s written to %s; review it, then: lollypops apply %s", plural(len(pf.Hosts), "host"), termtext.Line(o.Output), termtext.Line(o.Output))
 	return runErr
 }
 
@@ -426,6 +427,10 @@ func runApply(in *interrupter, o *applyOptions, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer run.Remove()
+	// The checks open each host's shared connection, which its steps
+	// join; the run closes those of the hosts it started, this the others
+	// (a refused host, a run that stops before it deploys).
+	defer closeChecked(run, inv, known)
 	checked := checkHosts(in.ctx, run, pf, inv, known, o.Verbose, out)
 	for n, r := range checked {
 		if r != nil {
@@ -461,9 +466,14 @@ func runApply(in *interrupter, o *applyOptions, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	rep.setTasks(names)
+	// A host gone from the flake or inventory has no task to run: the
+	// line above said so, and the exit code says a host failed.
+	rep.setTasks(known)
+	if len(known) == 0 {
+		return &fault.Error{K: fault.HostsFailed}
+	}
 	cfg := &deploy.Config{
-		Source: src, Calls: names, Action: pf.Action, Flags: f, Dir: run, WorkDir: wd, Report: rep != nil,
+		Source: src, Calls: known, Action: pf.Action, Flags: f, Dir: run, WorkDir: wd, Report: rep != nil,
 		Schedule: deploy.Schedule{Parallel: true, Limit: o.Concurrency},
 		Prepare: func(name string, h *config.Host) error {
 			if r := refused[name]; r != nil {
@@ -484,6 +494,9 @@ func runApply(in *interrupter, o *applyOptions, stdin io.Reader, stdout, stderr 
 	res, err := deploy.Run(in.ctx, cfg)
 	if res != nil {
 		rep.setHosts(res.Hosts)
+	}
+	if err == nil && len(known) < len(names) {
+		err = &fault.Error{K: fault.HostsFailed}
 	}
 	return err
 }
@@ -545,6 +558,20 @@ func checkHost(ctx context.Context, run *rundir.Dir, name string, h *config.Host
 		return steps.RunningDiffers(cur, p.Current)
 	}
 	return nil
+}
+
+// closeChecked closes the shared connections apply's checks opened that
+// are still open.
+func closeChecked(run *rundir.Dir, inv *config.Inventory, names []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range names {
+		if h := inv.Hosts[n]; h != nil {
+			wg.Go(func() { (&ssh.Client{Host: h, Prefix: run.SSH(n)}).Close(ctx) })
+		}
+	}
+	wg.Wait()
 }
 
 // secretSetChange says which secret was added to or removed from the
