@@ -123,27 +123,6 @@ func manifestSums(out string) map[string]string {
 	return sums
 }
 
-// unitsOf are the units to restart and to reload for changed secrets, as
-// rotate computes them: each once, a unit restarted not also reloaded.
-func unitsOf(changed []*config.Secret) (restart, reload []string) {
-	restart, reload = []string{}, []string{}
-	for _, f := range changed {
-		for _, u := range f.RestartUnits {
-			if !slices.Contains(restart, u) {
-				restart = append(restart, u)
-			}
-		}
-	}
-	for _, f := range changed {
-		for _, u := range f.ReloadUnits {
-			if !slices.Contains(restart, u) && !slices.Contains(reload, u) {
-				reload = append(reload, u)
-			}
-		}
-	}
-	return restart, reload
-}
-
 // applied returns the host's entry of the plan this run applies, nil when
 // the run applies none.
 func (e *Env) applied() (*planfile.Applied, error) {
