@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/lollypops/lollypops/go/internal/closure"
+	"github.com/nix-community/go-nix/pkg/storepath"
 )
 
 // Version is the plan format's version; Read refuses others.
@@ -182,8 +183,10 @@ func (f *File) check() error {
 		switch {
 		case h == nil:
 			return fmt.Errorf("host %q: empty", name)
-		case h.System == "":
-			return fmt.Errorf("host %q: no system", name)
+		case !isStorePath(h.System):
+			return fmt.Errorf("host %q: system %q is not a store path", name, h.System)
+		case h.Current != "" && !isStorePath(h.Current):
+			return fmt.Errorf("host %q: current system %q is not a store path", name, h.Current)
 		}
 		for _, s := range h.Secrets {
 			if s.Name == "" || s.Path == "" || s.Checksum == "" {
@@ -192,6 +195,11 @@ func (f *File) check() error {
 		}
 	}
 	return nil
+}
+
+func isStorePath(p string) bool {
+	_, err := storepath.FromAbsolutePath(p)
+	return err == nil
 }
 
 // Write writes f to file, mode 0600, atomically: a temporary file in the

@@ -86,6 +86,7 @@ func TestReadErrors(t *testing.T) {
 		{"future", `{"version": 2}`, "version 2, this lollypops reads version 1"},
 		{"unknown", strings.Replace(string(good), `"action"`, `"extra": 1, "action"`, 1), `unknown field "extra"`},
 		{"nohosts", `{"version": 1, "salt": "` + strings.Repeat("ab", 32) + `", "action": "switch", "hosts": {}}`, "no host"},
+		{"badsystem", strings.Replace(string(good), `"system": "/nix/store/`, `"system": "/tmp/`, 1), `system "/tmp/`},
 		{"badsalt", strings.Replace(string(good), `"salt": "`, `"salt": "zz`, 1), "salt"},
 	} {
 		file := filepath.Join(dir, c.name+".json")
