@@ -204,6 +204,16 @@ func TestPlanApply(t *testing.T) {
 	if res = r.run("plan", "host1", "-o", p3); res.code != 0 {
 		t.Fatalf("plan host1: %s", res)
 	}
+	// A secret added to host1's configuration since: refused before any
+	// step.
+	more := inventory(flake)
+	more["host1"].Secrets.Files = append(more["host1"].Secrets.Files, secret("extra", "echo extra", "/run/keys/extra"))
+	res = newRunner(t, more).run("apply", p3)
+	if res.code != 3 || !strings.Contains(res.stderr, `lollypops: host1: refused: secret "extra" (/run/keys/extra) is not in the plan`) ||
+		strings.Contains(res.output(), "[host1:") {
+		t.Errorf("apply after a secret was added: %s", res)
+	}
+
 	code, screen := r.answer("n\n", "apply", "--confirm", p3)
 	if code != 1 || !strings.Contains(screen, "lollypops: apply the plan to 1 host (host1)? [y/N]") ||
 		!strings.Contains(screen, "not confirmed: nothing was applied") {

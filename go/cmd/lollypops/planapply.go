@@ -534,8 +534,8 @@ func checkHost(ctx context.Context, run *rundir.Dir, name string, h *config.Host
 	if h.Home != nil {
 		return &steps.Hinted{Err: errors.New("refused: a plan covers NixOS hosts, not homes"), Advice: "deploy homes with lollypops HOME"}
 	}
-	if what := secretSetChange(h, p); what != "" {
-		return &steps.PlanRefusal{What: what}
+	if err := secretSetChange(h, p); err != nil {
+		return err
 	}
 	foreign := out.Foreign()
 	runner := &execx.Runner{Stdout: foreign, Stderr: foreign}
@@ -574,20 +574,24 @@ func closeChecked(run *rundir.Dir, inv *config.Inventory, names []string) {
 	wg.Wait()
 }
 
-// secretSetChange says which secret was added to or removed from the
-// host's configuration since the plan; "" when none was.
-func secretSetChange(h *config.Host, p *planfile.Host) string {
+// secretSetChange refuses a host whose configuration added or removed a
+// secret (by name and path) since the plan.
+func secretSetChange(h *config.Host, p *planfile.Host) error {
+	refuse := func(format string, args ...any) error {
+		return &steps.Hinted{Err: fmt.Errorf("refused: "+format, args...),
+			Advice: "the host's secrets changed since the plan; nothing of the plan was applied to this host: run lollypops plan again"}
+	}
 	for _, f := range h.Secrets.Files {
 		if !slices.ContainsFunc(p.Secrets, func(s planfile.Secret) bool { return s.Name == f.Label() && s.Path == f.Path }) {
-			return fmt.Sprintf("secret %q (%s, not in the plan)", f.Label(), f.Path)
+			return refuse("secret %q (%s) is not in the plan", f.Label(), f.Path)
 		}
 	}
 	for _, s := range p.Secrets {
 		if !slices.ContainsFunc(h.Secrets.Files, func(f config.Secret) bool { return s.Name == f.Label() && s.Path == f.Path }) {
-			return fmt.Sprintf("secret %q (%s, in the plan, no longer configured)", s.Name, s.Path)
+			return refuse("secret %q (%s) of the plan is no longer configured", s.Name, s.Path)
 		}
 	}
-	return ""
+	return nil
 }
 
 // writeApplied gives a host's steps its entry of the plan, for the check
