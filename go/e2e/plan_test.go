@@ -305,3 +305,32 @@ func (r *runner) answer(input string, args ...string) (int, string) {
 	}
 	return code, strings.ReplaceAll(buf.String(), "\r\n", "\n")
 }
+
+// With the hosts of a flake (--flake, as the app runs): the flake's
+// source changes for every host when one host's configuration changes,
+// and only that host is refused.
+func TestPlanApplyFlake(t *testing.T) {
+	f := newFleet(t, hosts("host1", "host2")...)
+	systems, configs := tokenHosts(t, f)
+	r := flakeRunner(t, systems, configs)
+	p := filepath.Join(t.TempDir(), "plan.json")
+	res := r.run("plan", "all", "-o", p)
+	if res.code != 0 || !strings.Contains(res.stdout, `secrets: 1, 1 change: "token" (/run/keys/token)`) {
+		t.Fatalf("plan all: %s", res)
+	}
+	systems["host1"] = fakehost.System{Kernel: deployedKernel, Packages: []string{"hello-2.12.1"}}
+	if err := fakehost.WriteFlakeWithConfig(r.flake, systems, configs); err != nil {
+		t.Fatal(err)
+	}
+	res = r.run("apply", p)
+	if res.code != 3 || !strings.Contains(res.stderr, "lollypops: host1: refused: the new system (") ||
+		!strings.HasPrefix(summaryLine(res, "host2"), "host2 ok") {
+		t.Errorf("apply after host1 changed in the flake: %s", res)
+	}
+	if got := sh(t, f.Host("host2"), "cat /run/keys/token"); got != "token-of-host2\n" {
+		t.Errorf("host2's secret: %q", got)
+	}
+	if got := sh(t, f.Host("host1"), "cat /run/keys/token 2>/dev/null || true"); got != "" {
+		t.Errorf("host1 got its secret: %q", got)
+	}
+}
