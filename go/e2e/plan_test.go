@@ -251,8 +251,10 @@ func TestPlanApply(t *testing.T) {
 
 	// --confirm answered yes applies; the report names the plan.
 	report := filepath.Join(t.TempDir(), "run.json")
-	if code, screen := r.answer("y\n", "apply", "--confirm", "--report", report, p3); code != 0 {
-		t.Errorf("--confirm, yes: exit %d\n%s", code, screen)
+	// On a terminal, apply shows a deploy's live view.
+	if code, screen := r.answer("y\n", "apply", "--confirm", "--report", report, p3); code != 0 ||
+		!strings.Contains(screen, "summary: 1 of 1 hosts ok") || !strings.Contains(screen, "✓\x1b[m host1  done") {
+		t.Errorf("--confirm, yes: exit %d\n%q", code, screen)
 	}
 	data, _ = os.ReadFile(p3)
 	rep, _ := os.ReadFile(report)
@@ -273,8 +275,8 @@ func (r *runner) answer(input string, args ...string) (int, string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "lollypops"), append(r.source(), args...)...)
 	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+r.cacheHome())
-	tty, err := pty.Start(cmd)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+r.cacheHome(), "TERM=xterm-256color")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: ptyCols, Rows: ptyRows})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -487,9 +487,22 @@ func runApply(in *interrupter, o *applyOptions, stdin io.Reader, stdout, stderr 
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Out: out,
 		Interrupt: in.setOnFirst, Interrupted: in.interrupted,
 	}
+	var v *view
+	defer func() { v.stop() }()
 	cfg.Ready = func() error {
-		cfg.StepBinary, err = stepBinary()
-		return err
+		if cfg.StepBinary, err = stepBinary(); err != nil {
+			return err
+		}
+		// On a terminal, the live view of a deploy.
+		if wantView(f, stdout) {
+			planned := map[string][]string{}
+			for _, n := range known {
+				planned[n] = []string{deploy.EvalStep}
+			}
+			v = startView(out, stdout.(*os.File), f.Color, stderr, run.Results(), planned)
+			cfg.Stdout, cfg.Stderr, cfg.Planned, cfg.Finished = v.stdout, v.stderr, v.plan, v.stop
+		}
+		return nil
 	}
 	res, err := deploy.Run(in.ctx, cfg)
 	if res != nil {
