@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ func TestExitCodes(t *testing.T) {
 	data, _ := os.ReadFile(bad.inv)
 	os.WriteFile(bad.inv, bytes.Replace(data, []byte(`"deploy-method": "copy"`), []byte(`"deploy-method": "rsync"`), 1), 0o600)
 
+	planFile := filepath.Join(t.TempDir(), "plan.json")
 	seen := map[int]bool{}
 	for _, c := range []struct {
 		r    *runner
@@ -70,6 +72,8 @@ func TestExitCodes(t *testing.T) {
 		{good, []string{"--list-all"}, 0},
 		{good, []string{"exec", "--on", "host1", "--", "true"}, 0},
 		{good, []string{"--version"}, 0},
+		{good, []string{"plan", "host1", "-o", planFile}, 0},
+		{good, []string{"apply", planFile}, 0},
 		// Nothing deployed: the inventory is invalid.
 		{bad, []string{"host1"}, 1},
 		{bad, []string{"host1:deploy-secrets"}, 1},
@@ -78,6 +82,8 @@ func TestExitCodes(t *testing.T) {
 		{bad, []string{"--on", "host1", "--dry"}, 1},
 		{bad, []string{"--list-all"}, 1},
 		{bad, []string{"exec", "--on", "host1", "--", "true"}, 1},
+		{bad, []string{"plan", "host1", "-o", planFile}, 1},
+		{good, []string{"apply", planFile + ".none"}, 1},
 		// Usage: an unknown task, host, step or flag, a bad value.
 		{good, []string{"hots1"}, 2},
 		{good, []string{"--dry", "hots1"}, 2},
@@ -85,6 +91,8 @@ func TestExitCodes(t *testing.T) {
 		{good, []string{"--on", "host1", "deploy-secret"}, 2},
 		{good, []string{"host1:deploy-secret"}, 2},
 		{good, []string{"exec", "--on", "hots1", "--", "true"}, 2},
+		{good, []string{"plan", "hots1", "-o", planFile}, 2},
+		{good, []string{"apply"}, 2},
 		{good, []string{"--frobnicate", "host1"}, 2},
 		{good, []string{"host1", "REBUILD_ACTION=swtich"}, 2},
 		{good, []string{"--batch", "x", "all"}, 2},
@@ -95,6 +103,8 @@ func TestExitCodes(t *testing.T) {
 		{good, []string{"--on", "host*", "deploy-secrets"}, 3},
 		{good, []string{"--batch", "1", "--on", "host*", "deploy-secrets"}, 3},
 		{good, []string{"exec", "--on", "host2", "--", "true"}, 3},
+		{good, []string{"plan", "host2", "-o", planFile}, 3},
+		{good, []string{"apply", planFile}, 3}, // host1 runs another system now
 		// -x: the failed command's own exit status.
 		{good, []string{"exec", "-x", "--on", "host1", "--", "sh", "-c", "exit 7"}, 7},
 	} {

@@ -125,7 +125,12 @@ func runComplete(wrapperInventory string, words []string, stdout io.Writer) (cod
 		// their tags and extra tasks would need every host evaluated.
 		fl, _ = loadFleetNames(hosts)
 	}
-	c := complete(o.fs, fl, line, words[len(words)-1])
+	var c completion
+	if name, fs, rest, ok := subcommand(words[:len(words)-1]); ok {
+		c = completeSub(name, fs, fl, parseLine(fs, rest), words[len(words)-1])
+	} else {
+		c = complete(o.fs, fl, line, words[len(words)-1])
+	}
 	fmt.Fprintln(stdout, c.mode)
 	for _, cand := range c.cands {
 		fmt.Fprintf(stdout, "%s\t%s\n", cand.value, oneLine(cand.desc))
@@ -532,4 +537,80 @@ func printCompletion(o *options, stdout io.Writer) error {
 // with an empty value (an error then).
 func (o *options) wantsCompletion() bool {
 	return o.fs != nil && o.fs.Changed("completion")
+}
+
+// subcommand returns the subcommand that words (before the word to
+// complete) call, its flag set, and its words.
+func subcommand(words []string) (string, *pflag.FlagSet, []string, bool) {
+	for _, name := range []string{"exec", "plan", "apply"} {
+		rest, ok := subArgs(words, name)
+		if !ok {
+			continue
+		}
+		var fs *pflag.FlagSet
+		switch name {
+		case "exec":
+			o, _ := parseExecFlags(nil)
+			fs = o.fs
+		case "plan":
+			o, _ := parsePlanFlags(nil)
+			fs = o.fs
+		case "apply":
+			o, _ := parseApplyFlags(nil)
+			fs = o.fs
+		}
+		return name, fs, rest, true
+	}
+	return "", nil, nil, false
+}
+
+// completeSub completes the word cur of a subcommand's line: its own
+// flags; plan's hosts (all, or the ones --on selects), apply's plan file.
+func completeSub(name string, fs *pflag.FlagSet, fl *fleet, line *cmdline, cur string) completion {
+	file := func(f *pflag.Flag) bool { return name != "exec" && (f.Name == "output" || f.Name == "report") }
+	switch {
+	case line.dash:
+		return completion{mode: modePlain}
+	case line.pending != nil:
+		if file(line.pending) {
+			return completion{mode: modeFiles}
+		}
+		return flagValue(fl, line.pending, "", cur)
+	case strings.HasPrefix(cur, "--") && strings.Contains(cur, "="):
+		flag, value, _ := strings.Cut(cur[2:], "=")
+		f := fs.Lookup(flag)
+		switch {
+		case f == nil:
+			return completion{mode: modePlain}
+		case file(f):
+			return completion{mode: modeFiles}
+		}
+		return flagValue(fl, f, "--"+flag+"=", value)
+	case strings.HasPrefix(cur, "-"):
+		return completion{mode: modePlain, cands: flags(fs, cur)}
+	}
+	switch name {
+	case "apply":
+		return completion{mode: modeFiles}
+	case "plan":
+		if strings.HasPrefix(cur, rebuildVar) {
+			var cands []candidate
+			for _, a := range plan.Actions {
+				cands = append(cands, candidate{rebuildVar + a, actionDescs[a]})
+			}
+			return completion{mode: modePlain, cands: filter(cands, cur)}
+		}
+		var cands []candidate
+		if fl != nil && !line.onGiven {
+			for _, h := range fl.hosts {
+				cands = append(cands, candidate{h.name, hostDesc(h)})
+			}
+			cands = append(cands, candidate{plan.AllTask, "every host"})
+		}
+		if cur != "" && !line.vars["REBUILD_ACTION"] {
+			cands = append(cands, candidate{rebuildVar, "how the hosts activate: " + strings.Join(plan.Actions, ", ")})
+		}
+		return completion{mode: modePlain, cands: filter(cands, cur)}
+	}
+	return completion{mode: modePlain}
 }

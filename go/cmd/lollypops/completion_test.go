@@ -277,3 +277,34 @@ func TestCompleteHome(t *testing.T) {
 		}
 	}
 }
+
+// exec, plan and apply complete their own flags; plan its hosts, apply a
+// plan file, -o and --report a file.
+func TestCompleteSubcommands(t *testing.T) {
+	for _, c := range []struct {
+		words []string
+		mode  string
+		want  []string
+	}{
+		{[]string{"plan", ""}, "plain", []string{"ahorn", "birne", "all"}},
+		{[]string{"plan", "ahorn", "b"}, "plain", []string{"birne"}},
+		{[]string{"plan", "--on", "@"}, "plain", []string{"@eu-west", "@web"}},
+		{[]string{"plan", "--on", "@web", ""}, "plain", nil},
+		{[]string{"plan", "-o", ""}, "files", nil},
+		{[]string{"plan", "--output=p"}, "files", nil},
+		{[]string{"plan", "--o"}, "plain", []string{"--output", "--on"}},
+		{[]string{"plan", "ahorn", "REBUILD_ACTION=b"}, "plain", []string{"REBUILD_ACTION=boot", "REBUILD_ACTION=build"}},
+		{[]string{"apply", ""}, "files", nil},
+		{[]string{"apply", "--c"}, "plain", []string{"--confirm", "--concurrency"}},
+		{[]string{"apply", "--report", ""}, "files", nil},
+		{[]string{"apply", "--inventory", ""}, "files", nil},
+		{[]string{"exec", "--on", "b"}, "plain", []string{"birne"}},
+		{[]string{"exec", "--ex"}, "plain", []string{"--exclude", "--exit-code"}},
+		{[]string{"exec", "--on", "ahorn", "--", "up"}, "plain", nil},
+	} {
+		mode, got := completeCLI(t, full, c.words...)
+		if mode != c.mode || !slices.Equal(got, c.want) {
+			t.Errorf("%q: %s %q, want %s %q", c.words, mode, got, c.mode, c.want)
+		}
+	}
+}

@@ -38,24 +38,7 @@ type execOptions struct {
 // execArgs reports whether args call the exec subcommand: "exec" as the
 // first argument, or after an --inventory or --flake in front. It returns
 // exec's own arguments, those included.
-func execArgs(args []string) ([]string, bool) {
-	i := 0
-	for i < len(args) {
-		switch {
-		case (args[i] == "--inventory" || args[i] == "--flake") && i+1 < len(args):
-			i += 2
-			continue
-		case strings.HasPrefix(args[i], "--inventory=") || strings.HasPrefix(args[i], "--flake="):
-			i++
-			continue
-		}
-		break
-	}
-	if i == len(args) || args[i] != "exec" {
-		return nil, false
-	}
-	return append(args[:i:i], args[i+1:]...), true
-}
+func execArgs(args []string) ([]string, bool) { return subArgs(args, "exec") }
 
 func parseExecFlags(args []string) (*execOptions, error) {
 	o := &execOptions{}

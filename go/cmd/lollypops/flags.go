@@ -94,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 const usageHead = `Usage: lollypops [flags...] [task...] [VAR=value...] [-- args]
        lollypops exec --on HOSTS [flags...] -- COMMAND [ARG...]  (see exec --help)
+       lollypops plan HOST...|all|--on HOSTS -o FILE             (see plan --help)
+       lollypops apply FILE [--confirm]                          (see apply --help)
 
 Deploys NixOS hosts with the settings of their lollypops.* options. Every
 host has the tasks HOST (its lollypops.tasks in order), HOST:check-vars,

@@ -47,6 +47,12 @@ func run(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writ
 	if rest, ok := execArgs(args); ok {
 		return exitCode(execMain(in, rest, stdout, stderr), in.interrupted())
 	}
+	if rest, ok := subArgs(args, "plan"); ok {
+		return exitCode(planMain(in, rest, stdin, stdout, stderr), in.interrupted())
+	}
+	if rest, ok := subArgs(args, "apply"); ok {
+		return exitCode(applyMain(in, rest, stdin, stdout, stderr), in.interrupted())
+	}
 	out := output.New(stderr)
 	in.setOut(out)
 	if inv, words, ok := completeRequest(args); ok {

@@ -278,9 +278,16 @@ func (p *pipeline) sudoClient(name string) (*ssh.Client, error) {
 // fails alone.
 func (p *pipeline) arrive(name string, h *config.Host, failure string) {
 	if h != nil {
-		if err := p.prepare(name, h); err != nil {
+		err := p.prepare(name, h)
+		var refused *Refused
+		switch {
+		case errors.As(err, &refused):
+			p.refuse(name, refused)
+			p.arrived <- arrival{name: name}
+			return
+		case err != nil:
 			failure = err.Error()
-		} else {
+		default:
 			p.arrived <- arrival{name: name, ok: true}
 			return
 		}
@@ -291,6 +298,32 @@ func (p *pipeline) arrive(name string, h *config.Host, failure string) {
 		}
 	}
 	p.arrived <- arrival{name: name}
+}
+
+// Refused is Prepare's error for a host the run does not start: its
+// summary shows it failed at Step, with the error and its hint.
+type Refused struct {
+	Step string
+	Err  error
+}
+
+func (r *Refused) Error() string { return r.Err.Error() }
+func (r *Refused) Unwrap() error { return r.Err }
+
+// refuse records a host that Prepare refused.
+func (p *pipeline) refuse(name string, r *Refused) {
+	p.mu.Lock()
+	p.planned[name] = []string{r.Step}
+	p.mu.Unlock()
+	if p.c.Planned != nil {
+		p.c.Planned(name, []string{r.Step})
+	}
+	now := time.Now()
+	rec := report.Record{Host: name, Step: r.Step, Status: report.Failed, Start: now, End: now,
+		Error: termtext.Text(r.Err.Error()), Hint: fault.HintOf(r.Err)}
+	if err := report.Write(p.run.Results(), rec); err != nil {
+		p.c.Out.Printf("%s: %v", name, err)
+	}
 }
 
 // prepare gives a host the run's overrides, its plan, its Taskfile and

@@ -41,6 +41,9 @@ type Run struct {
 	Action string `json:"action,omitempty"`
 	// Tasks are the tasks the command line named (after --on/--exclude).
 	Tasks []string `json:"tasks"`
+	// Plan is, for lollypops apply, the SHA-256 of the plan file it
+	// applied ("sha256:<hex>").
+	Plan string `json:"plan,omitempty"`
 	// Error and Hint are what lollypops printed when the run itself failed
 	// (an invalid inventory, an unknown task); hosts' failures are theirs.
 	Error string `json:"error,omitempty"`

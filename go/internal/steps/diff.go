@@ -96,5 +96,14 @@ func Diff(ctx context.Context, e *Env) (Outcome, error) {
 	if err := os.WriteFile(file, js.Bytes(), 0o600); err != nil {
 		return Outcome{}, err
 	}
+	salt, err := e.planSalt()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if salt != "" {
+		if err := e.planHost(ctx, c, salt, system, diff); err != nil {
+			return Outcome{}, err
+		}
+	}
 	return Outcome{Note: fmt.Sprintf("%d added, %d removed, %d changed", len(diff.Added), len(diff.Removed), len(diff.Changed))}, nil
 }

@@ -27,21 +27,7 @@ func (e *Env) rotate(ctx context.Context, c *ssh.Client, paths []string, out *Ou
 			out.Changed = append(out.Changed, f.Label())
 		}
 	}
-	var restart, reload []string
-	for _, f := range changed {
-		for _, u := range f.RestartUnits {
-			if !slices.Contains(restart, u) {
-				restart = append(restart, u)
-			}
-		}
-	}
-	for _, f := range changed {
-		for _, u := range f.ReloadUnits {
-			if !slices.Contains(restart, u) && !slices.Contains(reload, u) {
-				reload = append(reload, u)
-			}
-		}
-	}
+	restart, reload := unitsOf(changed)
 	if len(changed) == 0 {
 		return "", nil
 	}
@@ -90,6 +76,28 @@ func (e *Env) rotate(ctx context.Context, c *ssh.Client, paths []string, out *Ou
 			Advice: "the units of the changed secrets may not have been restarted or reloaded; the host's message is above"}
 	}
 	return note, err
+}
+
+// unitsOf are the units to restart and to reload for changed secrets
+// (the running ones are touched): each once, in the secrets' order; a
+// unit restarted is not also reloaded. lollypops plan lists the same.
+func unitsOf(changed []*config.Secret) (restart, reload []string) {
+	restart, reload = []string{}, []string{}
+	for _, f := range changed {
+		for _, u := range f.RestartUnits {
+			if !slices.Contains(restart, u) {
+				restart = append(restart, u)
+			}
+		}
+	}
+	for _, f := range changed {
+		for _, u := range f.ReloadUnits {
+			if !slices.Contains(restart, u) && !slices.Contains(reload, u) {
+				reload = append(reload, u)
+			}
+		}
+	}
+	return restart, reload
 }
 
 // secretsOf names the secrets among changed whose restartUnits (restart)

@@ -86,3 +86,29 @@ func TestDeployedScriptShells(t *testing.T) {
 		}
 	})
 }
+
+// manifest.sh under each sh a host may have: the checksum lines only;
+// nothing, and success, for a manifest without any or for none at all.
+func TestManifestScriptShells(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "it's $(x)")
+	os.MkdirAll(dir, 0o755)
+	full := filepath.Join(dir, "full")
+	os.WriteFile(full, []byte("/run/keys/a\n/run/keys/b c\nsha256=aa /run/keys/a\nsha256=bb /run/keys/b c\n"), 0o600)
+	bare := filepath.Join(dir, "bare")
+	os.WriteFile(bare, []byte("/run/keys/a\n"), 0o600)
+	shelltest.Each(t, func(t *testing.T, sh []string) {
+		for _, c := range []struct{ file, want string }{
+			{full, "sha256=aa /run/keys/a\nsha256=bb /run/keys/b c\n"},
+			{bare, ""},
+			{filepath.Join(dir, "none"), ""},
+		} {
+			out, code := runScript(t, sh, dir, []string{"sh", "-c", manifestScript, "lollypops-manifest", c.file})
+			if code != 0 || out != c.want {
+				t.Errorf("%s: exit %d, output %q, want %q", filepath.Base(c.file), code, out, c.want)
+			}
+		}
+	})
+	if got := manifestSums("sha256=aa /run/keys/a\nsha256=bb /run/keys/b c\n"); got["/run/keys/a"] != "aa" || got["/run/keys/b c"] != "bb" || len(got) != 2 {
+		t.Errorf("manifestSums: %v", got)
+	}
+}

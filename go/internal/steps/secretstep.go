@@ -49,6 +49,9 @@ func DeploySecrets(ctx context.Context, e *Env) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, secretError(err)
 	}
+	if err := e.checkPlanned(values); err != nil {
+		return Outcome{}, err
+	}
 	c, err := e.connect(ctx)
 	if err != nil {
 		return Outcome{}, err
@@ -135,6 +138,9 @@ func postActivation(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (s
 	values, err := secrets.Fetch(ctx, e.Runner, files, e.Stdin, e.Stderr, e.Stages.Begin)
 	if err != nil {
 		return "", secretError(err)
+	}
+	if err := e.checkPlanned(values); err != nil {
+		return "", fmt.Errorf("after the activation: %w", err)
 	}
 	rep, err := e.send(ctx, c, &secrets.Stream{Values: values})
 	out.Secrets = append(out.Secrets, e.written(rep)...)

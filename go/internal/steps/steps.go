@@ -79,6 +79,9 @@ func (e *Env) connect(ctx context.Context) (*ssh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkRunningLocked(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
