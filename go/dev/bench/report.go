@@ -182,13 +182,24 @@ func (r *report) targets() string {
 	}
 	row("SSH authentications per host per run, any number of secrets: 1", fmt.Sprintf("at most %.0f", maxAuth), maxAuth == 1)
 	for _, d := range r.deploys {
-		if d.hosts != 20 || (d.secrets != 50 && d.secrets != 200) {
+		l, lb, o := d.times[vLollypops], d.times[vLower], d.times[vOriginal]
+		// Issue 20: ≤ 1.25 × at one host (its fixed costs), ≤ 1.1 × at 20.
+		limit := 0.0
+		switch {
+		case d.hosts == 1 && d.secrets == 10:
+			limit = 1.25
+		case d.hosts == 20 && (d.secrets == 50 || d.secrets == 200):
+			limit = 1.1
+		}
+		if limit == 0 {
 			continue
 		}
-		l, lb, o := d.times[vLollypops], d.times[vLower], d.times[vOriginal]
 		if l.n > 0 && lb.n > 0 {
 			q := l.median.Seconds() / lb.median.Seconds()
-			row(fmt.Sprintf("20 × %d: ≤ 1.1 × the lower bound", d.secrets), fmt.Sprintf("%s vs %s: %.2f×", secs(l.median), secs(lb.median), q), q <= 1.1)
+			row(fmt.Sprintf("%d × %d: ≤ %g × the lower bound", d.hosts, d.secrets, limit), fmt.Sprintf("%s vs %s: %.2f×", secs(l.median), secs(lb.median), q), q <= limit)
+		}
+		if d.hosts != 20 {
+			continue
 		}
 		if l.n > 0 && o.n > 0 {
 			q := o.median.Seconds() / l.median.Seconds()

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/lollypops/lollypops/go/internal/execx"
 	"github.com/lollypops/lollypops/go/internal/rundir"
@@ -138,10 +139,21 @@ func acquire(ctx context.Context, c *ssh.Client, run *rundir.Dir, echo io.Writer
 		}
 	}
 	name := c.Host.Name
-	if mode == "join" && holding(c) {
-		// A step of this run holds the lock: its holder's session is
-		// still open over the host's connection. No session to ask.
-		return nil
+	if mode == "join" {
+		// Steps of the run that start at once (deploy-flake and
+		// deploy-secrets) take turns here: the first takes the lock,
+		// the others find it held and ask the host nothing.
+		unlock, err := localTurn(ctx, c.Prefix+".lock.turn")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if holding(c) {
+			// A step of this run holds the lock: its holder's session
+			// is still open over the host's connection. No session to
+			// ask.
+			return nil
+		}
 	}
 	keeper, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: SocketPath(run), Net: "unix"})
 	if err != nil {
@@ -355,6 +367,31 @@ func peerPID(c *net.UnixConn) (int, error) {
 // holder's script), and the host's shared connection answers. The holder
 // ends when its session does, so a live session is a held lock; whatever
 // cannot be told (no /proc: a darwin deployer) asks the host instead.
+// localTurn takes the flock of path, on this machine, waiting while
+// another step of the run has it (or until ctx ends); unlock gives it up.
+func localTurn(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func holding(c *ssh.Client) bool {
 	data, err := os.ReadFile(c.Prefix + ".lock.holder")
 	if err != nil {

@@ -69,13 +69,15 @@ type taskfile struct {
 }
 
 type task struct {
-	Desc string            `json:"desc,omitempty"`
-	Dir  string            `json:"dir,omitempty"`
-	Deps []string          `json:"deps,omitempty"`
-	Vars map[string]string `json:"vars,omitempty"`
-	Env  map[string]string `json:"env,omitempty"`
-	Cmds []any             `json:"cmds,omitempty"`
-	Pre  []*Precondition   `json:"preconditions,omitempty"`
+	Desc string `json:"desc,omitempty"`
+	// Internal: not listed, not callable from the command line.
+	Internal bool              `json:"internal,omitempty"`
+	Dir      string            `json:"dir,omitempty"`
+	Deps     []string          `json:"deps,omitempty"`
+	Vars     map[string]string `json:"vars,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`
+	Cmds     []any             `json:"cmds,omitempty"`
+	Pre      []*Precondition   `json:"preconditions,omitempty"`
 }
 
 type call struct {
@@ -141,9 +143,22 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 			continue
 		}
 		out := &task{Desc: t.Desc, Deps: t.Deps}
+		var both *namedTask
 		switch t.Kind {
 		case plan.Umbrella:
-			for _, c := range t.Calls {
+			for i := 0; i < len(t.Calls); i++ {
+				c := t.Calls[i]
+				// --dry prints each step's commands in the order of
+				// lollypops.tasks, the same at every run.
+				if opts.DryRun == nil && i+1 < len(t.Calls) && atOnce(g, t.Host, c, t.Calls[i+1]) {
+					// deploy-flake and deploy-secrets do not depend on
+					// each other: go-task runs a task's deps at once.
+					both = &namedTask{c + "+" + config.TaskDeploySecrets,
+						&task{Internal: true, Deps: []string{c, t.Calls[i+1]}}}
+					out.Cmds = append(out.Cmds, call{Task: both.name})
+					i++
+					continue
+				}
 				out.Cmds = append(out.Cmds, call{Task: c})
 			}
 		case plan.All:
@@ -191,8 +206,27 @@ func Generate(g *plan.Graph, inv *config.Inventory, opts Options) ([]byte, error
 			}
 		}
 		tf.Tasks = append(tf.Tasks, namedTask{t.Name, out})
+		if both != nil {
+			tf.Tasks = append(tf.Tasks, *both)
+		}
 	}
 	return json.Marshal(tf)
+}
+
+// atOnce reports whether a host's umbrella runs its calls a and b at once:
+// lollypops' own deploy-flake followed by its own deploy-secrets. The one
+// copies the flake into the host's store and links it, the other writes the
+// secrets: neither needs the other, and the secret commands run here while
+// the copy waits on the network. (Both take the run's lock on the host,
+// and the receiver makes each missing directory itself, whoever made it
+// first.) The internal task that holds them is named "<host>:deploy-flake+
+// deploy-secrets", which no task of the user's can be (config's task
+// names have no '+').
+func atOnce(g *plan.Graph, host, a, b string) bool {
+	ta, tb := g.Lookup(a), g.Lookup(b)
+	return ta != nil && tb != nil && ta.Kind == plan.Builtin && tb.Kind == plan.Builtin &&
+		ta.Host == host && tb.Host == host &&
+		ta.Step == config.TaskDeployFlake && tb.Step == config.TaskDeploySecrets
 }
 
 // hostVars are the variables the original lollypops gave every task of a
