@@ -118,7 +118,7 @@ func run(bin, outPath string, reps int, quick bool, only, fleets string) error {
 	}
 	defer b.fleet.Close()
 
-	rep := &report{date: time.Now(), reps: reps, quick: quick, traced: b.haveTrace}
+	rep := &report{date: time.Now(), reps: reps, quick: quick, traced: b.haveTrace, flags: benchFlags()}
 	rep.machine = machine()
 	if out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/go-task/task/v3").Output(); err == nil {
 		rep.goTask = strings.TrimSpace(string(out))
@@ -164,6 +164,22 @@ func run(bin, outPath string, reps int, quick bool, only, fleets string) error {
 		return os.WriteFile(outPath, []byte(text+nixBlock(outPath)), 0o644)
 	}
 	return nil
+}
+
+// benchFlags is the command line's flags, but --bin and --out (make
+// bench's own), as BENCH_FLAGS would give them.
+func benchFlags() string {
+	var out []string
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name != "bin" && f.Name != "out" {
+			if f.Value.String() == "true" {
+				out = append(out, "--"+f.Name)
+			} else {
+				out = append(out, "--"+f.Name+" "+f.Value.String())
+			}
+		}
+	})
+	return strings.Join(out, " ")
 }
 
 // nixBlock is the block that benchnix (`make bench-nix`) wrote into the file

@@ -14,6 +14,7 @@ type report struct {
 	reps    int
 	quick   bool
 	traced  bool
+	flags   string // the command line's flags but --bin and --out
 	deploys []*deployResult
 	plans   []planResult
 }
@@ -51,8 +52,12 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
-	w("Written by `make bench` on %s UTC, on %s, with go-task %s.\n\n",
-		r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
+	command := "make bench"
+	if r.flags != "" {
+		command = fmt.Sprintf("make bench BENCH_FLAGS='%s'", r.flags)
+	}
+	w("Written by `%s` on %s UTC, on %s, with go-task %s.\n\n",
+		command, r.date.UTC().Format("2006-01-02 15:04"), r.machine, r.goTask)
 	w("Hosts are fake: one sshd per host on 127.0.0.1, in its own mount, UTS and PID namespaces, with its own Nix store (`go/dev/fakehost`); `nixos-rebuild` is the hosts' stand-in: it builds the flake's tiny fake NixOS system with the host's own Nix (already built after the first run) and activates it. Every run copies a new flake, so `nix copy` transfers a path each time. Each secret is printed by `cat` of a 60-byte file. Times are wall-clock medians (min–max) of %d runs, the variants taking turns; the original shape runs fewer times on the largest fleets. No run failed.\n\n", r.reps)
 	w("- **lollypops**: `lollypops all` (check-vars, deploy-flake, deploy-secrets, rebuild on every host, hosts in parallel), with `deployment.rollback.enable = false`: like the lower bound, it activates through the host's `nixos-rebuild switch`.\n")
 	w("- **lower bound**: a hand-written bash script doing the same work with one SSH connection per host, hosts in parallel, and nothing more (no checks, no atomic or byte-exact writes, no summary): `go/dev/bench/lower.go`.\n")
