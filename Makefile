@@ -67,7 +67,7 @@ test-nix: nix-conf
 
 # Benchmarks: lollypops against a lower bound and the original's command
 # shape on 20 fake hosts, and planning cost up to 5000 hosts; writes
-# docs/benchmarks.md (about an hour; BENCH_FLAGS=--quick: 1×10 and 20×50, under ten minutes).
+# docs/benchmarks.md (about an hour; BENCH_FLAGS=--quick: 1×10 and 20×50, about six minutes).
 bench: deps nix-conf build
 	@command -v strace >/dev/null || { apt-get -o DPkg::Lock::Timeout=300 -qq update && apt-get -o DPkg::Lock::Timeout=300 -qq install -y strace >/dev/null; }
 	cd go && $(GO) run ./dev/bench --bin $(BUILD) --out ../docs/benchmarks.md $(BENCH_FLAGS)
