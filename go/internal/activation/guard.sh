@@ -46,7 +46,7 @@
 #
 # DIR/result holds "KEY VALUE" lines (what ran and when, on the monotonic
 # clock), DIR/log everything the activations printed. Once final, the
-# guard removes its GC roots (DIR/new, DIR/prev-run, DIR/prev-boot): what
+# guard removes its GC roots (DIR/new, DIR/prev, DIR/prev-2): what
 # stays is the profile's and /run/current-system's.
 #
 # Test seams (environment): LOLLYPOPS_CURRENT (/run/current-system),
@@ -110,15 +110,29 @@ cs() {
 # final STATE...: the end. The GC roots go; the status says how it ended.
 final() {
 	release_lock
-	rm -f "$dir/new" "$dir/prev-run" "$dir/prev-boot"
+	rm -f "$dir/new" "$dir/prev" "$dir/prev-2"
 	say "$@"
 	exit 0
 }
-# pin NAME PATH: PATH stays in the store while the guard needs it.
+# pin PATH...: the paths stay in the store while the guard needs them, in
+# one nix-store call: DIR/prev, DIR/prev-2 (nix-store names a call's roots
+# so). Empty paths are left out.
 pin() {
-	[ -n "$2" ] || return 0
-	nix-store --realise --add-root "$dir/$1" --indirect -- "$2" >/dev/null ||
-		echo "lollypops: cannot register a GC root for $2"
+	_paths=
+	for _p do
+		[ -z "$_p" ] || _paths=1
+	done
+	[ -n "$_paths" ] || return 0
+	_first=1
+	for _p do
+		if [ -n "$_first" ]; then
+			set --
+			_first=
+		fi
+		[ -z "$_p" ] || set -- "$@" "$_p"
+	done
+	nix-store --realise --add-root "$dir/prev" --indirect -- "$@" >/dev/null ||
+		echo "lollypops: cannot register a GC root for $*"
 }
 # failed_units prints the units in the failed state, one line.
 failed_units() {
@@ -341,10 +355,9 @@ run() {
 	note new "$new" action "$action" window "$window" profile "$profile" \
 		prev_run "$prevRun" prev_boot "$prevBoot" prev_gen "$prevGen"
 	# The previous systems stay in the store until the guard is done,
-	# whatever a garbage collection does meanwhile (both at once).
-	pin prev-run "$prevRun" &
+	# whatever a garbage collection does meanwhile.
+	pin "$prevRun" "$prevBoot" &
 	pinning=$!
-	pin prev-boot "$prevBoot"
 	failedBefore=$(failed_units)
 	wait "$pinning"
 	note failed_before "$failedBefore"

@@ -59,8 +59,17 @@ case $3 in
 esac
 echo "nix-env $3 ${4##*/}" >>`+w.calls)
 	w.write(filepath.Join(bin, "nix-store"), `#!/bin/sh
-# nix-store --realise --add-root LINK --indirect -- PATH
-ln -sfn "$6" "$3"`)
+# nix-store --realise --add-root LINK --indirect -- PATH...: as Nix names
+# the roots of several paths, LINK, LINK-2, ...
+root=$3
+shift 5
+n=1
+for p do
+	r=$root
+	[ $n = 1 ] || r=$root-$n
+	ln -sfn "$p" "$r"
+	n=$((n + 1))
+done`)
 	w.write(filepath.Join(bin, "systemctl"), `#!/bin/sh
 [ "$1 $2" = "list-units --state=failed" ] || exit 1
 while read -r u; do echo "$u loaded failed failed $u"; done <`+w.failed)
@@ -194,7 +203,7 @@ func (w *world) want(state State, reason, calls, profile, current string) {
 		w.t.Errorf("profile -> %s, current -> %s; want %s, %s", w.link(w.profile), w.link(w.current), profile, current)
 	}
 	// Final: the GC roots are gone.
-	for _, r := range []string{"new", "prev-run", "prev-boot"} {
+	for _, r := range []string{"new", "prev", "prev-2"} {
 		if _, err := os.Lstat(filepath.Join(w.dir, r)); err == nil {
 			w.t.Errorf("GC root %s left", r)
 		}
@@ -216,7 +225,9 @@ func TestGuardConfirmedSwitch(t *testing.T) {
 		if r := w.result(); r["prev_run"] != old || r["prev_boot"] != old || r["prev_gen"] != "system-1-link" || r["target"] != new {
 			t.Errorf("result %v", r)
 		}
-		for _, p := range []string{"prev-run", "prev-boot"} {
+		// One nix-store call: the running system's root, then the
+		// booted one's.
+		for _, p := range []string{"prev", "prev-2"} {
 			if w.link(filepath.Join(w.dir, p)) != old {
 				t.Errorf("%s is not pinned", p)
 			}

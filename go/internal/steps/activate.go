@@ -184,7 +184,11 @@ func rebuildOwn(ctx context.Context, e *Env, c *ssh.Client, out *Outcome) (*Acti
 			return &Activated{Action: "build"}, nil
 		}
 	}
+	// A switch asks the host about its boot next: the state directory's
+	// removal goes with that.
+	e.keepState = e.Action == "switch"
 	act, err := e.activate(ctx, c, id, system, e.Action)
+	e.keepState = false
 	var nr *needsReboot
 	if errors.As(err, &nr) && d.Reboot.Enable && e.Action == "switch" {
 		// A new init: nothing was activated. Make it the boot default and
@@ -305,7 +309,10 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 	// guard ever ran; while a guard runs, it needs it, and the next
 	// run's prepare removes it once final.
 	defer func() {
-		if w.final || !w.started {
+		switch {
+		case w.final && err == nil && e.keepState:
+			e.leftState = id
+		case w.final || !w.started:
 			e.cleanup(ctx, c, id)
 		}
 	}()

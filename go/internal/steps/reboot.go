@@ -25,19 +25,34 @@ func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (s
 	default:
 		return "", nil
 	}
-	// It only reads links: as the ssh user, without sudo.
 	inner := activation.BootChangesArgv(system)
-	cmd, err := ssh.Command(nil, inner...)
-	if err != nil {
-		return "", err
-	}
-	shown, err := ssh.Command(nil, execx.Shown(inner)...)
-	if err != nil {
-		return "", err
-	}
-	out, err := e.Runner.Output(ctx, execx.Cmd{Argv: c.RemoteArgs(cmd), Show: execx.Quote(c.RemoteArgs(shown)), Stderr: e.Stderr})
-	if err != nil {
-		return "", fmt.Errorf("comparing the booted kernel: %w", err)
+	var out []byte
+	if id := e.leftState; id != "" {
+		// With the removal of the activation's state directory, as root
+		// (it only reads links), in one session.
+		e.leftState = ""
+		text, err := e.hostOutput(ctx, c, "comparing the booted kernel", activation.Then(inner, activation.CleanupArgv(id)))
+		if err != nil {
+			if !activation.ThenRan([]byte(text)) {
+				e.cleanup(ctx, c, id)
+			}
+			return "", err
+		}
+		text, _, _ = strings.Cut(text, "\nlollypops-then ok\n")
+		out = []byte(text)
+	} else {
+		// It only reads links: as the ssh user, without sudo.
+		cmd, err := ssh.Command(nil, inner...)
+		if err != nil {
+			return "", err
+		}
+		shown, err := ssh.Command(nil, execx.Shown(inner)...)
+		if err != nil {
+			return "", err
+		}
+		if out, err = e.Runner.Output(ctx, execx.Cmd{Argv: c.RemoteArgs(cmd), Show: execx.Quote(c.RemoteArgs(shown)), Stderr: e.Stderr}); err != nil {
+			return "", fmt.Errorf("comparing the booted kernel: %w", err)
+		}
 	}
 	changed := strings.Fields(string(out))
 	switch {

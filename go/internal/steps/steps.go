@@ -45,6 +45,12 @@ type Env struct {
 	Protect *atomic.Bool
 	// Stages records the step's parts, for --timings and the report.
 	Stages *Stages
+
+	// keepState: the next activation that ends confirmed leaves its state
+	// directory's removal (leftState) to the command that follows it
+	// (rebootReason), which saves a session.
+	keepState bool
+	leftState string
 }
 
 // Hinted is an error with advice on how to fix it.
