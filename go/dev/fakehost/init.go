@@ -312,11 +312,21 @@ stop_unit() {
 	kill -KILL "$pid" 2>/dev/null
 	end_unit "$u" stopping
 }
-# units_tick reaps the units whose main process ended.
+# units_tick reaps the units whose main process ended. A main process that
+# is a zombie has ended too: bash reaps its jobs when SIGCHLD comes, and a
+# loaded init was seen with SIGCHLD pending and blocked for minutes (bash
+# 5.2, after read -t), a switch-to-configuration unreaped and its
+# systemd-run waiting for ever; end_unit's wait reaps it.
 units_tick() {
-	local u
+	local u st
 	for u in "${!unit_pid[@]}"; do
-		kill -0 "${unit_pid[$u]}" 2>/dev/null || end_unit "$u"
+		if ! kill -0 "${unit_pid[$u]}" 2>/dev/null; then
+			end_unit "$u"
+			continue
+		fi
+		read -r st 2>/dev/null <"/proc/${unit_pid[$u]}/stat" || continue
+		read -r st _ <<<"${st##*) }"
+		[ "$st" != Z ] || end_unit "$u"
 	done
 }
 # The secrets' units (System.SecretWaiters), as lollypops' NixOS module
