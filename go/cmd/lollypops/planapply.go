@@ -142,16 +142,28 @@ Flags:
 
 // planMain is lollypops plan: flags, the run, and what it returns.
 func planMain(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var o *planOptions
+	return subMain(in, stdout, stderr, planUsage, func() (fs *pflag.FlagSet, err error) {
+		o, err = parsePlanFlags(args)
+		return o.fs, err
+	}, func(out *output.Sink) error { return runPlan(in, o, stdin, stdout, stderr, out) })
+}
+
+// subMain runs plan or apply: the usage and the flags' on --help (parse
+// returns errHelp), else run; an error is printed once, and returned for
+// the exit code.
+func subMain(in *interrupter, stdout, stderr io.Writer, usage string,
+	parse func() (*pflag.FlagSet, error), run func(*output.Sink) error) error {
 	out := output.New(stderr)
 	in.setOut(out)
-	o, err := parsePlanFlags(args)
+	fs, err := parse()
 	if errors.Is(err, errHelp) {
-		io.WriteString(stdout, planUsage)
-		io.WriteString(stdout, o.fs.FlagUsages())
+		io.WriteString(stdout, usage)
+		io.WriteString(stdout, fs.FlagUsages())
 		return nil
 	}
 	if err == nil {
-		err = runPlan(in, o, stdin, stdout, stderr, out)
+		err = run(out)
 	}
 	out.Error(err)
 	return err
@@ -369,19 +381,11 @@ Flags:
 
 // applyMain is lollypops apply: flags, the run, and what it returns.
 func applyMain(in *interrupter, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	out := output.New(stderr)
-	in.setOut(out)
-	o, err := parseApplyFlags(args)
-	if errors.Is(err, errHelp) {
-		io.WriteString(stdout, applyUsage)
-		io.WriteString(stdout, o.fs.FlagUsages())
-		return nil
-	}
-	if err == nil {
-		err = runApply(in, o, stdin, stdout, stderr, out)
-	}
-	out.Error(err)
-	return err
+	var o *applyOptions
+	return subMain(in, stdout, stderr, applyUsage, func() (fs *pflag.FlagSet, err error) {
+		o, err = parseApplyFlags(args)
+		return o.fs, err
+	}, func(out *output.Sink) error { return runApply(in, o, stdin, stdout, stderr, out) })
 }
 
 func runApply(in *interrupter, o *applyOptions, stdin io.Reader, stdout, stderr io.Writer, out *output.Sink) (err error) {
