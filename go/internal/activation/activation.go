@@ -214,15 +214,29 @@ func Then(first, second []string) []string {
 	return append(append(append([]string{"sh", "-c", Script("then.sh"), "lollypops-then"}, strconv.Itoa(len(first))), first...), second...)
 }
 
+// thenMark is the line then.sh prints between its two commands.
+const thenMark = "lollypops-then ok"
+
 // ThenRan reports whether the output of a Then says its first command
 // succeeded: also when the session was cut during the second one.
 func ThenRan(out []byte) bool {
-	for line := range strings.Lines(string(out)) {
-		if strings.TrimRight(line, "\r\n") == "lollypops-then ok" {
-			return true
+	_, ran := ThenFirst(out)
+	return ran
+}
+
+// ThenFirst returns what a Then's first command printed, and whether it
+// succeeded (the mark came).
+func ThenFirst(out []byte) (first []byte, ran bool) {
+	rest := out
+	for len(rest) > 0 {
+		line, next, _ := strings.Cut(string(rest), "\n")
+		if strings.TrimRight(line, "\r") == thenMark {
+			first = out[:len(out)-len(rest)]
+			return []byte(strings.TrimSuffix(string(first), "\n")), true
 		}
+		rest = []byte(next)
 	}
-	return false
+	return out, false
 }
 
 // ReachedArgv tells the guard the deployer reached the host over a new

@@ -50,3 +50,23 @@ func TestThen(t *testing.T) {
 		}
 	})
 }
+
+// ThenFirst cuts a Then's output at the mark: the first command's part,
+// whatever it ended with, and whether the mark came at all.
+func TestThenFirst(t *testing.T) {
+	for _, c := range []struct {
+		out, first string
+		ran        bool
+	}{
+		{"kernel initrd\n\nlollypops-then ok\n", "kernel initrd\n", true},
+		{"\nlollypops-then ok\nsecond\n", "", true},
+		{"no newline\nlollypops-then ok\r\n", "no newline", true},
+		{"first only\n", "first only\n", false},
+		{"lollypops-then ok is not the line\n", "lollypops-then ok is not the line\n", false},
+	} {
+		first, ran := ThenFirst([]byte(c.out))
+		if string(first) != c.first || ran != c.ran || ThenRan([]byte(c.out)) != c.ran {
+			t.Errorf("%q: %q %v, want %q %v", c.out, first, ran, c.first, c.ran)
+		}
+	}
+}

@@ -38,8 +38,7 @@ func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (s
 			}
 			return "", err
 		}
-		text, _, _ = strings.Cut(text, "\nlollypops-then ok\n")
-		out = []byte(text)
+		out, _ = activation.ThenFirst([]byte(text))
 	} else {
 		// It only reads links: as the ssh user, without sudo.
 		cmd, err := ssh.Command(nil, inner...)
