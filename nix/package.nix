@@ -27,7 +27,7 @@ buildGoModule {
   # what `nix hash path` prints for that directory. Recompute it with
   # nix/update-vendor-hash.sh; tests/nix/check-vendor-hash.sh catches a
   # stale one.
-  vendorHash = "sha256-JzNuDXHXsEQwjGNBGVLxk5RQhPuwVQxRsNw2+v64W/U=";
+  vendorHash = "sha256-jOMu8SFja/eCN40jTolmCh0DBz55Jns2YlukjD/KuEE=";
 
   subPackages = [
     "cmd/lollypops"
