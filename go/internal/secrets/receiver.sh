@@ -62,12 +62,17 @@
 # before the manifest is updated, and on exit.
 #
 # Hosts may get hundreds of secrets, so the script starts few processes:
-# per file one head (plus chown when the owner is not the receiving user,
-# chmod for execute, set-id and sticky bits); per directory one stat,
-# mktemp, sha256sum, mv and rmdir. Users and groups are looked up once.
+# a value sent as text (lines without a NUL byte, up to 4 KiB: passwords,
+# tokens, most keys) is read with the shell's read and written with its
+# printf, no process at all; any other value with one head. Then chown
+# when the owner is not the receiving user, chmod for execute, set-id and
+# sticky bits; per directory one stat, mktemp, sha256sum, mv and rmdir.
+# Users and groups are looked up once. Text goes through a shell's builtins
+# only: a shell whose printf is a program (mksh) writes it with its own
+# print builtin, one with neither refuses the stream.
 #
-# The values only travel on stdin; argv holds nothing but this script and
-# paths. The script is quoted for the remote login shell by ssh.Command;
+# The values only travel on stdin, and through builtins or pipes; argv
+# holds nothing but this script and paths. The script is quoted for the remote login shell by ssh.Command;
 # it has no backslash followed by a backslash or a single quote, the only
 # backslash sequences that fish's single quotes change (a test checks).
 set -u -C
@@ -76,6 +81,20 @@ LC_ALL=C
 export LC_ALL
 nl='
 '
+# put VALUE: writes VALUE to stdout, exactly, without a process: a value
+# or its sum in a program's argv would be everyone's to read. puts is
+# empty when the shell has neither builtin (then put is the printf
+# program, for the paths of the report only): a text value is refused
+# before anything is written.
+puts=1
+if [ "$(command -v printf)" = printf ]; then
+  put() { printf '%s' "$1"; }
+elif [ "$(command -v print)" = print ]; then
+  put() { print -rn -- "$1"; }
+else
+  put() { printf '%s' "$1"; }
+  puts=""
+fi
 out=""
 say() { out="$out$1$nl"; }
 fail() { printf 'lollypops: %s\n' "$*" >&2; exit 1; }
@@ -93,7 +112,7 @@ cleanup() {
   done
   [ -z "$mt" ] || rm -f -- "$mt"
   mt=""
-  [ -z "$out" ] || printf '%s' "$out"
+  [ -z "$out" ] || put "$out"
   out=""
 }
 # A signal only sets sig: staging directories are registered right after
@@ -274,8 +293,18 @@ commit() {
   while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: wrote $p"; done
   as "$a" rmdir -- "$s" || true
 }
+# value: reads a value sent as text (its lines; eol says whether the last
+# one ends with a newline) into v.
+value() {
+  v="" _i=0
+  while [ "$_i" -lt "$lines" ]; do
+    get _l
+    v="$v$_l$nl" _i=$((_i + 1))
+  done
+  [ "$eol" = 1 ] || v=${v%"$nl"}
+}
 get magic
-[ "$magic" = lollypops-secrets-5 ] || fail "unknown stream version: $magic"
+[ "$magic" = lollypops-secrets-6 ] || fail "unknown stream version: $magic"
 sd="" keep="" manifest="" old="" sums="" wp="" chg=""
 while get op; do
   case $op in
@@ -291,8 +320,16 @@ while get op; do
     keep="$keep$p$nl"
     ;;
   file)
-    get p; get o; get g; get mode; get mask; get chm; get pmode; get pmask; get pchm; get soft; get size; get sum
+    get p; get o; get g; get mode; get mask; get chm; get pmode; get pmask; get pchm; get soft; get size; get sum; get how
     case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
+    case $how in
+    bytes) ;;
+    text) get lines; get eol
+      case $lines in "" | *[!0-9]*) fail "$p: bad line count in the stream" ;; esac
+      [ -n "$puts" ] || fail "this host's sh has neither printf nor print built in, which the values sent as text need"
+      value ;;
+    *) fail "$p: the stream is corrupt before the value" ;;
+    esac
     missing=""
     if user "$o"; then
       group "$g" || { [ "$soft" = 1 ] || fail "$p: group $g does not exist"; missing=group; }
@@ -311,19 +348,30 @@ while get op; do
     t=$s/${p##*/}
     if [ "$actor" = - ]; then
       umask "$mask"
-      head -c "$size" > "$t" || fail "$p: cannot write $t"
+      if [ "$how" = text ]; then
+        put "$v" > "$t" || fail "$p: cannot write $t"
+      else
+        head -c "$size" > "$t" || fail "$p: cannot write $t"
+      fi
       umask 077
       if [ -z "$missing" ] && [ "$ou:$gg" != "$mine" ]; then
         chown -h -- "$ou:$gg" "$t" || fail "$p: cannot change the owner to $o:$g"
       fi
       [ "$chm" = 0 ] || chmod -- "$mode" "$t" || fail "$p: cannot change the mode to $mode"
     else
+      # As the owner: the value on the writer's stdin, from the stream or
+      # from put.
       # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
-      as "$actor" sh -C -c 'umask "$1"; head -c "$2" > "$3" || exit 1
+      w='umask "$1"; head -c "$2" > "$3" || exit 1
         [ -z "$4" ] || chgrp -- "$4" "$3" || exit 1
-        [ "$5" = 0 ] || chmod -- "$6" "$3"' lollypops "$mask" "$size" "$t" "$gg" "$chm" "$mode" ||
-        fail "$p: cannot write it as $o (uid $ou)"
+        [ "$5" = 0 ] || chmod -- "$6" "$3"'
+      if [ "$how" = text ]; then
+        put "$v" | as "$actor" sh -C -c "$w" lollypops "$mask" "$size" "$t" "$gg" "$chm" "$mode"
+      else
+        as "$actor" sh -C -c "$w" lollypops "$mask" "$size" "$t" "$gg" "$chm" "$mode"
+      fi || fail "$p: cannot write it as $o (uid $ou)"
     fi
+    v=""
     if [ -n "$missing" ]; then
       w=$(stat -c '%U:%G %a' -- "$t") || w="?:? ?"
       say "lollypops-secrets: pending-owner $missing $o:$g $w $p"
@@ -340,10 +388,10 @@ while get op; do
     r=$chg
     while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed $p"; done
     say "lollypops-secrets: committed"
-    printf '%s' "$out"
+    put "$out"
     out=""
     if [ -n "$mt" ]; then
-      printf '%s' "$keep" >| "$mt" || fail "cannot write the manifest"
+      put "$keep" >| "$mt" || fail "cannot write the manifest"
       stale=""
       if [ -f "$manifest" ]; then
         stale=$(grep -Fxv -f "$mt" -- "$manifest") || stale=""
@@ -370,7 +418,7 @@ while get op; do
         case $nl$keep in *"$nl$p$nl"*) sums="$sums$l$nl" ;; esac
       done
       # shellcheck disable=SC2015 # any of the three failing fails the session
-      printf '%s' "$keep$sums" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
+      put "$keep$sums" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
         fail "$manifest: cannot update the manifest"
       mt=""
     fi

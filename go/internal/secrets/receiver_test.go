@@ -577,3 +577,84 @@ func TestReceiverParentCreatedMeanwhile(t *testing.T) {
 }
 
 func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// Values sent as text are read and written by the shell's builtins: no
+// program gets one in its argv, and none is started for them. The
+// programs printf and print, first in PATH, fail the test if a shell
+// starts them; a head there counts the values copied as bytes.
+func TestReceiverTextValues(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir := t.TempDir()
+		bin := filepath.Join(dir, "bin")
+		os.Mkdir(bin, 0o755)
+		calls := filepath.Join(dir, "calls")
+		realHead, err := exec.LookPath("head")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, script := range map[string]string{
+			"printf": "echo printf >> " + calls + "\nexit 1\n",
+			"print":  "echo print >> " + calls + "\nexit 1\n",
+			"head":   "echo head >> " + calls + "\nexec " + realHead + " \"$@\"\n",
+		} {
+			if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		text := [][]byte{
+			[]byte("hunter2\n"), []byte("no newline"), []byte("\n"), []byte("\n\nblank lines\n\n"),
+			[]byte("  leading and trailing  \t"), []byte("back\\slash\\n\\\\ and \\"), []byte("-n"), []byte("-e\n"),
+			[]byte("%s %d %% %b\n"), []byte("cr\r\nlf\n"), []byte("\xff\xfe bytes \x80 é 日本\n"),
+			[]byte("-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----\n"), []byte("$(touch " + dir + "/canary) `x` $HOME"),
+			bytes.Repeat([]byte("x"), maxText),
+		}
+		binary := [][]byte{[]byte("nul\x00byte\n"), bytes.Repeat([]byte("y"), maxText+1)}
+		var values []Value
+		for i, d := range append(append([][]byte{}, text...), binary...) {
+			values = append(values, Value{secret(fmt.Sprintf("%s/keys/%02d", dir, i), "0400"), d})
+		}
+		r := &receiver{cmd: exec.Command(sh[0], append(sh[1:], ReceiverArgv()[1:]...)...)}
+		r.cmd.Dir = dir
+		r.cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.err
+		r.cmd.Stdin = bytes.NewReader(encode(t, &Stream{Values: values}))
+		if err := r.cmd.Run(); err != nil {
+			t.Fatalf("receiver: %v\n%s", err, r.err.String())
+		}
+		for _, v := range values {
+			got, err := os.ReadFile(v.Secret.Path)
+			if err != nil && os.IsPermission(err) {
+				t.Skip("the files are unreadable to this user")
+			}
+			if err != nil || !bytes.Equal(got, v.Data) {
+				t.Errorf("%s: got %q (%v), want %q", v.Secret.Path, got, err, v.Data)
+			}
+		}
+		log, _ := os.ReadFile(calls)
+		if strings.Contains(string(log), "print") {
+			t.Fatalf("a printf or print program was started, with a value in its argv: %q", log)
+		}
+		if _, err := os.Stat(dir + "/canary"); err == nil {
+			t.Error("a value ran as a command")
+		}
+		// busybox sh runs its own head, whatever PATH says.
+		if n := strings.Count(string(log), "head"); sh[0] != "busybox" && n != len(binary) {
+			t.Errorf("head started %d times, want %d (once per value sent as bytes)", n, len(binary))
+		}
+	})
+}
+
+func TestTextLines(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		text bool
+	}{
+		{"", 0, true}, {"a", 1, true}, {"a\n", 1, true}, {"a\nb", 2, true}, {"\n\n", 2, true},
+		{"a\x00", 0, false}, {strings.Repeat("x", maxText), 1, true}, {strings.Repeat("x", maxText+1), 0, false},
+	} {
+		if n, ok := textLines([]byte(c.in)); n != c.n || ok != c.text {
+			t.Errorf("textLines(%q) = %d, %v; want %d, %v", c.in, n, ok, c.n, c.text)
+		}
+	}
+}

@@ -124,7 +124,7 @@ type Stream struct {
 }
 
 // streamVersion is the first line of a stream; the receiver refuses others.
-const streamVersion = "lollypops-secrets-5"
+const streamVersion = "lollypops-secrets-6"
 
 // commitRecord ends a stream: without it the receiver writes nothing.
 const commitRecord = "commit\n"
@@ -198,9 +198,40 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 			fmt.Sprintf("%04o", m), fmt.Sprintf("%04o", ^m&0o777), flag(m&0o7111 != 0),
 			fmt.Sprintf("%04o", pm), fmt.Sprintf("%04o", ^pm&0o777), flag(pm&0o100 != 0),
 			flag(s.Soft), strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:]))
-		bw.Write(v.Data)
+		if n, ok := textLines(v.Data); ok {
+			// Lines the receiver reads with its shell's read and writes
+			// with its printf: no process per file.
+			line("text", strconv.Itoa(n), flag(bytes.HasSuffix(v.Data, []byte("\n"))))
+			bw.Write(v.Data)
+			if n > 0 && !bytes.HasSuffix(v.Data, []byte("\n")) {
+				bw.WriteByte('\n')
+			}
+		} else {
+			// Bytes the receiver copies with head -c.
+			line("bytes")
+			bw.Write(v.Data)
+		}
 		line("end")
 	}
+}
+
+// maxText is the largest value sent as text: a shell reads a pipe a byte
+// at a time, so beyond a few KiB one head is cheaper.
+const maxText = 4096
+
+// textLines reports whether a value goes as text, and its number of lines
+// (the last one counts whether or not it ends with a newline). Text is
+// what every sh's read -r with an empty IFS returns unchanged, line by
+// line: no NUL byte. The receiver checks every file's sum anyway.
+func textLines(data []byte) (int, bool) {
+	if len(data) > maxText || bytes.IndexByte(data, 0) >= 0 {
+		return 0, false
+	}
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return n, true
 }
 
 // FileMode parses a secret's mode: three or four octal digits, as the
