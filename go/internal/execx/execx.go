@@ -42,10 +42,13 @@ type Cmd struct {
 	// Env is added to the runner's environment (KEY=value).
 	Env []string
 	// Path, when set, is put in front of $PATH.
-	Path   string
-	Stdin  io.Reader // nil: /dev/null
-	Stdout io.Writer
-	Stderr io.Writer
+	Path string
+	// Program, when set, is the executable Argv[0] names, already looked
+	// up: no search of $PATH (argv[0] stays as given).
+	Program string
+	Stdin   io.Reader // nil: /dev/null
+	Stdout  io.Writer
+	Stderr  io.Writer
 	// Show replaces the echoed command line, for commands whose full text
 	// would drown the output (a long script); it must stay truthful.
 	Show string
@@ -121,7 +124,9 @@ func (r *Runner) command(ctx context.Context, c Cmd) (*exec.Cmd, error) {
 		fmt.Fprintf(r.Echo, "$ %s\n", line)
 	}
 	path := c.Argv[0]
-	if c.Path != "" {
+	if c.Program != "" {
+		path = c.Program
+	} else if c.Path != "" {
 		// Resolve with the extended PATH, as the child will.
 		path = lookPath(c.Argv[0], c.Path+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}

@@ -1,11 +1,13 @@
 package secrets
 
 import (
+	"os/exec"
 	"slices"
 	"testing"
 )
 
 func TestCommandArgv(t *testing.T) {
+	progs := programs{}
 	for _, c := range []struct {
 		cmd  string
 		want []string
@@ -29,13 +31,16 @@ func TestCommandArgv(t *testing.T) {
 		{"if true; then cat x; fi", nil},
 		{"cat 'unterminated", nil},
 	} {
-		got := commandArgv(c.cmd)
+		got, program := commandArgv(c.cmd, progs)
 		want := c.want
 		if want == nil {
 			want = []string{"sh", "-c", c.cmd}
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("commandArgv(%q) = %q, want %q", c.cmd, got, want)
+		}
+		if p, err := exec.LookPath(want[0]); err != nil || program != p {
+			t.Errorf("commandArgv(%q): program %q, want %q (%v)", c.cmd, program, p, err)
 		}
 	}
 }

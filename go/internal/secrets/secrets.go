@@ -62,18 +62,21 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // password manager may prompt). It stops at the first failure.
 func Fetch(ctx context.Context, r *execx.Runner, files []*config.Secret, stdin io.Reader, stderr io.Writer, stage func(name string) func()) ([]Value, error) {
 	values := make([]Value, 0, len(files))
+	progs := programs{}
 	for _, s := range files {
 		var out bytes.Buffer
 		done := func() {}
 		if stage != nil {
 			done = stage("secret " + s.Label())
 		}
+		argv, program := commandArgv(s.Cmd, progs)
 		err := r.Run(ctx, execx.Cmd{
-			Argv:   commandArgv(s.Cmd),
-			Show:   s.Cmd,
-			Stdin:  stdin,
-			Stdout: &out,
-			Stderr: stderr,
+			Argv:    argv,
+			Program: program,
+			Show:    s.Cmd,
+			Stdin:   stdin,
+			Stdout:  &out,
+			Stderr:  stderr,
 		})
 		done()
 		if err != nil {
