@@ -366,8 +366,20 @@ func (p *pipeline) startJob(ctx context.Context, j *job) {
 	req.Taskfile = p.run.HostTaskfile(j.host)
 	req.TempDir = filepath.Join(p.run.Path, "task", j.host)
 	req.Calls = j.calls
+	var lines []*output.Lines
+	if o := req.Flags.Output; o == "" || o == "prefixed" || o == "group" {
+		// Each job is its own go-task executor, which writes a
+		// prefixed line in pieces: whole lines only, or two hosts'
+		// pieces mix. (Interleaved output passes on what a command
+		// writes as it comes, a prompt without its newline too.)
+		out, errs := output.NewLines(req.Stdout), output.NewLines(req.Stderr)
+		req.Stdout, req.Stderr, lines = out, errs, []*output.Lines{out, errs}
+	}
 	go func() {
 		j.err = taskrun.Run(ctx, &req)
+		for _, l := range lines {
+			l.Flush()
+		}
 		p.results <- j
 	}()
 }

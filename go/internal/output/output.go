@@ -19,6 +19,7 @@
 package output
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -128,3 +129,43 @@ func (f *foreign) Write(p []byte) (int, error) {
 func Tasks(w io.Writer) *termtext.Writer { return termtext.NewColourWriter(w) }
 
 func line(msg string) string { return termtext.Text(Prefix+msg) + "\n" }
+
+// Lines is a writer that passes on whole lines only: each write to the
+// writer beneath is one or more complete lines. lollypops runs a go-task
+// executor per host, all writing to one stream, and go-task writes a
+// prefixed line in pieces ("[", the prefix, "] ", the text): a line of one
+// host must not take in the pieces of another's. Flush passes on an
+// unfinished last line.
+type Lines struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+// NewLines returns a Lines writer to w.
+func NewLines(w io.Writer) *Lines { return &Lines{w: w} }
+
+func (l *Lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	i := bytes.LastIndexByte(l.buf, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	_, err := l.w.Write(l.buf[:i+1])
+	l.buf = append(l.buf[:0:0], l.buf[i+1:]...)
+	return len(p), err
+}
+
+// Flush writes what is left of an unfinished line.
+func (l *Lines) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.buf)
+	l.buf = nil
+	return err
+}

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -75,3 +76,62 @@ func TestTasks(t *testing.T) {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
+
+// Two hosts' executors write their lines in pieces at once: through Lines,
+// every line arrives whole.
+func TestLinesKeepsLinesWhole(t *testing.T) {
+	var mu sync.Mutex
+	var got bytes.Buffer
+	shared := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return got.Write(p)
+	})
+	var wg sync.WaitGroup
+	var writers []*Lines
+	for _, host := range []string{"host1", "host2", "host3"} {
+		w := NewLines(shared)
+		writers = append(writers, w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				for _, piece := range []string{"[", host + ":rebuild", "] ", fmt.Sprintf("line %d of %s\n", i, host)} {
+					w.Write([]byte(piece))
+				}
+			}
+			w.Write([]byte("[" + host + "] unfinished"))
+		}()
+	}
+	wg.Wait()
+	if strings.Contains(got.String(), "unfinished") {
+		t.Fatal("an unfinished line was written before Flush")
+	}
+	for _, w := range writers {
+		w.Flush()
+		got.WriteString("\n")
+	}
+	lines := strings.SplitAfter(got.String(), "\n")
+	n := 0
+	for _, l := range lines {
+		if strings.HasSuffix(l, "unfinished\n") || l == "" {
+			continue // the unfinished lines, flushed last
+		}
+		var host string
+		var i int
+		if _, err := fmt.Sscanf(l, "[%5s:rebuild] line %d of", &host, &i); err != nil || !strings.HasSuffix(l, " of "+host+"\n") {
+			t.Fatalf("a line mixed with another: %q", l)
+		}
+		n++
+	}
+	if n != 3*2000 {
+		t.Errorf("%d whole lines, want %d", n, 3*2000)
+	}
+	if c := strings.Count(got.String(), "unfinished"); c != 3 {
+		t.Errorf("%d unfinished lines flushed, want 3", c)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
