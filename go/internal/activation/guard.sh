@@ -85,12 +85,15 @@ note() {
 		printf '%s' "$_add"
 	} >"$dir/result.tmp" && mv -f "$dir/result.tmp" "$dir/result"
 }
-# get KEY prints the value of KEY in DIR/result.
+# get KEY sets got to the value of KEY in DIR/result ("" when it has
+# none), without a subshell: the host may start processes slowly.
+got=
 get() {
+	got=
 	[ -e "$dir/result" ] || return 0
 	while IFS= read -r _l; do
 		case $_l in "$1 "*)
-			printf '%s\n' "${_l#"$1 "}"
+			got=${_l#"$1 "}
 			return 0
 			;;
 		esac
@@ -98,14 +101,14 @@ get() {
 }
 # The monotonic clock (since boot): a clock step (timesyncd starting in the
 # new system) moves neither a deadline nor a duration. cs prints it in
-# centiseconds (/proc/uptime has two decimals).
-up=
+# centiseconds (/proc/uptime has two decimals) in now.
+up='' now=''
 clock() {
 	read -r up _ </proc/uptime
 }
 cs() {
 	clock
-	echo $((${up%%.*} * 100 + 1${up#*.} - 100))
+	now=$((${up%%.*} * 100 + 1${up#*.} - 100))
 }
 # final STATE...: the end. The GC roots go; the status says how it ended.
 final() {
@@ -159,9 +162,11 @@ wait_lock() {
 # not while it is confirmed or rolled back.
 rc=0 started='' ended='' phase=activate
 stc() {
-	until=$(($(cs) + lockwait * 100))
+	cs
+	until=$((now + lockwait * 100))
 	while :; do
-		left=$(((until - $(cs)) / 100))
+		cs
+		left=$(((until - now) / 100))
 		[ "$left" -gt 0 ] || left=1
 		if ! wait_lock "$left"; then
 			echo "lollypops: another switch-to-configuration held its lock for ${lockwait}s"
@@ -179,7 +184,8 @@ stc() {
 		ended=$up
 		echo "lollypops: switch-to-configuration $2 exited $rc"
 		# stc-ng: "Could not acquire lock", exit EWOULDBLOCK (11).
-		if [ "$rc" = 11 ] && [ "$(cs)" -lt "$until" ] &&
+		cs
+		if [ "$rc" = 11 ] && [ "$now" -lt "$until" ] &&
 			tail -c +"$((from + 1))" "$dir/log" | grep -q '^Could not acquire lock'; then
 			sleep 1
 			continue
@@ -215,8 +221,10 @@ release_lock() {
 }
 
 restore_profile() {
-	prevGen=$(get prev_gen)
-	prevBoot=$(get prev_boot)
+	get prev_gen
+	prevGen=$got
+	get prev_boot
+	prevBoot=$got
 	g=${prevGen%-link}
 	g=${g##*-}
 	if [ -n "$prevGen" ] && [ "$(readlink -e "${profile%/*}/$prevGen")" = "$prevBoot" ]; then
@@ -232,15 +240,19 @@ rollback() {
 	why=$1 phase=rollback
 	say "rolling-back $why"
 	echo "lollypops: rolling back: $why"
-	prevRun=$(get prev_run)
-	prevBoot=$(get prev_boot)
-	target=$(get target)
+	get prev_run
+	prevRun=$got
+	get prev_boot
+	prevBoot=$got
+	get target
+	target=$got
 	cur=$(readlink -e "$current") || cur=
 	if [ -n "$cur" ] && [ "$cur" != "$target" ] && [ "$cur" != "$prevRun" ]; then
 		final "superseded $why; meanwhile the host was switched to $cur by someone else, which stays"
 	fi
 	ok=1
-	if [ -n "$(get profile_set)" ]; then
+	get profile_set
+	if [ -n "$got" ]; then
 		restore_profile || ok=
 		if [ -n "$prevBoot" ]; then
 			stc "$prevBoot" boot
@@ -266,17 +278,20 @@ rollback() {
 # confirm: the deployer confirmed. A switch now becomes the boot default.
 confirm() {
 	release_lock
-	if [ "$(get action)" != switch ]; then
+	get action
+	if [ "$got" != switch ]; then
 		final confirmed
 	fi
 	say confirming
 	phase=confirm
-	target=$(get target)
+	get target
+	target=$got
 	cur=$(readlink -e "$current") || cur=
 	if [ "$cur" != "$target" ]; then
 		final "superseded meanwhile the host was switched to $cur by someone else; the boot loader was left as it was"
 	fi
-	profile_set "$(get new)" || rollback "setting the system profile failed"
+	get new
+	profile_set "$got" || rollback "setting the system profile failed"
 	note profile_set 1
 	stc "$target" boot
 	note boot_rc "$rc"
@@ -287,9 +302,11 @@ confirm() {
 # wait_confirmation: until the deployer confirms or aborts, or the window
 # ends.
 wait_confirmation() {
-	window=$(get window)
+	get window
+	window=$got
 	hold_lock
-	deadline=$(($(cs) + window * 100))
+	cs
+	deadline=$((now + window * 100))
 	note deadline "$deadline"
 	say activated
 	reached=
@@ -304,7 +321,8 @@ wait_confirmation() {
 		# host its deploy.
 		if [ -z "$reached" ] && [ -e "$dir/reached" ]; then
 			reached=1
-			deadline=$(($(cs) + window * 100))
+			cs
+			deadline=$((now + window * 100))
 			note deadline "$deadline" reached "$deadline"
 		fi
 		if [ -e "$dir/abort" ]; then
@@ -328,8 +346,10 @@ specialisation() {
 	"") echo "$1" ;;
 	:keep)
 		t=$1
-		prevRun=$(get prev_run)
-		for s in "$(get prev_boot)"/specialisation/*; do
+		get prev_run
+		prevRun=$got
+		get prev_boot
+		for s in "$got"/specialisation/*; do
 			[ -e "$s" ] || continue
 			if [ "$(readlink -e "$s")" = "$prevRun" ] && [ -e "$1/specialisation/${s##*/}" ]; then
 				t=$1/specialisation/${s##*/}
@@ -360,14 +380,13 @@ run() {
 	pinning=$!
 	failedBefore=$(failed_units)
 	wait "$pinning"
-	note failed_before "$failedBefore"
 	case $action in
 	switch | test) target=$(specialisation "$new" "$spec") ||
 		final "refused the new system has no specialisation \"$spec\"" ;;
 	*) target=$new ;;
 	esac
 	target=$(readlink -e "$target") || final "refused $target does not exist"
-	note target "$target"
+	note failed_before "$failedBefore" target "$target"
 	if [ "$window" = 0 ]; then
 		# Unguarded, as nixos-rebuild activates.
 		case $action in
@@ -405,7 +424,8 @@ run() {
 }
 
 recover() {
-	profile=$(get profile)
+	get profile
+	profile=$got
 	st=$(head -n 1 "$dir/status" 2>/dev/null) || st=
 	case ${st%% *} in
 	confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done) exit 0 ;;
@@ -417,7 +437,8 @@ recover() {
 		;;
 	esac
 	echo "lollypops: the guard stopped in state \"${st%% *}\""
-	if [ -z "$(get target)" ]; then
+	get target
+	if [ -z "$got" ]; then
 		final "refused the guard stopped before it activated anything"
 	fi
 	rollback "the guard stopped (state ${st%% *}) before the activation was confirmed"
