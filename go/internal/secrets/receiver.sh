@@ -72,9 +72,10 @@
 # print builtin, one with neither refuses the stream.
 #
 # The values only travel on stdin, and through builtins or pipes; argv
-# holds nothing but this script and paths. The script is quoted for the remote login shell by ssh.Command;
-# it has no backslash followed by a backslash or a single quote, the only
-# backslash sequences that fish's single quotes change (a test checks).
+# holds nothing but this script and paths. The script is quoted for the
+# remote login shell by ssh.Command; it has no backslash followed by a
+# backslash or a single quote, the only backslash sequences that fish's
+# single quotes change (a test checks).
 set -u -C
 umask 077
 LC_ALL=C
@@ -82,18 +83,15 @@ export LC_ALL
 nl='
 '
 # put VALUE: writes VALUE to stdout, exactly, without a process: a value
-# or its sum in a program's argv would be everyone's to read. puts is
-# empty when the shell has neither builtin (then put is the printf
-# program, for the paths of the report only): a text value is refused
-# before anything is written.
-puts=1
+# or its sum in a program's argv would be everyone's to read. A shell with
+# neither builtin is refused before anything is written.
 if [ "$(command -v printf)" = printf ]; then
   put() { printf '%s' "$1"; }
 elif [ "$(command -v print)" = print ]; then
   put() { print -rn -- "$1"; }
 else
-  put() { printf '%s' "$1"; }
-  puts=""
+  echo "lollypops: this host's sh has neither printf nor print built in, and the secrets must not go through a program's arguments; make sh bash (NixOS's), dash, busybox sh or mksh" >&2
+  exit 1
 fi
 out=""
 say() { out="$out$1$nl"; }
@@ -326,7 +324,6 @@ while get op; do
     bytes) ;;
     text) get lines; get eol
       case $lines in "" | *[!0-9]*) fail "$p: bad line count in the stream" ;; esac
-      [ -n "$puts" ] || fail "this host's sh has neither printf nor print built in, which the values sent as text need"
       value ;;
     *) fail "$p: the stream is corrupt before the value" ;;
     esac
