@@ -100,7 +100,7 @@ get() {
 	done <"$dir/result"
 }
 # The monotonic clock (since boot): a clock step (timesyncd starting in the
-# new system) moves neither a deadline nor a duration. cs prints it in
+# new system) moves neither a deadline nor a duration. cs sets now to it in
 # centiseconds (/proc/uptime has two decimals) in now.
 up='' now=''
 clock() {
