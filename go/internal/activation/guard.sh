@@ -101,7 +101,7 @@ get() {
 }
 # The monotonic clock (since boot): a clock step (timesyncd starting in the
 # new system) moves neither a deadline nor a duration. cs sets now to it in
-# centiseconds (/proc/uptime has two decimals) in now.
+# centiseconds (/proc/uptime has two decimals).
 up='' now=''
 clock() {
 	read -r up _ </proc/uptime
