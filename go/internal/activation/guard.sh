@@ -49,19 +49,60 @@
 # guard removes its GC roots (DIR/new, DIR/prev, DIR/prev-2): what
 # stays is the profile's and /run/current-system's.
 #
+# Waiting costs no polling. DIR/wake.* are FIFOs, each read by one
+# process: DIR/wake.guard by the guard while it waits for the deployer's
+# word, DIR/wake.PID by a watch (watch.sh). A status change (say) and a
+# word of the deployer (signal.sh) write a line to each of them; a ticker
+# (one sleep a second) wakes the guard for its deadline. The files stay the
+# truth: a wakeup only says "look again". Each write opens the FIFO
+# read-write, so it never waits for a reader.
+#
 # Test seams (environment): LOLLYPOPS_CURRENT (/run/current-system),
 # LOLLYPOPS_STC_LOCK (switch-to-configuration's lock file),
-# LOLLYPOPS_STC_LOCK_WAIT (seconds to wait for it, 300).
+# LOLLYPOPS_STC_LOCK_WAIT (seconds to wait for it, 300), LOLLYPOPS_TICK
+# (seconds between the ticker's wakeups, 1).
 set -u
 umask 077
 current=${LOLLYPOPS_CURRENT:-/run/current-system}
 stclock=${LOLLYPOPS_STC_LOCK:-/run/nixos/switch-to-configuration.lock}
 lockwait=${LOLLYPOPS_STC_LOCK_WAIT:-300}
+every=${LOLLYPOPS_TICK:-1}
 mode=$1 dir=$2
 exec >>"$dir/log" 2>&1 </dev/null
 
+# say STATUS replaces DIR/status and wakes the watches.
 say() {
 	printf '%s\n' "$*" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"
+	for _f in "$dir"/wake.*; do
+		[ "$_f" = "$dir/wake.guard" ] || [ ! -p "$_f" ] || echo s 1<>"$_f"
+	done
+}
+# listen makes DIR/wake.guard and opens it on descriptor 3: from then on,
+# `read -r word <&3` waits for a word of the deployer ("w"), the lock's
+# holder ("held") or, once tick started the ticker, a tick ("t"). The
+# ticker ends with the guard, or when quiet stops it: the guard no longer
+# reads.
+fifo='' ticker=''
+listen() {
+	fifo=$dir/wake.guard
+	rm -f "$fifo"
+	mkfifo -m 0600 "$fifo" || return 1
+	exec 3<>"$fifo"
+}
+tick() {
+	(
+		exec 1<>"$fifo" 2>/dev/null </dev/null
+		while kill -0 $$ 2>/dev/null; do
+			sleep "$every"
+			echo t
+		done
+	) &
+	ticker=$!
+}
+quiet() {
+	[ -n "$ticker" ] || return 0
+	kill "$ticker" 2>/dev/null
+	ticker=
 }
 # note KEY VALUE [KEY VALUE...] sets lines of DIR/result (values on one
 # line), replacing the file at once. The host may start processes slowly
@@ -113,7 +154,8 @@ cs() {
 # final STATE...: the end. The GC roots go; the status says how it ended.
 final() {
 	release_lock
-	rm -f "$dir/new" "$dir/prev" "$dir/prev-2"
+	quiet
+	rm -f "$dir/new" "$dir/prev" "$dir/prev-2" "$dir/wake.guard"
 	say "$@"
 	exit 0
 }
@@ -205,12 +247,19 @@ hold_lock() {
 	command -v flock >/dev/null 2>&1 || return 0
 	[ -d "${stclock%/*}" ] || mkdir -m 0755 "${stclock%/*}" 2>/dev/null
 	: >>"$stclock" 2>/dev/null || return 0
-	sh -c 'flock -w 10 0 && exec sleep 2147483647' lollypops-stc-lock <"$stclock" &
+	# It says "held" on the guard's FIFO once it holds the lock; the guard
+	# waits for that, for the holder's end, or two ticks at most.
+	sh -c 'flock -w 10 0 || exit; echo held 1<>"$1"; exec sleep 2147483647' lollypops-stc-lock "$fifo" <"$stclock" &
 	holder=$!
 	i=0
-	while [ $i -lt 100 ] && kill -0 "$holder" 2>/dev/null && flock -n "$stclock" true 2>/dev/null; do
-		sleep 0.02
-		i=$((i + 1))
+	while [ $i -lt 2 ] && IFS= read -r _w <&3; do
+		case $_w in
+		held) break ;;
+		t)
+			kill -0 "$holder" 2>/dev/null || break
+			i=$((i + 1))
+			;;
+		esac
 	done
 }
 release_lock() {
@@ -304,6 +353,7 @@ confirm() {
 wait_confirmation() {
 	get window
 	window=$got
+	tick
 	hold_lock
 	cs
 	deadline=$((now + window * 100))
@@ -312,6 +362,7 @@ wait_confirmation() {
 	reached=
 	while :; do
 		if [ -e "$dir/confirm" ]; then
+			quiet
 			confirm
 		fi
 		# The deployer reached the host over a new connection: the window
@@ -326,17 +377,19 @@ wait_confirmation() {
 			note deadline "$deadline" reached "$deadline"
 		fi
 		if [ -e "$dir/abort" ]; then
+			quiet
 			release_lock
 			rollback "$(head -n 1 "$dir/abort")"
 		fi
 		clock
 		if [ $((${up%%.*} * 100 + 1${up#*.} - 100)) -ge "$deadline" ]; then
+			quiet
 			release_lock
 			rollback "no confirmation from the deployer within ${window}s"
 		fi
-		# A look costs a sleep and no other process: the deployer's word
-		# is seen within 100 ms.
-		sleep 0.1
+		# Until the deployer's word (signal.sh) or the next tick: the
+		# word is seen at once, the deadline within a tick.
+		IFS= read -r _w <&3
 	done
 }
 
@@ -387,6 +440,11 @@ run() {
 	esac
 	target=$(readlink -e "$target") || final "refused $target does not exist"
 	note failed_before "$failedBefore" target "$target"
+	# Guarded, the wait for the deployer needs the FIFO: without one,
+	# nothing is activated.
+	if [ "$window" != 0 ] && ! listen; then
+		final "refused cannot make the FIFO $dir/wake.guard"
+	fi
 	if [ "$window" = 0 ]; then
 		# Unguarded, as nixos-rebuild activates.
 		case $action in

@@ -27,7 +27,7 @@ type world struct {
 	t                           *testing.T
 	sh                          []string
 	root, dir, profile, current string
-	lock, calls, failed         string
+	lock, calls, failed, alive  string
 	env                         []string
 }
 
@@ -70,7 +70,10 @@ for p do
 	ln -sfn "$p" "$r"
 	n=$((n + 1))
 done`)
+	w.alive = filepath.Join(w.root, "alive")
 	w.write(filepath.Join(bin, "systemctl"), `#!/bin/sh
+# is-active --quiet UNIT: while the test says the guard runs.
+[ "$1" != is-active ] || exec test -e `+w.alive+`
 [ "$1 $2" = "list-units --state=failed" ] || exit 1
 while read -r u; do echo "$u loaded failed failed $u"; done <`+w.failed)
 	w.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
@@ -176,7 +179,19 @@ func (w *world) log() string {
 	return string(data)
 }
 
-func (w *world) confirm() { os.WriteFile(filepath.Join(w.dir, "confirm"), nil, 0o600) }
+func (w *world) confirm() { w.signal("confirm") }
+
+// signal gives the deployer's word as the deployer does: signal.sh, under
+// the world's shell.
+func (w *world) signal(word ...string) {
+	w.t.Helper()
+	argv := append(append(append([]string{}, w.sh...), "-c", Script("signal.sh"), "lollypops-signal", w.dir), word...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = w.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("signal %v: %v %s", word, err, out)
+	}
+}
 
 // callLog is what ran, one call a line, with the systems' names.
 func (w *world) callLog() string {
@@ -254,7 +269,7 @@ func TestGuardReachedStartsTheWindowAgain(t *testing.T) {
 		w.waitState(Activated)
 		d0, _ := strconv.Atoi(w.result()["deadline"])
 		time.Sleep(time.Second)
-		os.WriteFile(filepath.Join(w.dir, "reached"), nil, 0o600)
+		w.signal("reached")
 		reached := func() string {
 			for range 500 {
 				if r := w.result()["reached"]; r != "" {
@@ -276,7 +291,7 @@ func TestGuardReachedStartsTheWindowAgain(t *testing.T) {
 		// Once: a second word moves nothing.
 		os.Remove(filepath.Join(w.dir, "reached"))
 		time.Sleep(300 * time.Millisecond)
-		os.WriteFile(filepath.Join(w.dir, "reached"), nil, 0o600)
+		w.signal("reached")
 		time.Sleep(600 * time.Millisecond)
 		if d2, _ := strconv.Atoi(w.result()["deadline"]); d2 != d1 {
 			t.Errorf("a second reached moved the deadline %d → %d", d1, d2)
@@ -407,7 +422,7 @@ func TestGuardAbortedByTheDeployer(t *testing.T) {
 		w.boot(old)
 		wait, _ := w.start(new, "test", 9, "")
 		w.waitState(Activated)
-		os.WriteFile(filepath.Join(w.dir, "abort"), []byte("health check \"http\" failed: 500\n"), 0o600)
+		w.signal("abort", `health check "http" failed: 500`)
 		wait()
 		w.want(RolledBack, `health check "http" failed: 500`, "new test 0022\nold test 0022\n", old, old)
 	})

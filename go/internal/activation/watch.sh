@@ -17,12 +17,18 @@
 #
 # One watch is one command (one sudo call) however long it waits: a
 # deployer that polls every few seconds costs the host no more.
+#
+# It waits on its FIFO, DIR/wake.PID (see guard.sh): the guard writes a
+# line to it at each change of the status, and a ticker (a sleep every
+# LOLLYPOPS_TICK seconds, 1) for the deadline and for a look at whether
+# the guard still runs. Where no FIFO can be made, it looks every 100 ms.
 set -u
 dir=$1 units=$2 last=$3 off=$4 max=$5 through=${6:-}
+every=${LOLLYPOPS_TICK:-1}
 up='' now=''
-# tick reads the host's monotonic clock into now (centiseconds since boot),
+# cs reads the host's monotonic clock into now (centiseconds since boot),
 # without a process.
-tick() {
+cs() {
 	read -r up _ </proc/uptime
 	now=$((${up%%.*} * 100 + 1${up#*.} - 100))
 }
@@ -36,13 +42,34 @@ alive() {
 	echo "lollypops: $dir does not exist (the host rebooted, or another run removed it)" >&2
 	exit 3
 }
-# The status is read every 100 ms, and the clock, without a process (read,
-# not head); whether the guard still runs (a systemctl) at once and then
-# every second. Each look costs a sleep, and a deployer watches every host
-# of a run at once.
-tick
+# The FIFO is there before the status is first read: no change is missed.
+# The ticker stops after max ticks, or once the watch is gone; the exit
+# removes both.
+fifo='' ticker=''
+f=$dir/wake.$$
+if mkfifo -m 0600 "$f" 2>/dev/null; then
+	fifo=$f
+	trap 'rm -f "$fifo"; [ -z "$ticker" ] || kill "$ticker" 2>/dev/null' EXIT
+	exec 3<>"$fifo"
+	# Its descriptors are set inside: mksh would keep the session's
+	# output open in the subshell (a saved copy) until the ticker ends.
+	(
+		exec 1<>"$fifo" 2>/dev/null </dev/null
+		n=0
+		while [ "$n" -le "$max" ] && kill -0 $$ 2>/dev/null; do
+			sleep "$every"
+			echo t
+			n=$((n + 1))
+		done
+	) &
+	ticker=$!
+fi
+# The status and the clock are read without a process (read, not head);
+# whether the guard still runs (a systemctl) at once and then at each tick
+# (every 10th look without a FIFO).
+cs
 end=$((now + max * 100))
-i=0
+i=0 ticked=1
 while :; do
 	st=
 	{ IFS= read -r st <"$dir/status"; } 2>/dev/null
@@ -51,13 +78,20 @@ while :; do
 	*" ${w:-.} "*) ;;
 	*) [ "$st" = "$last" ] || break ;;
 	esac
-	if [ $((i % 10)) = 0 ]; then
+	if [ -n "$ticked" ]; then
 		alive || break
+		ticked=
 	fi
-	i=$((i + 1))
-	tick
+	cs
 	[ "$now" -lt "$end" ] || break
-	sleep 0.1
+	if [ -n "$fifo" ]; then
+		IFS= read -r w <&3
+		[ "$w" != t ] || ticked=1
+	else
+		sleep 0.1
+		i=$((i + 1))
+		[ $((i % 10)) != 0 ] || ticked=1
+	fi
 done
 a=0
 if alive; then a=1; fi
@@ -70,7 +104,7 @@ size=$((size))
 [ "$size" -le $((off + 1048576)) ] || size=$((off + 1048576))
 echo "lollypops-watch 1"
 echo "status $st"
-tick
+cs
 echo "now $now"
 echo "alive $a"
 sed 's/^/result /' "$dir/result" 2>/dev/null

@@ -1,11 +1,13 @@
 package activation
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,6 +125,100 @@ func TestWatchThrough(t *testing.T) {
 		}
 		if w, err = ParseWatch(out); err == nil {
 			t.Errorf("%+v: a missing status parsed", w)
+		}
+	})
+}
+
+// Nothing polls: the guard's status changes wake the watch, the
+// deployer's word wakes the guard, and the lock's holder says when it
+// holds the lock. With a ticker that would tick once an hour, a guarded
+// switch still goes from start to confirmed, watched all the way, and
+// leaves no FIFO behind.
+func TestWakeups(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		w.env = append(w.env, "LOLLYPOPS_TICK=3600")
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		os.WriteFile(w.alive, nil, 0o644)
+		os.WriteFile(filepath.Join(w.dir, "status"), []byte("starting\n"), 0o600)
+		os.WriteFile(filepath.Join(w.dir, "log"), nil, 0o600)
+		// A watch is killed (with its ticker) after a minute: had it
+		// missed its wakeup, it would wait for the hour's tick.
+		watch := func(last string, through ...State) Watch {
+			t.Helper()
+			argv := WatchArgv("x", last, 0, time.Hour, through...)
+			argv[4] = w.dir
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			cmd.Env = w.env
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			timer := time.AfterFunc(time.Minute, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+			err := cmd.Wait()
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // a ticker's sleep
+			if !timer.Stop() {
+				t.Fatalf("the watch from %q was not woken; log:\n%s", last, w.log())
+			}
+			if err != nil {
+				t.Fatalf("%v: %s", err, out.Bytes())
+			}
+			st, err := ParseWatch(out.Bytes())
+			if err != nil {
+				t.Fatalf("%v: %q", err, out.Bytes())
+			}
+			return st
+		}
+		wait, _ := w.start(new, "switch", 600, "")
+		if st := watch("starting", Starting, Activating); st.Status.State != Activated || !st.Alive {
+			t.Fatalf("%+v", st)
+		}
+		if w.result()["deadline"] == "" {
+			t.Errorf("no deadline noted: %v", w.result())
+		}
+		w.confirm()
+		if st := watch("activated", Activated, Confirming); st.Status.State != Confirmed {
+			t.Fatalf("%+v; log:\n%s", st, w.log())
+		}
+		done := make(chan struct{})
+		go func() { wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatal("the guard did not end")
+		}
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
+		if left, _ := filepath.Glob(filepath.Join(w.dir, "wake.*")); len(left) > 0 {
+			t.Errorf("FIFOs left: %v", left)
+		}
+	})
+}
+
+// Where no FIFO can be made, a watch looks every 100 ms instead.
+func TestWatchWithoutFIFO(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir, bin := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+		os.WriteFile(filepath.Join(bin, "mkfifo"), []byte("#!/bin/sh\nexit 1\n"), 0o755)
+		os.WriteFile(filepath.Join(dir, "status"), []byte("activating\n"), 0o600)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			os.WriteFile(filepath.Join(dir, "status.tmp"), []byte("activated\n"), 0o600)
+			os.Rename(filepath.Join(dir, "status.tmp"), filepath.Join(dir, "status"))
+		}()
+		argv := WatchArgv("x", "activating", 0, time.Minute)
+		argv[4] = dir
+		cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LOLLYPOPS_TICK=3600")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if w, err := ParseWatch(out); err != nil || w.Status.State != Activated {
+			t.Errorf("%+v %v", w, err)
 		}
 	})
 }
