@@ -365,7 +365,14 @@ func TestActivationSupport(t *testing.T) {
 		if h.Boots() != boots+1 || h.Pid() == pid || h.Rebooting() {
 			t.Errorf("boots %d -> %d, pid %d -> %d, rebooting %v", boots, h.Boots(), pid, h.Pid(), h.Rebooting())
 		}
-		if status, body := httpGet(t, port); status != 500 || body != "unhealthy "+bad+"\n" {
+		// Active is not listening yet (a simple service, as systemd's).
+		var status int
+		var body string
+		waitFor(t, "httpd to answer after the reboot", func() bool {
+			status, body = httpGet(t, port)
+			return status != 0
+		})
+		if status != 500 || body != "unhealthy "+bad+"\n" {
 			t.Errorf("GET / after the reboot: %d %q", status, body)
 		}
 	})
