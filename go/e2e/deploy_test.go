@@ -500,7 +500,7 @@ func TestDryAndVerbose(t *testing.T) {
 			t.Errorf("--verbose lacks %q:\n%s", want, res)
 		}
 	}
-	for _, text := range []string{"umask 077", "flock -w 60 8", "lollypops-watch 1", "wait_confirmation"} {
+	for _, text := range []string{"umask 077", "flock -w 60 8", "lollypops-watch 2", "wait_confirmation"} {
 		if strings.Contains(res.output(), text) {
 			t.Errorf("--verbose shows a script's text (%q):\n%s", text, res)
 		}

@@ -151,6 +151,17 @@ cs() {
 	clock
 	now=$((${up%%.*} * 100 + 1${up#*.} - 100))
 }
+# resolved PATH sets res to where PATH leads, every link followed (as
+# readlink -e does), or to "" when it leads nowhere. What it resolves is a
+# system, a directory: cd -P finds it without a process.
+res=''
+resolved() {
+	res=
+	if cd -P "$1" 2>/dev/null; then
+		res=$PWD
+		cd /
+	fi
+}
 # final STATE...: the end. The GC roots go; the status says how it ended.
 final() {
 	release_lock
@@ -216,7 +227,6 @@ stc() {
 			return
 		fi
 		[ "$phase" != activate ] || say "activating switch-to-configuration $2"
-		from=$(wc -c <"$dir/log")
 		echo "lollypops: switch-to-configuration $2 of $1"
 		clock
 		started=$up
@@ -225,10 +235,13 @@ stc() {
 		clock
 		ended=$up
 		echo "lollypops: switch-to-configuration $2 exited $rc"
-		# stc-ng: "Could not acquire lock", exit EWOULDBLOCK (11).
+		# stc-ng: "Could not acquire lock", exit EWOULDBLOCK (11), in what
+		# this run printed: the log from its first line on.
 		cs
+		# shellcheck disable=SC2016 # sed's $, not the shell's
 		if [ "$rc" = 11 ] && [ "$now" -lt "$until" ] &&
-			tail -c +"$((from + 1))" "$dir/log" | grep -q '^Could not acquire lock'; then
+			sed -n '/^lollypops: switch-to-configuration [a-z-]* of /h; //!H; ${x;p;}' "$dir/log" |
+			grep -q '^Could not acquire lock'; then
 			sleep 1
 			continue
 		fi
@@ -249,7 +262,11 @@ hold_lock() {
 	: >>"$stclock" 2>/dev/null || return 0
 	# It says "held" on the guard's FIFO once it holds the lock; the guard
 	# waits for that, for the holder's end, or two ticks at most.
-	sh -c 'flock -w 10 0 || exit; echo held 1<>"$1"; exec sleep 2147483647' lollypops-stc-lock "$fifo" <"$stclock" &
+	(
+		flock -w 10 0 || exit
+		echo held 1<>"$fifo"
+		exec sleep 2147483647
+	) <"$stclock" &
 	holder=$!
 	i=0
 	while [ $i -lt 2 ] && IFS= read -r _w <&3; do
@@ -276,7 +293,8 @@ restore_profile() {
 	prevBoot=$got
 	g=${prevGen%-link}
 	g=${g##*-}
-	if [ -n "$prevGen" ] && [ "$(readlink -e "${profile%/*}/$prevGen")" = "$prevBoot" ]; then
+	resolved "${profile%/*}/$prevGen"
+	if [ -n "$prevGen" ] && [ "$res" = "$prevBoot" ]; then
 		(umask 022 && exec nix-env -p "$profile" --switch-generation "$g")
 	elif [ -n "$prevBoot" ]; then
 		# The generation is gone (a garbage collection): by path.
@@ -295,7 +313,8 @@ rollback() {
 	prevBoot=$got
 	get target
 	target=$got
-	cur=$(readlink -e "$current") || cur=
+	resolved "$current"
+	cur=$res
 	if [ -n "$cur" ] && [ "$cur" != "$target" ] && [ "$cur" != "$prevRun" ]; then
 		final "superseded $why; meanwhile the host was switched to $cur by someone else, which stays"
 	fi
@@ -335,7 +354,8 @@ confirm() {
 	phase=confirm
 	get target
 	target=$got
-	cur=$(readlink -e "$current") || cur=
+	resolved "$current"
+	cur=$res
 	if [ "$cur" != "$target" ]; then
 		final "superseded meanwhile the host was switched to $cur by someone else; the boot loader was left as it was"
 	fi
@@ -393,53 +413,57 @@ wait_confirmation() {
 	done
 }
 
-# specialisation NEW SPEC prints the toplevel to activate.
+# specialisation NEW SPEC sets target to the toplevel to activate and
+# specName to the specialisation's name ("" for none); it returns 1 when
+# NEW has no specialisation SPEC.
 specialisation() {
+	target=$1 specName=
 	case $2 in
-	"") echo "$1" ;;
+	"") ;;
 	:keep)
-		t=$1
-		get prev_run
-		prevRun=$got
-		get prev_boot
-		for s in "$got"/specialisation/*; do
+		for s in "$prevBoot"/specialisation/*; do
 			[ -e "$s" ] || continue
-			if [ "$(readlink -e "$s")" = "$prevRun" ] && [ -e "$1/specialisation/${s##*/}" ]; then
-				t=$1/specialisation/${s##*/}
-				note specialisation "${s##*/}"
+			resolved "$s"
+			if [ "$res" = "$prevRun" ] && [ -e "$1/specialisation/${s##*/}" ]; then
+				target=$1/specialisation/${s##*/} specName=${s##*/}
 			fi
 		done
-		echo "$t"
 		;;
 	*)
 		[ -e "$1/specialisation/$2" ] || return 1
-		note specialisation "$2"
-		echo "$1/specialisation/$2"
+		target=$1/specialisation/$2 specName=$2
 		;;
 	esac
 }
 
 run() {
 	new=$1 action=$2 window=$3 profile=$4 spec=$5
-	say "activating"
-	prevRun=$(readlink -e "$current") || prevRun=
-	prevBoot=$(readlink -e "$profile") || prevBoot=
+	resolved "$current"
+	prevRun=$res
+	resolved "$profile"
+	prevBoot=$res
 	prevGen=$(readlink "$profile") || prevGen=
-	note new "$new" action "$action" window "$window" profile "$profile" \
-		prev_run "$prevRun" prev_boot "$prevBoot" prev_gen "$prevGen"
 	# The previous systems stay in the store until the guard is done,
 	# whatever a garbage collection does meanwhile.
 	pin "$prevRun" "$prevBoot" &
 	pinning=$!
 	failedBefore=$(failed_units)
 	wait "$pinning"
+	target=$new specName=
 	case $action in
-	switch | test) target=$(specialisation "$new" "$spec") ||
+	switch | test) specialisation "$new" "$spec" ||
 		final "refused the new system has no specialisation \"$spec\"" ;;
-	*) target=$new ;;
 	esac
-	target=$(readlink -e "$target") || final "refused $target does not exist"
-	note failed_before "$failedBefore" target "$target"
+	resolved "$target"
+	[ -n "$res" ] || final "refused $target does not exist"
+	target=$res
+	# What recover needs, in one note: until it is written, nothing was
+	# activated (the status is still the deployer's "starting").
+	set -- new "$new" action "$action" window "$window" profile "$profile" \
+		prev_run "$prevRun" prev_boot "$prevBoot" prev_gen "$prevGen" \
+		failed_before "$failedBefore" target "$target"
+	[ -z "$specName" ] || set -- "$@" specialisation "$specName"
+	note "$@"
 	# Guarded, the wait for the deployer needs the FIFO: without one,
 	# nothing is activated.
 	if [ "$window" != 0 ] && ! listen; then
@@ -461,7 +485,8 @@ run() {
 	fi
 	stc "$target" test
 	note stc_rc "$rc" stc_started "$started" stc_ended "$ended"
-	cur=$(readlink -e "$current") || cur=
+	resolved "$current"
+	cur=$res
 	case $rc in
 	0 | 4) ;;
 	100) final "needs-reboot the new system's init is incompatible with the running one's; it takes effect after a reboot" ;;

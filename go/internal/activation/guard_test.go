@@ -539,6 +539,55 @@ func TestGuardSwitchLock(t *testing.T) {
 
 // A specialisation by name, or the one the host runs (":keep"), is what
 // switch-to-configuration runs; the profile gets the base system.
+// A switch-to-configuration that finds its lock taken (by a switch that
+// started after the guard looked) fails at once, as stc-ng does; the
+// guard tries again. After an exit 11 without stc-ng's message it does
+// not: the message is looked for in that try's output only.
+func TestGuardRetriesABusyLock(t *testing.T) {
+	const busy = `echo "Could not acquire lock" >&2; exit 11`
+	const other = `echo "something else" >&2; exit 11`
+	eachShell(t, func(t *testing.T, sh []string) {
+		for _, c := range []struct {
+			name  string
+			tries []string // what the first calls do instead of switching
+			want  State
+		}{
+			{"busy once", []string{busy}, Activated},
+			{"exit 11", []string{other}, Refused},
+			{"busy, then exit 11", []string{busy, other}, Refused},
+		} {
+			w := newWorld(t, sh)
+			old, new := w.system("old", nil), w.system("new", nil)
+			w.boot(old)
+			stc := filepath.Join(new, "bin", "switch-to-configuration")
+			os.Rename(stc, stc+".real")
+			count := filepath.Join(w.root, "tries")
+			cases := ""
+			for i, c := range c.tries {
+				cases += fmt.Sprintf("%d) %s ;;\n", i, c)
+			}
+			w.write(stc, "#!/bin/sh\nn=$(cat "+count+" 2>/dev/null || echo 0)\necho $((n + 1)) >"+count+"\ncase $n in\n"+cases+"esac\nexec "+stc+".real \"$@\"")
+			wait, _ := w.start(new, "test", 9, "")
+			if c.want == Activated {
+				w.waitState(Activated)
+				w.confirm()
+				wait()
+				w.want(Confirmed, "", "new test 0022\n", old, new)
+			} else {
+				wait()
+				w.want(Refused, "another switch-to-configuration held its lock for 2s", "", old, old)
+			}
+			want := len(c.tries)
+			if c.want == Activated {
+				want++
+			}
+			if n := strings.Count(w.log(), "switch-to-configuration test of"); n != want {
+				t.Errorf("%s: %d tries, want %d:\n%s", c.name, n, want, w.log())
+			}
+		}
+	})
+}
+
 func TestGuardSpecialisation(t *testing.T) {
 	eachShell(t, func(t *testing.T, sh []string) {
 		w := newWorld(t, sh)

@@ -11,16 +11,29 @@
 #                              "new-boot"; then the running system.
 #   reboot.sh missing PATH...  prints each PATH that does not exist (the
 #                              secrets a reboot took with its tmpfs).
+#
+# Test seam (environment): LOLLYPOPS_BOOTED (/run/booted-system).
 set -u
 case $1 in
 changes)
-	[ -e /run/booted-system ] || {
+	b=${LOLLYPOPS_BOOTED:-/run/booted-system} sys=$2
+	[ -e "$b" ] || {
 		echo unknown
 		exit 0
 	}
-	# As NixOS's system.autoUpgrade.allowReboot compares them.
+	# As NixOS's system.autoUpgrade.allowReboot compares them; in one
+	# readlink when all six resolve to one word each (store paths).
+	set -f
+	# shellcheck disable=SC2086 # split into the six paths
+	if l=$(readlink -e -- "$b/kernel" "$sys/kernel" "$b/initrd" "$sys/initrd" "$b/kernel-modules" "$sys/kernel-modules") &&
+		set -- $l && [ $# = 6 ]; then
+		[ "$1" = "$2" ] || echo kernel
+		[ "$3" = "$4" ] || echo initrd
+		[ "$5" = "$6" ] || echo kernel-modules
+		exit 0
+	fi
 	for f in kernel initrd kernel-modules; do
-		[ "$(readlink -e "/run/booted-system/$f")" = "$(readlink -e "$2/$f")" ] || echo "$f"
+		[ "$(readlink -e "$b/$f")" = "$(readlink -e "$sys/$f")" ] || echo "$f"
 	done
 	;;
 start)

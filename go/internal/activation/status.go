@@ -70,9 +70,9 @@ type Watch struct {
 	// Result is the guard's record (guard.sh): what it activated, from
 	// what, and when on the host's monotonic clock.
 	Result map[string]string
-	// Offset is how much of the log has been read, Log the new part.
-	Offset int64
-	Log    []byte
+	// Log is the log from the watch's offset on (at most 1 MiB): the next
+	// watch's offset is this one's plus its length.
+	Log []byte
 }
 
 // ParseWatch reads watch.sh's output.
@@ -88,7 +88,7 @@ func ParseWatch(out []byte) (Watch, error) {
 		line = strings.TrimSuffix(line, "\n")
 		if !header {
 			// Lines before the mark come from the login's start-up files.
-			header = line == "lollypops-watch 1"
+			header = line == "lollypops-watch 2"
 			continue
 		}
 		key, val, _ := strings.Cut(line, " ")
@@ -106,10 +106,6 @@ func ParseWatch(out []byte) (Watch, error) {
 		case "result":
 			k, v, _ := strings.Cut(val, " ")
 			w.Result[k] = v
-		case "offset":
-			if w.Offset, err = strconv.ParseInt(val, 10, 64); err != nil {
-				return w, fmt.Errorf("activation status: bad offset %q", val)
-			}
 		case "log":
 			rest, _ := readAll(r)
 			w.Log = rest

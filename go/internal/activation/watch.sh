@@ -6,14 +6,15 @@
 # activation's end), the guard's units (UNITS, space-separated) are all
 # gone, or MAX seconds passed, then prints, for the deployer to parse:
 #
-#   lollypops-watch 1
+#   lollypops-watch 2
 #   status <the status line>
 #   now <centiseconds since boot (the host's monotonic clock)>
-#   alive <1 while one of UNITS runs, else 0>
+#   alive <1 while one of UNITS runs, else 0; 0 once the status is final>
 #   result <KEY VALUE>          one per line of DIR/result
-#   offset <size of DIR/log>
 #   log
-#   <DIR/log from byte OFFSET to that size>
+#   <DIR/log from byte OFFSET on, at most 1 MiB>
+#
+# The deployer counts the log's bytes for the next OFFSET.
 #
 # One watch is one command (one sudo call) however long it waits: a
 # deployer that polls every few seconds costs the host no more.
@@ -65,11 +66,11 @@ if mkfifo -m 0600 "$f" 2>/dev/null; then
 	ticker=$!
 fi
 # The status and the clock are read without a process (read, not head);
-# whether the guard still runs (a systemctl) at once and then at each tick
-# (every 10th look without a FIFO).
+# whether the guard still runs (a systemctl) at each tick (every 10th look
+# without a FIFO): most watches end before the first.
 cs
 end=$((now + max * 100))
-i=0 ticked=1
+i=0 ticked=
 while :; do
 	st=
 	{ IFS= read -r st <"$dir/status"; } 2>/dev/null
@@ -94,23 +95,24 @@ while :; do
 	fi
 done
 a=0
-if alive; then a=1; fi
-# The status again: a guard that ended right after the first read.
 st=
 { IFS= read -r st <"$dir/status"; } 2>/dev/null
-size=$(wc -c <"$dir/log" 2>/dev/null) || size=0
-size=$((size))
-# At most 1 MiB of log per watch: the next one gets the rest.
-[ "$size" -le $((off + 1048576)) ] || size=$((off + 1048576))
-echo "lollypops-watch 1"
+case ${st%% *} in
+confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done) ;;
+*)
+	if alive; then a=1; fi
+	# The status again: a guard that ended right after the first read.
+	st=
+	{ IFS= read -r st <"$dir/status"; } 2>/dev/null
+	;;
+esac
+echo "lollypops-watch 2"
 echo "status $st"
 cs
 echo "now $now"
 echo "alive $a"
 sed 's/^/result /' "$dir/result" 2>/dev/null
-echo "offset $size"
 echo "log"
-if [ "$size" -gt "$off" ]; then
-	tail -c +"$((off + 1))" "$dir/log" | head -c "$((size - off))"
-fi
+# At most 1 MiB of log per watch: the next one gets the rest.
+tail -c +"$((off + 1))" "$dir/log" 2>/dev/null | head -c 1048576
 exit 0

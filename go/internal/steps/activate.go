@@ -653,7 +653,7 @@ func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 		return st, err
 	}
 	w.contact = time.Now()
-	w.last, w.offset, w.final = st.Status.Line, st.Offset, st.Status.Final()
+	w.last, w.offset, w.final = st.Status.Line, w.offset+int64(len(st.Log)), st.Status.Final()
 	w.log.Write(st.Log)
 	w.show(st.Log)
 	if st.Status.State == activation.Activated {
