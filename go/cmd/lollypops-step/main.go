@@ -13,8 +13,8 @@
 // that for an extra (shell) task, from its first and its deferred command.
 //
 // It is a separate, small binary (it does not link go-task) because a
-// fleet deploy starts it several times per host: its start-up costs a
-// millisecond where the full runner's costs tens.
+// fleet deploy starts it several times per host: its start-up costs a few
+// milliseconds of CPU where the full runner's costs tens.
 package main
 
 import (
@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,14 @@ var stepFuncs = map[string]stepFunc{
 }
 
 func main() {
+	// One P: a step waits for programs and the network. With one P per
+	// core, the runtime's idle threads spin at each wakeup (a child's
+	// output, its exit), which costs a fleet deploy, with several steps per
+	// host at once, CPU for nothing (docs/benchmarks.md). GOMAXPROCS in
+	// the environment still decides.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
