@@ -49,7 +49,7 @@ import (
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
 // linted (make lint) and tested under bash, dash, busybox sh and mksh.
 //
-//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh then-scripts.sh
 var scripts embed.FS
 
 // Script returns the text of one of the package's host-side scripts; the
@@ -209,9 +209,28 @@ func WatchArgv(id, last string, offset int64, max time.Duration, through ...Stat
 
 // Then runs two commands in one session on the host (then.sh): second
 // only once first succeeded, and a line "lollypops-then ok" (ThenRan)
-// between their outputs.
+// between their outputs. Two scripts (sh -c SCRIPT NAME ARG...) become one
+// (then-scripts.sh), named NAME+NAME (lollypops-signal+watch), which saves
+// the host two shells.
 func Then(first, second []string) []string {
+	if s1, n1, a1, ok := shScript(first); ok {
+		if s2, n2, a2, ok := shScript(second); ok {
+			head, rest, _ := strings.Cut(Script("then-scripts.sh"), "\t#FIRST\n")
+			mid, tail, _ := strings.Cut(rest, "#SECOND\n")
+			frame := head + s1 + "\n" + mid + s2 + "\n" + tail
+			name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
+			return append(append([]string{"sh", "-c", frame, name, strconv.Itoa(len(a1))}, a1...), a2...)
+		}
+	}
 	return append(append(append([]string{"sh", "-c", Script("then.sh"), "lollypops-then"}, strconv.Itoa(len(first))), first...), second...)
+}
+
+// shScript splits sh -c SCRIPT NAME ARG... (see sh) into its parts.
+func shScript(argv []string) (script, name string, args []string, ok bool) {
+	if len(argv) < 4 || argv[0] != "sh" || argv[1] != "-c" || !strings.HasPrefix(argv[3], "lollypops-") {
+		return "", "", nil, false
+	}
+	return argv[2], argv[3], argv[4:], true
 }
 
 // thenMark is the line then.sh prints between its two commands.

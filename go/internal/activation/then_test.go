@@ -51,6 +51,59 @@ func TestThen(t *testing.T) {
 	})
 }
 
+// Two scripts share one shell: the first in a subshell, with its own
+// words and variables, the second after the mark with the rest; the
+// frame's own variables are gone by then.
+func TestThenScripts(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		run := func(first, second []string) (string, int) {
+			t.Helper()
+			argv := Then(first, second)
+			if argv[3] != "lollypops-a+b" || strings.Contains(argv[2], "\t#FIRST\n") || strings.Contains(argv[2], "\n#SECOND\n") {
+				t.Fatalf("not one script: %q", argv[:4])
+			}
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			out, err := cmd.Output()
+			code := 0
+			if xe, ok := err.(*exec.ExitError); ok {
+				code = xe.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return string(out), code
+		}
+		script := func(name, text string, args ...string) []string {
+			return append([]string{"sh", "-c", "#!/bin/sh\nset -u\n" + text, name}, args...)
+		}
+		hostile := []string{"a b", "", "-n", "$(touch canary)", "it's", "line\nbreak", "*"}
+		out, code := run(script("lollypops-a", `mine=1; for w do printf '[%s]' "$w"; done`, hostile...),
+			script("lollypops-b", `for w do printf '<%s>' "$w"; done; echo "${mine:-} ${lollypops_then_n:-} ${lollypops_then_i:-} $#"`, hostile[1:]...))
+		want := "[a b][][-n][$(touch canary)][it's][line\nbreak][*]\nlollypops-then ok\n<><-n><$(touch canary)><it's><line\nbreak><*>   6\n"
+		if code != 0 || out != want {
+			t.Errorf("got %q (exit %d), want %q", out, code, want)
+		}
+		// No words for the first, none for the second.
+		out, code = run(script("lollypops-a", `echo "first $#"`), script("lollypops-b", `echo "second $#"`))
+		if code != 0 || out != "first 0\n\nlollypops-then ok\nsecond 0\n" {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+		out, code = run(script("lollypops-a", `echo "first $#"`), script("lollypops-b", `echo "second $# $1"`, "x"))
+		if code != 0 || out != "first 0\n\nlollypops-then ok\nsecond 1 x\n" {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+		// The first one's exit ends it, with its code; the second's exit
+		// code is the session's.
+		out, code = run(script("lollypops-a", `echo first; exit 5`), script("lollypops-b", `echo second`))
+		if code != 5 || out != "first\n" || ThenRan([]byte(out)) {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+		out, code = run(script("lollypops-a", `true`), script("lollypops-b", `exit 3`))
+		if code != 3 || !ThenRan([]byte(out)) {
+			t.Errorf("got %q (exit %d)", out, code)
+		}
+	})
+}
+
 // ThenFirst cuts a Then's output at the mark: the first command's part,
 // whatever it ended with, and whether the mark came at all.
 func TestThenFirst(t *testing.T) {
