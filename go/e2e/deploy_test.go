@@ -495,7 +495,7 @@ func TestDryAndVerbose(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("%s", res)
 	}
-	for _, want := range []string{"<lollypops-lock script>", "<lollypops-prepare+build script>", "<lollypops-guard script>", "<lollypops-watch script>", "<lollypops-signal+watch script>"} {
+	for _, want := range []string{"<lollypops-lock script>", "<lollypops-prepare+build script>", "<lollypops-guard script>", "<lollypops-systemd-run+watch script>", "<lollypops-signal+watch script>"} {
 		if !strings.Contains(res.output(), want) {
 			t.Errorf("--verbose lacks %q:\n%s", want, res)
 		}

@@ -38,6 +38,7 @@ package activation
 import (
 	"embed"
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ import (
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
 // linted (make lint) and tested under bash, dash, busybox sh and mksh.
 //
-//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh then-scripts.sh
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh
 var scripts embed.FS
 
 // Script returns the text of one of the package's host-side scripts; the
@@ -207,30 +208,29 @@ func WatchArgv(id, last string, offset int64, max time.Duration, through ...Stat
 		strconv.FormatInt(offset, 10), strconv.Itoa(int(max.Seconds())), strings.Join(words, " "))
 }
 
-// Then runs two commands in one session on the host (then.sh): second
-// only once first succeeded, and a line "lollypops-then ok" (ThenRan)
-// between their outputs. Two scripts (sh -c SCRIPT NAME ARG...) become one
-// (then-scripts.sh), named NAME+NAME (lollypops-signal+watch), which saves
-// the host two shells.
+// Then runs two commands in one session on the host, in one shell
+// (then.sh): second only once first succeeded, and a line "lollypops-then
+// ok" (ThenRan) between their outputs. The session is named after both
+// (lollypops-signal+watch, lollypops-systemd-run+watch).
 func Then(first, second []string) []string {
-	if s1, n1, a1, ok := shScript(first); ok {
-		if s2, n2, a2, ok := shScript(second); ok {
-			head, rest, _ := strings.Cut(Script("then-scripts.sh"), "\t#FIRST\n")
-			mid, tail, _ := strings.Cut(rest, "#SECOND\n")
-			frame := head + s1 + "\n" + mid + s2 + "\n" + tail
-			name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
-			return append(append([]string{"sh", "-c", frame, name, strconv.Itoa(len(a1))}, a1...), a2...)
-		}
-	}
-	return append(append(append([]string{"sh", "-c", Script("then.sh"), "lollypops-then"}, strconv.Itoa(len(first))), first...), second...)
+	s1, n1, a1 := asScript(first)
+	s2, n2, a2 := asScript(second)
+	head, rest, _ := strings.Cut(Script("then.sh"), "\t#FIRST\n")
+	mid, tail, _ := strings.Cut(rest, "#SECOND\n")
+	frame := head + s1 + "\n" + mid + s2 + "\n" + tail
+	name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
+	return append(append([]string{"sh", "-c", frame, name, strconv.Itoa(len(a1))}, a1...), a2...)
 }
 
-// shScript splits sh -c SCRIPT NAME ARG... (see sh) into its parts.
-func shScript(argv []string) (script, name string, args []string, ok bool) {
-	if len(argv) < 4 || argv[0] != "sh" || argv[1] != "-c" || !strings.HasPrefix(argv[3], "lollypops-") {
-		return "", "", nil, false
+// asScript returns a command as a script, its name and its words: one of
+// the package's scripts (sh -c SCRIPT NAME ARG..., see sh) as it is, any
+// other command as `exec "$@"` with the command's words, named after its
+// program.
+func asScript(argv []string) (script, name string, args []string) {
+	if len(argv) >= 4 && argv[0] == "sh" && argv[1] == "-c" && strings.HasPrefix(argv[3], "lollypops-") {
+		return argv[2], argv[3], argv[4:]
 	}
-	return argv[2], argv[3], argv[4:], true
+	return `exec "$@"`, "lollypops-" + path.Base(argv[0]), argv
 }
 
 // thenMark is the line then.sh prints between its two commands.

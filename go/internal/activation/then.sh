@@ -1,24 +1,35 @@
 #!/bin/sh
-# then.sh N WORD...: two commands in one SSH session. The first N words are
-# one command, the rest another. It runs the first; once that succeeds it
-# prints the line "lollypops-then ok" and runs the second in its place (exec). The
-# deployer saves a session (an SSH channel, a login shell and a sudo call)
-# per pair, and when the session ends early (a network restart cuts it) the
-# line says whether the first command ran. Lines before a script's own mark
-# are the login's, so the line is not mistaken for an answer.
-set -u
-n=$1
+# then.sh, a frame: two commands in one SSH session, in one shell (Then, in
+# activation.go). Then puts two scripts in it, in place of the lines
+# "#FIRST" and "#SECOND": lollypops' own (sh -c SCRIPT NAME ARG...) as they
+# are, any other command as `exec "$@"`. It runs as
+#
+#   sh -c FRAME NAME N FIRST-ARG... SECOND-ARG...
+#
+# The first script runs in a subshell with the first N words as its
+# arguments; once it succeeded, the line "lollypops-then ok", then the
+# second in this shell with the rest. The deployer saves a session (an SSH
+# channel, a login shell and a sudo call) per pair, and a shell per script;
+# when the session ends early (a network restart cuts it) the line says
+# whether the first command ran. Lines before a script's own mark are the
+# login's, so the line is not mistaken for an answer. The frame's own
+# variables are gone before either script starts.
+lollypops_then_n=$1
 shift
 (
-	i=0
-	for a do
-		[ "$i" -eq 0 ] && set --
-		[ "$i" -lt "$n" ] && set -- "$@" "$a"
-		i=$((i + 1))
+	lollypops_then_i=0
+	for lollypops_then_a do
+		[ "$lollypops_then_i" -eq 0 ] && set --
+		[ "$lollypops_then_i" -lt "$lollypops_then_n" ] && set -- "$@" "$lollypops_then_a"
+		lollypops_then_i=$((lollypops_then_i + 1))
 	done
-	exec "$@"
+	unset lollypops_then_i lollypops_then_a lollypops_then_n
+	#FIRST
 ) || exit
-# On a line of its own, whatever the first command printed last.
-printf '\nlollypops-then ok\n'
-shift "$n"
-exec "$@"
+# On a line of its own, whatever the first script printed last (echo: a
+# builtin in every shell, where mksh's printf is a program).
+echo
+echo lollypops-then ok
+shift "$lollypops_then_n"
+unset lollypops_then_n
+#SECOND

@@ -11,19 +11,7 @@ import (
 // them that says the first one ran.
 func TestThen(t *testing.T) {
 	eachShell(t, func(t *testing.T, sh []string) {
-		run := func(first, second []string) (string, int) {
-			t.Helper()
-			argv := Then(first, second)
-			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
-			out, err := cmd.Output()
-			code := 0
-			if xe, ok := err.(*exec.ExitError); ok {
-				code = xe.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			return string(out), code
-		}
+		run := func(first, second []string) (string, int) { return runThen(t, sh, first, second) }
 		hostile := []string{"a b", "", "-n", "$(touch canary)", "it's", "line\nbreak", "*"}
 		out, code := run(append([]string{"printf", "[%s]"}, hostile...), append([]string{"printf", "<%s>"}, hostile...))
 		want := "[a b][][-n][$(touch canary)][it's][line\nbreak][*]\nlollypops-then ok\n<a b><><-n><$(touch canary)><it's><line\nbreak><*>"
@@ -58,19 +46,10 @@ func TestThenScripts(t *testing.T) {
 	eachShell(t, func(t *testing.T, sh []string) {
 		run := func(first, second []string) (string, int) {
 			t.Helper()
-			argv := Then(first, second)
-			if argv[3] != "lollypops-a+b" || strings.Contains(argv[2], "\t#FIRST\n") || strings.Contains(argv[2], "\n#SECOND\n") {
+			if argv := Then(first, second); argv[3] != "lollypops-a+b" || strings.Contains(argv[2], "\t#FIRST\n") || strings.Contains(argv[2], "\n#SECOND\n") {
 				t.Fatalf("not one script: %q", argv[:4])
 			}
-			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
-			out, err := cmd.Output()
-			code := 0
-			if xe, ok := err.(*exec.ExitError); ok {
-				code = xe.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			return string(out), code
+			return runThen(t, sh, first, second)
 		}
 		script := func(name, text string, args ...string) []string {
 			return append([]string{"sh", "-c", "#!/bin/sh\nset -u\n" + text, name}, args...)
@@ -102,6 +81,20 @@ func TestThenScripts(t *testing.T) {
 			t.Errorf("got %q (exit %d)", out, code)
 		}
 	})
+}
+
+// runThen runs Then(first, second) under sh: its output and exit code.
+func runThen(t *testing.T, sh, first, second []string) (string, int) {
+	t.Helper()
+	argv := Then(first, second)
+	out, err := exec.Command(sh[0], append(sh[1:], argv[1:]...)...).Output()
+	code := 0
+	if xe, ok := err.(*exec.ExitError); ok {
+		code = xe.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
 }
 
 // ThenFirst cuts a Then's output at the mark: the first command's part,
