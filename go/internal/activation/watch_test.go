@@ -145,6 +145,7 @@ func TestWakeups(t *testing.T) {
 		os.WriteFile(filepath.Join(w.dir, "log"), nil, 0o600)
 		// A watch is killed (with its ticker) after a minute: had it
 		// missed its wakeup, it would wait for the hour's tick.
+		var guard *exec.Cmd
 		watch := func(last string, through ...State) Watch {
 			t.Helper()
 			argv := WatchArgv("x", last, 0, time.Hour, through...)
@@ -157,11 +158,25 @@ func TestWakeups(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			timer := time.AfterFunc(time.Minute, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+			// What was stuck, seen before the kill: the guard (its status,
+			// its record, its processes) or the watch (what it printed).
+			var stuck string
+			timer := time.AfterFunc(time.Minute, func() {
+				all, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,wchan:24,comm").Output()
+				var ps string
+				for _, l := range strings.Split(string(all), "\n") {
+					if f := strings.Fields(l); len(f) > 2 && (f[2] == fmt.Sprint(guard.Process.Pid) || f[2] == fmt.Sprint(cmd.Process.Pid)) {
+						ps += l + "\n"
+					}
+				}
+				stuck = fmt.Sprintf("status %+v\nresult %v\nprocesses (group %d: the guard, %d: the watch):\n%s",
+					w.status(), w.result(), guard.Process.Pid, cmd.Process.Pid, ps)
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			})
 			err := cmd.Wait()
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // a ticker's sleep
 			if !timer.Stop() {
-				t.Fatalf("the watch from %q was not woken; log:\n%s", last, w.log())
+				t.Fatalf("the watch from %q was not woken; it printed %q\n%s\nlog:\n%s", last, out.Bytes(), stuck, w.log())
 			}
 			if err != nil {
 				t.Fatalf("%v: %s", err, out.Bytes())
@@ -172,7 +187,8 @@ func TestWakeups(t *testing.T) {
 			}
 			return st
 		}
-		wait, _ := w.start(new, "switch", 600, "")
+		var wait func()
+		wait, guard = w.start(new, "switch", 600, "")
 		if st := watch("starting", Starting, Activating); st.Status.State != Activated || !st.Alive {
 			t.Fatalf("%+v", st)
 		}
