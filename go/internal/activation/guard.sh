@@ -260,18 +260,26 @@ hold_lock() {
 	command -v flock >/dev/null 2>&1 || return 0
 	[ -d "${stclock%/*}" ] || mkdir -m 0755 "${stclock%/*}" 2>/dev/null
 	: >>"$stclock" 2>/dev/null || return 0
-	# It says "held" on the guard's FIFO once it holds the lock; the guard
-	# waits for that, for the holder's end, or two ticks at most.
+	# It says "held" on the guard's FIFO once it holds the lock, "none"
+	# when it cannot; the guard waits for either, or two ticks at most (a
+	# holder killed before it said a word).
 	(
-		flock -w 10 0 || exit
-		echo held 1<>"$fifo"
-		exec sleep 2147483647
+		if flock -w 10 0; then
+			echo held 1<>"$fifo"
+			exec sleep 2147483647
+		fi
+		echo none 1<>"$fifo"
 	) <"$stclock" &
 	holder=$!
 	i=0
 	while [ $i -lt 2 ] && IFS= read -r _w <&3; do
 		case $_w in
 		held) break ;;
+		none)
+			echo "lollypops: another process holds switch-to-configuration's lock; waiting for the confirmation without it"
+			holder=
+			break
+			;;
 		t)
 			kill -0 "$holder" 2>/dev/null || break
 			i=$((i + 1))

@@ -537,6 +537,52 @@ func TestGuardSwitchLock(t *testing.T) {
 	})
 }
 
+// A lock taken by someone else between the switch and the wait (a switch
+// that started meanwhile) is not waited for beyond the holder's 10 s: the
+// guard says so and waits for the confirmation without it, however
+// seldom its ticker ticks.
+func TestGuardLockTakenMeanwhile(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		w := newWorld(t, sh)
+		w.env = append(w.env, "LOLLYPOPS_TICK=3600")
+		old, new := w.system("old", nil), w.system("new", nil)
+		w.boot(old)
+		// The new system's test hands its lock over to a process that
+		// holds it for a minute (its pid in w.root/other), and ends once
+		// that one has it. (That one waits for it: the test's own look,
+		// a flock, holds it for a moment.)
+		pid := filepath.Join(w.root, "other")
+		stc := filepath.Join(new, "bin", "switch-to-configuration")
+		script, _ := os.ReadFile(stc)
+		w.write(stc, strings.Replace(string(script), "exit $rc", `if [ "$1" = test ]; then
+	exec 8>&-
+	( exec 9>>`+w.lock+` </dev/null >/dev/null 2>&1; flock -w 30 9 && exec sleep 60 ) &
+	echo $! >`+pid+`
+	while flock -n `+w.lock+` true; do sleep 0.01; done
+fi
+exit $rc`, 1))
+		wait, _ := w.start(new, "switch", 600, "")
+		for end := time.Now().Add(time.Minute); time.Now().Before(end) && w.status().State != Activated; {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if w.status().State != Activated {
+			t.Fatalf("state %q, want activated; log:\n%s", w.status().State, w.log())
+		}
+		if !strings.Contains(w.log(), "another process holds switch-to-configuration's lock; waiting for the confirmation without it") {
+			t.Errorf("the log does not say the lock is not held:\n%s", w.log())
+		}
+		data, _ := os.ReadFile(pid)
+		p, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(p, syscall.SIGKILL)
+		w.confirm()
+		wait()
+		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
+	})
+}
+
 // A specialisation by name, or the one the host runs (":keep"), is what
 // switch-to-configuration runs; the profile gets the base system.
 // A switch-to-configuration that finds its lock taken (by a switch that
