@@ -27,7 +27,7 @@ export LOLLYPOPS_NIXPKGS_LIB
 VERSION := $(shell sed -n 's/^  version = "\(.*\)";/\1/p' nix/package.nix)+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 build:
-	cd go && $(GO) build -trimpath -ldflags "-X github.com/lollypops/lollypops/go/internal/version.Version=$(VERSION)" \
+	cd go && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/lollypops/lollypops/go/internal/version.Version=$(VERSION)" \
 		-o $(BUILD)/ ./cmd/lollypops ./cmd/lollypops-step
 
 deps:

@@ -34,6 +34,13 @@ buildGoModule {
     "cmd/lollypops-step"
   ];
 
+  # Static, without cgo: a fleet deploy starts lollypops-step several
+  # times per host, and a binary linked against libc spends more than a
+  # third of its start in the dynamic loader (docs/benchmarks.md). Nothing
+  # needs cgo: the runner resolves no host names (ssh does), and the user
+  # name it records in the deploy lock falls back to $USER.
+  env.CGO_ENABLED = 0;
+
   ldflags = [
     "-s"
     "-w"

@@ -92,6 +92,8 @@ func setup(m *testing.M) int {
 	}
 	bin = filepath.Join(dir, "bin")
 	build := exec.Command("go", "build", "-o", bin+"/", "../cmd/lollypops", "../cmd/lollypops-step")
+	// As nix/package.nix builds them: static, without cgo.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the binaries:", err)

@@ -557,7 +557,7 @@ let
         app = bare { configFlake = full; };
         runner = lollypopsWithPkgs.packages.x86_64-linux.default;
       in
-      check "the app is valid alone and applied to { configFlake }; the runner's build" (
+      check "the app is valid alone and applied to { configFlake }; the runner's build (without cgo)" (
         bare.type == "app"
         && lib.hasSuffix "/bin/lollypops" bare.program
         && app.type == "app"
@@ -567,6 +567,7 @@ let
           "cmd/lollypops-step"
         ]
         && builtins.elem "-X github.com/lollypops/lollypops/go/internal/version.Version=${runner.args.version}" runner.args.ldflags
+        && runner.args.env.CGO_ENABLED == 0
       ) (builtins.toJSON { inherit (app) program; })
     )
     (
