@@ -34,7 +34,13 @@ set -u
 umask 077
 root=$1 ttl=$2 mode=$3
 shift 3
-me=$(id -u) || exit 3
+# The effective uid, as the kernel has it for this shell (no process); id
+# where /proc is not mounted.
+me=''
+while read -r _k _ _v _; do
+	[ "$_k" != Uid: ] || me=$_v
+done 2>/dev/null </proc/self/status
+[ -n "$me" ] || me=$(id -u) || exit 3
 if [ "$me" = 0 ]; then
 	d=$root
 else
@@ -105,13 +111,14 @@ hold() {
 	fi
 	{ printf '%s\n' "$@" && date -u '+%Y-%m-%d %H:%M:%S UTC' && echo "$$"; } >"$d/holder.new" &&
 		mv -f -- "$d/holder.new" "$d/holder" || exit 3
-	flock -u 8
+	# The guard lock goes with its descriptor: no child holds it any more.
+	exec 8>&-
 	echo "lollypops-lock: ok"
 	while b=$(
-		exec 8>&- 9>&-
+		exec 9>&-
 		timeout "$ttl" head -c 1
 	) && [ "$b" = . ]; do :; done
-	flock -w 60 8
+	exec 8>>"$d/guard" && flock -w 60 8
 	rm -f -- "$d/holder"
 	exit 0
 }

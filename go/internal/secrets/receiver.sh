@@ -96,7 +96,19 @@ fi
 out=""
 say() { out="$out$1$nl"; }
 fail() { printf 'lollypops: %s\n' "$*" >&2; exit 1; }
-me=$(id -u) && mine=$me:$(id -g) || exit 1
+# The effective uid and gid, as the kernel has them for this shell (no
+# process); id where /proc is not mounted.
+me='' mg=''
+while read -r _k _ _v _; do
+  case $_k in
+  Uid:) me=$_v ;;
+  Gid:) mg=$_v ;;
+  esac
+done 2>/dev/null </proc/self/status
+if [ -z "$me" ] || [ -z "$mg" ]; then
+  me=$(id -u) && mg=$(id -g) || exit 1
+fi
+mine=$me:$mg
 n=0
 mt=""
 # shellcheck disable=SC2317 # run by the EXIT trap
