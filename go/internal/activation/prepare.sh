@@ -31,7 +31,11 @@ check() {
 	esac
 }
 for d in "$root" "$root/activation"; do
-	mkdir -m 0700 "$d" 2>/dev/null || check "$d"
+	if [ -e "$d" ] || [ -L "$d" ]; then
+		check "$d"
+	else
+		mkdir -m 0700 "$d" 2>/dev/null || check "$d"
+	fi
 done
 for a in "$root"/activation/*/; do
 	[ -d "$a" ] || continue

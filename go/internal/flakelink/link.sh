@@ -5,5 +5,5 @@
 # the link atomically), so a GC on the host cannot delete the flake that
 # the next rebuild evaluates. CONFIGDIR is created, 0755, when missing.
 set -e
-(umask 022; mkdir -p -- "$1")
+[ -d "$1" ] || (umask 022; mkdir -p -- "$1")
 nix-store --realise "$2" --add-root "$1/flake" --indirect >/dev/null

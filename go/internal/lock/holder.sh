@@ -73,7 +73,7 @@ safe "$base" "$me" 0 || {
 	echo "lollypops: lock directory: $why" >&2
 	exit 3
 }
-mkdir -m 0700 -- "$d" 2>/dev/null
+[ -d "$d" ] || mkdir -m 0700 -- "$d" 2>/dev/null
 safe "$d" "$me" || {
 	echo "lollypops: lock directory: $why; only lollypops uses $d: remove it" >&2
 	exit 3
@@ -85,16 +85,20 @@ pending() {
 	[ "$me" = 0 ] && [ -d "$d/activation" ] || return 1
 	for a in "$d"/activation/*/; do
 		[ -f "${a}status" ] || continue
-		st=$(head -n 1 -- "${a}status")
+		# One line each: read, not head or cat.
+		st=
+		{ IFS= read -r st <"${a}status"; } 2>/dev/null
 		case ${st%% *} in
 		confirmed | rolled-back | rollback-failed | refused | needs-reboot | superseded | done) continue ;;
 		esac
-		[ "$(cat -- "${a}run" 2>/dev/null)" != "$1" ] || continue
+		r=
+		{ IFS= read -r r <"${a}run"; } 2>/dev/null
+		[ "$r" != "$1" ] || continue
 		id=${a%/}
 		id=${id##*/}
 		systemctl is-active --quiet "lollypops-activation-$id" >/dev/null 2>&1 ||
 			systemctl is-active --quiet "lollypops-recover-$id" >/dev/null 2>&1 || continue
-		printf '%s\n%s\n%s\n' "$id" "$st" "$(cat -- "${a}run" 2>/dev/null)"
+		printf '%s\n%s\n%s\n' "$id" "$st" "$r"
 		return 0
 	done
 	return 1

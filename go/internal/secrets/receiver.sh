@@ -426,8 +426,9 @@ while get op; do
         case $nl$wp in *"$nl$p$nl"*) continue ;; esac
         case $nl$keep in *"$nl$p$nl"*) sums="$sums$l$nl" ;; esac
       done
-      # shellcheck disable=SC2015 # any of the three failing fails the session
-      put "$keep$sums" >| "$mt" && chmod 0600 "$mt" && mv -fT -- "$mt" "$manifest" ||
+      # mktemp made it 0600.
+      # shellcheck disable=SC2015 # either failing fails the session
+      put "$keep$sums" >| "$mt" && mv -fT -- "$mt" "$manifest" ||
         fail "$manifest: cannot update the manifest"
       mt=""
     fi
