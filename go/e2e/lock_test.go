@@ -283,8 +283,12 @@ func TestLockReleasedWhenTheHostIsDone(t *testing.T) {
 		_, err := os.Stat(filepath.Join(g.dir, "waiting"))
 		return err == nil && lockHeld(t, f.Host("host2"))
 	})
+	// Done: host1 runs the deployed system (before its deploy, no holder
+	// is there either, and lockFree below would take the lock from under
+	// the run's first session).
 	eventually(t, "host1, done, is unlocked while host2 is not", func() bool {
-		return !lockHeld(t, f.Host("host1"))
+		return strings.TrimSpace(sh(t, f.Host("host1"), "grep -q "+deployedKernel+" /run/current-system/kernel && echo done || :")) == "done" &&
+			!lockHeld(t, f.Host("host1"))
 	})
 	if !lockFree(t, f.Host("host1")) || !lockHeld(t, f.Host("host2")) {
 		t.Error("host1's lock is taken, or host2's is not, while host2 deploys")
