@@ -438,6 +438,14 @@ for f in "$booted/fakehost/restart-units" "$booted/fakehost/fail-units" "$ctl/fa
 	mapfile -t l <"$f"
 	if [ "${f##*/}" = restart-units ]; then static_units active "${l[@]}"; else static_units failed "${l[@]}"; fi
 done
+# Requests are taken from here on, before any service starts: on NixOS,
+# systemd answers before sshd lets anyone in (a systemd-run in the first
+# session finds its bus). The FIFO stays open read-write, so that no
+# request is lost between two reads and a writer never blocks; the
+# requests made while the services start are served after.
+rm -f "$ctl/init.fifo"
+mkfifo -m 0600 "$ctl/init.fifo"
+exec 3<>"$ctl/init.fifo"
 # boot-failed tells Host.Start at once why no sshd will answer.
 if [ -s "$booted/fakehost/sshd" ]; then
 	start_sshd || { echo "fakehost-init: $err"; echo "$err" >"$ctl/boot-failed"; }
@@ -450,11 +458,6 @@ if [ -s "$booted/fakehost/httpd" ]; then
 fi
 sync_secret_units
 
-# Requests. The FIFO stays open read-write, so that no request is lost
-# between two reads and a writer never blocks.
-rm -f "$ctl/init.fifo"
-mkfifo -m 0600 "$ctl/init.fifo"
-exec 3<>"$ctl/init.fifo"
 # serve <request>: one request, answered.
 serve() {
 	local verb unit arg id f=
