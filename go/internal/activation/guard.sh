@@ -75,6 +75,9 @@ say() {
 	printf '%s\n' "$*" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"
 	for _f in "$dir"/wake.*; do
 		[ "$_f" = "$dir/wake.guard" ] || [ ! -p "$_f" ] || echo s 1<>"$_f"
+		# A watch that ended meanwhile removed its FIFO: the write made a
+		# regular file of that name.
+		[ -p "$_f" ] || [ ! -e "$_f" ] || rm -f "$_f"
 	done
 }
 # listen makes DIR/wake.guard and opens it on descriptor 3: from then on,
@@ -91,7 +94,7 @@ listen() {
 }
 tick() {
 	(
-		exec 1<>"$fifo" 2>/dev/null </dev/null
+		exec 1>&3 2>/dev/null </dev/null
 		while kill -0 $$ 2>/dev/null; do
 			sleep "$every"
 			echo t
@@ -265,10 +268,10 @@ hold_lock() {
 	# holder killed before it said a word).
 	(
 		if flock -w 10 0; then
-			echo held 1<>"$fifo"
+			echo held >&3
 			exec sleep 2147483647
 		fi
-		echo none 1<>"$fifo"
+		echo none >&3
 	) <"$stclock" &
 	holder=$!
 	i=0

@@ -18,3 +18,6 @@ abort) printf '%s\n' "$3" >"$1/abort.tmp" && mv -f "$1/abort.tmp" "$1/abort" ;;
 *) exit 2 ;;
 esac
 [ ! -p "$1/wake.guard" ] || echo w 1<>"$1/wake.guard"
+# A guard that ended meanwhile removed its FIFO: the write made a regular
+# file of that name.
+[ -p "$1/wake.guard" ] || [ ! -e "$1/wake.guard" ] || rm -f "$1/wake.guard"

@@ -50,12 +50,18 @@ fifo='' ticker=''
 f=$dir/wake.$$
 if mkfifo -m 0600 "$f" 2>/dev/null; then
 	fifo=$f
-	trap 'rm -f "$fifo"; [ -z "$ticker" ] || kill "$ticker" 2>/dev/null' EXIT
+	# KILL, not TERM: mksh puts a TERM off until the ticker's sleep ends,
+	# and a ticker that had not yet set its descriptors would keep the
+	# session's output open meanwhile (with the tests' tick, for an
+	# hour). What may stay is a sleep on the FIFO, for up to a tick.
+	trap 'rm -f "$fifo"; [ -z "$ticker" ] || kill -s KILL "$ticker" 2>/dev/null' EXIT
 	exec 3<>"$fifo"
-	# Its descriptors are set inside: mksh would keep the session's
-	# output open in the subshell (a saved copy) until the ticker ends.
+	# Its descriptors are set inside (mksh would keep a saved copy of the
+	# session's output in the subshell until the ticker ends), from
+	# descriptor 3: by name, a FIFO the exit just removed would come back
+	# as a regular file.
 	(
-		exec 1<>"$fifo" 2>/dev/null </dev/null
+		exec 1>&3 2>/dev/null </dev/null
 		n=0
 		while [ "$n" -le "$max" ] && kill -0 $$ 2>/dev/null; do
 			sleep "$every"

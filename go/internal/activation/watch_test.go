@@ -2,6 +2,7 @@ package activation
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -160,23 +161,31 @@ func TestWakeups(t *testing.T) {
 			}
 			// What was stuck, seen before the kill: the guard (its status,
 			// its record, its processes) or the watch (what it printed).
-			var stuck string
+			stuckc := make(chan string, 1)
 			timer := time.AfterFunc(time.Minute, func() {
 				all, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,wchan:24,comm").Output()
 				var ps string
 				for _, l := range strings.Split(string(all), "\n") {
 					if f := strings.Fields(l); len(f) > 2 && (f[2] == fmt.Sprint(guard.Process.Pid) || f[2] == fmt.Sprint(cmd.Process.Pid)) {
+						// With where its descriptors lead: which one holds
+						// the watch's output open.
+						fds, _ := filepath.Glob("/proc/" + f[0] + "/fd/*")
+						l += "   "
+						for _, fd := range fds {
+							to, _ := os.Readlink(fd)
+							l += " " + filepath.Base(fd) + "=" + to
+						}
 						ps += l + "\n"
 					}
 				}
-				stuck = fmt.Sprintf("status %+v\nresult %v\nprocesses (group %d: the guard, %d: the watch):\n%s",
+				stuckc <- fmt.Sprintf("status %+v\nresult %v\nprocesses (group %d: the guard, %d: the watch):\n%s",
 					w.status(), w.result(), guard.Process.Pid, cmd.Process.Pid, ps)
 				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			})
 			err := cmd.Wait()
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // a ticker's sleep
 			if !timer.Stop() {
-				t.Fatalf("the watch from %q was not woken; it printed %q\n%s\nlog:\n%s", last, out.Bytes(), stuck, w.log())
+				t.Fatalf("the watch from %q did not end within a minute; it printed %q\n%s\nlog:\n%s", last, out.Bytes(), <-stuckc, w.log())
 			}
 			if err != nil {
 				t.Fatalf("%v: %s", err, out.Bytes())
@@ -209,6 +218,65 @@ func TestWakeups(t *testing.T) {
 		w.want(Confirmed, "", "new test 0022\nnix-env --set new\nnew boot 0022\n", new, new)
 		if left, _ := filepath.Glob(filepath.Join(w.dir, "wake.*")); len(left) > 0 {
 			t.Errorf("FIFOs left: %v", left)
+		}
+	})
+}
+
+// A watch leaves nothing behind that holds the session open: once it
+// has ended, its output ends (sshd ends the session only then), and no
+// shell of its stays (mksh puts a TERM off until the ticker's sleep
+// ends); a sleep on the FIFO may, for up to a tick (here an hour). Run
+// many times, with a status that ends the watch at once: a ticker that
+// had not yet started when the watch ended is among them.
+func TestWatchLeavesNothingOpen(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir, bin := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+		os.WriteFile(filepath.Join(dir, "status"), []byte("activated\n"), 0o600)
+		for i := range 20 {
+			argv := WatchArgv("x", "starting", 0, time.Hour)
+			argv[4] = dir
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LOLLYPOPS_TICK=3600")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			cmd.WaitDelay = 20 * time.Second
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			pgid := cmd.Process.Pid
+			left := ""
+			for range 100 {
+				left = ""
+				all, _ := exec.Command("ps", "-eo", "pgid=,stat=,comm=").Output()
+				for _, l := range strings.Split(string(all), "\n") {
+					if f := strings.Fields(l); len(f) == 3 && f[0] == fmt.Sprint(pgid) && f[2] != "sleep" && !strings.HasPrefix(f[1], "Z") {
+						left += l + "\n"
+					}
+				}
+				if left == "" {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			syscall.Kill(-pgid, syscall.SIGKILL) // the sleep
+			if errors.Is(err, exec.ErrWaitDelay) {
+				t.Fatalf("run %d: the watch's output stayed open after it ended", i)
+			}
+			if err != nil {
+				t.Fatalf("run %d: %v: %s", i, err, out.Bytes())
+			}
+			if left != "" {
+				t.Fatalf("run %d: left running after the watch ended:\n%s", i, left)
+			}
+			if w, err := ParseWatch(out.Bytes()); err != nil || w.Status.State != Activated {
+				t.Fatalf("run %d: %+v %v", i, w, err)
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "wake.*")); len(left) > 0 {
+			t.Errorf("left: %v", left)
 		}
 	})
 }
