@@ -66,8 +66,11 @@
 # tokens, most keys) is read with the shell's read and written with its
 # printf, no process at all; any other value with one head. Then chown
 # when the owner is not the receiving user, chmod for execute, set-id and
-# sticky bits; per directory one stat, mktemp, sha256sum, mv and rmdir.
-# Users and groups are looked up once. Text goes through a shell's builtins
+# sticky bits; per directory one stat, mktemp, sha256sum, mv and rmdir;
+# per session one grep for what changed. Users and groups are looked up
+# once. The shell's own work grows with the number of files, not with its
+# square: a file's record is two reads (its path, then its fields), and
+# the lists it keeps are in pieces (add, below). Text goes through a shell's builtins
 # only: a shell whose printf is a program (mksh) writes it with its own
 # print builtin, one with neither refuses the stream.
 #
@@ -93,8 +96,53 @@ else
   echo "lollypops: this host's sh has neither printf nor print built in, and the secrets must not go through a program's arguments; make sh bash (NixOS's), dash, busybox sh or mksh" >&2
   exit 1
 fi
-out=""
-say() { out="$out$1$nl"; }
+# Lists (paths, sums, the report) grow a line per file. Appending to one
+# long variable costs the shell a pass over all of it each time, and so
+# does taking its first line off: with hundreds of secrets, most of the
+# session's time. A list is kept in pieces of about 1 KiB instead: NAME_p,
+# the last, and NAME_1 ... NAME_<NAME_n>. add NAME TEXT appends TEXT;
+# whole NAME sets got to the list; lines NAME F calls F LINE for each of
+# its lines (F must not call lines).
+add() {
+  eval "_a=\${${1}_p-}\$2"
+  if [ ${#_a} -lt 1024 ]; then
+    eval "${1}_p=\$_a"
+  else
+    eval "_i=\$((\${${1}_n:-0} + 1))"
+    eval "${1}_n=\$_i ${1}_$_i=\$_a ${1}_p="
+  fi
+}
+whole() {
+  eval "_n=\${${1}_n:-0}"
+  got="" _i=1
+  while [ "$_i" -le "$_n" ]; do
+    eval "got=\$got\$${1}_$_i"
+    _i=$((_i + 1))
+  done
+  eval "got=\$got\${${1}_p-}"
+}
+lines() {
+  eval "_ln=\${${1}_n:-0}"
+  _lj=1
+  while :; do
+    if [ "$_lj" -le "$_ln" ]; then eval "_lr=\$${1}_$_lj"; else eval "_lr=\${${1}_p-}"; fi
+    while [ -n "$_lr" ]; do
+      _ll=${_lr%%"$nl"*} _lr=${_lr#*"$nl"}
+      "$2" "$_ll"
+    done
+    [ "$_lj" -le "$_ln" ] || break
+    _lj=$((_lj + 1))
+  done
+}
+# say LINE: a line of the report, printed once the files are in place, or
+# on exit.
+say() { add out "$1$nl"; }
+# tell: prints the report so far.
+tell() {
+  whole out
+  [ -z "$got" ] || put "$got"
+  unset out_p out_n
+}
 fail() { printf 'lollypops: %s\n' "$*" >&2; exit 1; }
 # The effective uid and gid, as the kernel has them for this shell (no
 # process); id where /proc is not mounted.
@@ -122,8 +170,7 @@ cleanup() {
   done
   [ -z "$mt" ] || rm -f -- "$mt"
   mt=""
-  [ -z "$out" ] || put "$out"
-  out=""
+  tell
 }
 # A signal only sets sig: staging directories are registered right after
 # mktemp creates them, and nothing may run in between. A trapped signal
@@ -271,38 +318,38 @@ stage() {
       fail "$where: cannot create a staging directory as uid ${actor%:*}"
   fi
   n=$((n + 1)); k=$n
-  eval "st_$k=\$s ac_$k=\$actor dn_$k=0 ps_$k= hs_$k="
+  eval "st_$k=\$s ac_$k=\$actor dn_$k=0"
 }
 # verify K: reads staging directory K back and compares it with the sums
-# that were sent.
+# that were sent (its list ck_K: "SUM  NAME" lines, which sha256sum -c
+# reads on its stdin: never in a program's argv).
 verify() {
-  eval "s=\$st_$1 a=\$ac_$1 ps=\$ps_$1 hs=\$hs_$1"
-  set --
-  r=$ps
-  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; set -- "$@" "${p##*/}"; done
+  eval "s=\$st_$1 a=\$ac_$1"
+  whole "ck_$1"
   # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
-  got=$(as "$a" sh -c 'cd -- "$1" && shift && exec sha256sum -- "$@"' lollypops "$s" "$@") ||
-    fail "${s%/*}: cannot read the staged files back"
-  h="" r=$got$nl
-  while [ -n "$r" ]; do
-    # sha256sum starts the line of a name it escapes with a backslash.
-    l=${r%%"$nl"*}; r=${r#*"$nl"}; case $l in [!0-9a-f]*) l=${l#?} ;; esac; h="$h${l%% *}$nl"
-  done
-  [ "$h" = "$hs" ] || fail "${s%/*}: the staged files differ from what the deployer sent"
+  put "$got" | as "$a" sh -c 'cd -- "$1" && exec sha256sum -c --quiet --strict -' lollypops "$s" >/dev/null ||
+    fail "${s%/*}: the staged files differ from what the deployer sent, or cannot be read back"
 }
-# commit K: renames the files of staging directory K into place.
+# commit K: renames the files of staging directory K (its list ps_K) into
+# place.
 commit() {
   k=$1
-  eval "s=\$st_$k a=\$ac_$k ps=\$ps_$k"
+  eval "s=\$st_$k a=\$ac_$k _cn=\${ps_${k}_n:-0}"
   set --
-  r=$ps
-  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; set -- "$@" "$s/${p##*/}"; done
+  _cj=1
+  while :; do
+    if [ "$_cj" -le "$_cn" ]; then eval "r=\$ps_${k}_$_cj"; else eval "r=\${ps_${k}_p-}"; fi
+    while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; set -- "$@" "$s/${p##*/}"; done
+    [ "$_cj" -le "$_cn" ] || break
+    _cj=$((_cj + 1))
+  done
   as "$a" mv -f -t "${s%/*}" -- "$@" || fail "${s%/*}: cannot move the new files into place"
   eval "dn_$k=1"
-  r=$ps
-  while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: wrote $p"; done
+  lines "ps_$k" wrote
   as "$a" rmdir -- "$s" || true
 }
+# shellcheck disable=SC2317 # called by lines
+wrote() { say "lollypops-secrets: wrote $1"; }
 # value: reads a value sent as text (its lines; eol says whether the last
 # one ends with a newline) into v.
 value() {
@@ -314,8 +361,8 @@ value() {
   [ "$eol" = 1 ] || v=${v%"$nl"}
 }
 get magic
-[ "$magic" = lollypops-secrets-6 ] || fail "unknown stream version: $magic"
-sd="" keep="" manifest="" old="" sums="" wp="" chg=""
+[ "$magic" = lollypops-secrets-7 ] || fail "unknown stream version: $magic"
+sd="" manifest="" old="" nk=0 nw=0
 while get op; do
   case $op in
   manifest)
@@ -327,14 +374,21 @@ while get op; do
     ;;
   keep)
     get p
-    keep="$keep$p$nl"
+    add keep "$p$nl"
+    nk=$((nk + 1))
     ;;
   file)
-    get p; get o; get g; get mode; get mask; get chm; get pmode; get pmask; get pchm; get soft; get size; get sum; get how
+    # The path on a line of its own, the rest (words) on one line: a read
+    # per field cost a tenth of a millisecond per file.
+    get p
+    if ! { [ -z "$sig" ] && read -r o g mode mask chm pmode pmask pchm soft size sum how lines eol && [ -z "$sig" ]; }; then
+      [ -z "$sig" ] || fail "interrupted by a signal; nothing of this session was written"
+      fail "the stream from the deployer ended early"
+    fi
     case $size in "" | *[!0-9]*) fail "$p: bad size in the stream" ;; esac
     case $how in
     bytes) ;;
-    text) get lines; get eol
+    text)
       case $lines in "" | *[!0-9]*) fail "$p: bad line count in the stream" ;; esac
       value ;;
     *) fail "$p: the stream is corrupt before the value" ;;
@@ -387,20 +441,31 @@ while get op; do
     fi
     get end
     [ "$end" = end ] || fail "$p: the stream is corrupt after the value"
-    eval "ps_$k=\$ps_$k\$p\$nl hs_$k=\$hs_$k\$sum\$nl"
-    sums="${sums}sha256=$sum $p$nl" wp="$wp$p$nl"
-    case $nl$old$nl in *"${nl}sha256=$sum $p$nl"*) ;; *) chg="$chg$p$nl" ;; esac
+    case $sum in *[!0-9a-f]* | "") fail "$p: bad checksum in the stream" ;; esac
+    add "ps_$k" "$p$nl"
+    add "ck_$k" "$sum  ${p##*/}$nl"
+    add sums "sha256=$sum $p$nl"
+    add wp "$p$nl"
+    nw=$((nw + 1))
     ;;
   commit)
     i=1; while [ "$i" -le "$n" ]; do verify "$i"; i=$((i + 1)); done
     i=1; while [ "$i" -le "$n" ]; do commit "$i"; i=$((i + 1)); done
-    r=$chg
-    while [ -n "$r" ]; do p=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed $p"; done
+    # Changed: the sum lines the manifest does not have (one grep, the
+    # sums on its stdin), or all when it has none.
+    whole sums
+    chg=${got%"$nl"}
+    if [ -n "$old" ]; then
+      chg=$(put "$got" | grep -Fxv -f "$manifest")
+      [ $? -le 1 ] || chg=$got
+    fi
+    r=$chg${chg:+$nl}
+    while [ -n "$r" ]; do l=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed ${l#* }"; done
     say "lollypops-secrets: committed"
-    put "$out"
-    out=""
+    tell
     if [ -n "$mt" ]; then
-      put "$keep" >| "$mt" || fail "cannot write the manifest"
+      whole keep
+      put "$got" >| "$mt" || fail "cannot write the manifest"
       stale=""
       if [ -f "$manifest" ]; then
         stale=$(grep -Fxv -f "$mt" -- "$manifest") || stale=""
@@ -416,19 +481,29 @@ while get op; do
           printf 'lollypops: not removing %s: %s\n' "$p" "$why" >&2
         fi
         say "lollypops-secrets: stale $p"
-        keep="$keep$p$nl"
+        add keep "$p$nl"
+        nk=$((nk + 1))
       done
       # The sums: this session's, and the earlier ones of the other files
-      # still listed.
-      r=$old${old:+$nl}
-      while [ -n "$r" ]; do
-        l=${r%%"$nl"*}; r=${r#*"$nl"}; p=${l#* }
-        case $nl$wp in *"$nl$p$nl"*) continue ;; esac
-        case $nl$keep in *"$nl$p$nl"*) sums="$sums$l$nl" ;; esac
-      done
+      # still listed (none when this session wrote every file listed).
+      if [ "$nk" != "$nw" ]; then
+        whole wp
+        _wp=$got
+        whole keep
+        _kp=$got
+        r=$old${old:+$nl}
+        while [ -n "$r" ]; do
+          l=${r%%"$nl"*}; r=${r#*"$nl"}; p=${l#* }
+          case $nl$_wp in *"$nl$p$nl"*) continue ;; esac
+          case $nl$_kp in *"$nl$p$nl"*) add sums "$l$nl" ;; esac
+        done
+      fi
+      whole keep
+      _kp=$got
+      whole sums
       # mktemp made it 0600.
       # shellcheck disable=SC2015 # either failing fails the session
-      put "$keep$sums" >| "$mt" && mv -fT -- "$mt" "$manifest" ||
+      put "$_kp$got" >| "$mt" && mv -fT -- "$mt" "$manifest" ||
         fail "$manifest: cannot update the manifest"
       mt=""
     fi

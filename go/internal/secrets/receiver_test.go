@@ -478,12 +478,12 @@ func TestFileMode(t *testing.T) {
 	// The stream carries four digits, the umask and whether chmod is needed.
 	var b bytes.Buffer
 	Encode(&b, &Stream{Values: []Value{{secret("/k/a", "755"), []byte("v")}}})
-	if !strings.Contains(b.String(), "\n0755\n0022\n1\n") {
+	if !strings.Contains(b.String(), " 0755 0022 1 ") {
 		t.Errorf("stream: %q", b.String())
 	}
 	b.Reset()
 	Encode(&b, &Stream{Values: []Value{{secret("/k/a", "640"), []byte("v")}}})
-	if !strings.Contains(b.String(), "\n0640\n0137\n0\n") {
+	if !strings.Contains(b.String(), " 0640 0137 0 ") {
 		t.Errorf("stream: %q", b.String())
 	}
 }

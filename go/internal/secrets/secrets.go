@@ -127,7 +127,7 @@ type Stream struct {
 }
 
 // streamVersion is the first line of a stream; the receiver refuses others.
-const streamVersion = "lollypops-secrets-6"
+const streamVersion = "lollypops-secrets-7"
 
 // commitRecord ends a stream: without it the receiver writes nothing.
 const commitRecord = "commit\n"
@@ -197,21 +197,25 @@ func encodeBody(bw *bufio.Writer, s *Stream) {
 		m := FileMode(v.Secret.Mode)
 		pm := m & 0o700 // while pending: the owner's bits only
 		sum := sha256.Sum256(v.Data)
-		line("file", v.Secret.Path, v.Secret.Owner, v.Secret.Group,
+		// The path on its line, the rest as words on one line (owner and
+		// group are names without blanks: config's validation): the
+		// receiver reads them with one read.
+		fields := []string{v.Secret.Owner, v.Secret.Group,
 			fmt.Sprintf("%04o", m), fmt.Sprintf("%04o", ^m&0o777), flag(m&0o7111 != 0),
 			fmt.Sprintf("%04o", pm), fmt.Sprintf("%04o", ^pm&0o777), flag(pm&0o100 != 0),
-			flag(s.Soft), strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:]))
+			flag(s.Soft), strconv.Itoa(len(v.Data)), hex.EncodeToString(sum[:])}
+		line("file", v.Secret.Path)
 		if n, ok := textLines(v.Data); ok {
 			// Lines the receiver reads with its shell's read and writes
 			// with its printf: no process per file.
-			line("text", strconv.Itoa(n), flag(bytes.HasSuffix(v.Data, []byte("\n"))))
+			line(strings.Join(append(fields, "text", strconv.Itoa(n), flag(bytes.HasSuffix(v.Data, []byte("\n")))), " "))
 			bw.Write(v.Data)
 			if n > 0 && !bytes.HasSuffix(v.Data, []byte("\n")) {
 				bw.WriteByte('\n')
 			}
 		} else {
 			// Bytes the receiver copies with head -c.
-			line("bytes")
+			line(strings.Join(append(fields, "bytes"), " "))
 			bw.Write(v.Data)
 		}
 		line("end")
