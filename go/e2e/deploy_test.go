@@ -495,12 +495,12 @@ func TestDryAndVerbose(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("%s", res)
 	}
-	for _, want := range []string{"<lollypops-lock script>", "<lollypops-prepare+build script>", "<lollypops-guard script>", "<lollypops-systemd-run+watch script>", "<lollypops-signal+watch script>"} {
+	for _, want := range []string{"<lollypops-lock script>", "<lollypops-prepare+build script>", "<lollypops-guard script>", "<lollypops-systemd-run+watch script>", "<lollypops-signal+watch+reboot+rm script>"} {
 		if !strings.Contains(res.output(), want) {
 			t.Errorf("--verbose lacks %q:\n%s", want, res)
 		}
 	}
-	for _, text := range []string{"umask 077", "flock -w 60 8", "lollypops-watch 2", "wait_confirmation"} {
+	for _, text := range []string{"umask 077", "flock -w 60 8", "lollypops-watch 2", "wait_confirmation", "lollypops_after_rc"} {
 		if strings.Contains(res.output(), text) {
 			t.Errorf("--verbose shows a script's text (%q):\n%s", text, res)
 		}

@@ -50,7 +50,7 @@ import (
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
 // linted (make lint) and tested under bash, dash, busybox sh and mksh.
 //
-//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh after.sh
 var scripts embed.FS
 
 // Script returns the text of one of the package's host-side scripts; the
@@ -220,6 +220,41 @@ func Then(first, second []string) []string {
 	frame := head + s1 + "\n" + mid + s2 + "\n" + tail
 	name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
 	return append(append([]string{"sh", "-c", frame, name, strconv.Itoa(len(a1))}, a1...), a2...)
+}
+
+// ConfirmedExit is the exit code of a watch given it (WatchConfirmedArgv)
+// that printed the status "confirmed".
+const ConfirmedExit = 10
+
+// WatchConfirmedArgv is WatchArgv whose watch exits ConfirmedExit when the
+// status it prints is "confirmed": the first command of an After.
+func WatchConfirmedArgv(id, last string, offset int64, max time.Duration, through ...State) []string {
+	return append(WatchArgv(id, last, offset, max, through...), strconv.Itoa(ConfirmedExit))
+}
+
+// After runs first, a Then whose watch is a WatchConfirmedArgv, and second
+// in the same session once that watch printed "confirmed" (after.sh): the
+// line "lollypops-after MARK" between their outputs (AfterSplit). mark is
+// a nonce: no line of the activation's log can be taken for it.
+func After(first []string, mark string, second []string) []string {
+	s1, n1, a1 := asScript(first)
+	s2, n2, a2 := asScript(second)
+	head, rest, _ := strings.Cut(Script("after.sh"), "\t#FIRST\n")
+	mid, tail, _ := strings.Cut(rest, "#SECOND\n")
+	frame := head + s1 + "\n" + mid + s2 + "\n" + tail
+	name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
+	return append(append([]string{"sh", "-c", frame, name, mark, strconv.Itoa(len(a1))}, a1...), a2...)
+}
+
+// AfterSplit splits the output of an After with mark: what its first
+// command printed, what its second printed, and whether the second ran.
+func AfterSplit(out []byte, mark string) (first, second []byte, ran bool) {
+	m := "\nlollypops-after " + mark + "\n"
+	i := strings.LastIndex(string(out), m)
+	if i < 0 {
+		return out, nil, false
+	}
+	return out[:i], out[i+len(m):], true
 }
 
 // asScript returns a command as a script, its name and its words: one of

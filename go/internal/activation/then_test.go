@@ -1,9 +1,12 @@
 package activation
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // then.sh runs two commands in one session: the second only once the first
@@ -115,4 +118,65 @@ func TestThenFirst(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q %v", c.out, first, ran, c.first, c.ran)
 		}
 	}
+}
+
+// after.sh runs the second command only once the watch (the first's
+// second) printed "confirmed", after a line with the deployer's mark that
+// no log line can fake; otherwise the session ends as the watch did.
+func TestAfter(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh []string) {
+		dir, bin := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nexit 1\n"), 0o755)
+		env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		run := func(status, log string, second []string) (Watch, string, bool, int) {
+			t.Helper()
+			os.WriteFile(filepath.Join(dir, "status"), []byte(status+"\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, "log"), []byte(log), 0o600)
+			watch := WatchConfirmedArgv("x", "activated", 0, time.Minute, Activated, Confirming)
+			watch[4] = dir
+			argv := After(Then([]string{"true"}, watch), "f00d", second)
+			if argv[3] != "lollypops-true+watch+b" {
+				t.Fatalf("named %q", argv[3])
+			}
+			cmd := exec.Command(sh[0], append(sh[1:], argv[1:]...)...)
+			cmd.Env = env
+			out, err := cmd.Output()
+			code := 0
+			if xe, ok := err.(*exec.ExitError); ok {
+				code = xe.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			first, rest, ran := AfterSplit(out, "f00d")
+			w, err := ParseWatch(first)
+			if err != nil || !ThenRan(first) {
+				t.Fatalf("%v: %q", err, out)
+			}
+			if !ran && rest != nil {
+				t.Errorf("no second, yet %q", rest)
+			}
+			return w, string(rest), ran, code
+		}
+		second := []string{"sh", "-c", "#!/bin/sh\necho \"second $#\"", "lollypops-b", "x"}
+		// Confirmed, with a log whose last line has no newline and one that
+		// looks like the mark.
+		log := "lollypops-after f00e\nlollypops: switch-to-configuration boot exited 0"
+		w, rest, ran, code := run("confirmed", log, second)
+		if w.Status.State != Confirmed || string(w.Log) != log || !ran || rest != "second 1\n" || code != 0 {
+			t.Errorf("confirmed: %+v %q %v %d", w, rest, ran, code)
+		}
+		// The second's exit code is the session's.
+		_, _, ran, code = run("confirmed", "", []string{"sh", "-c", "exit 3", "lollypops-b"})
+		if !ran || code != 3 {
+			t.Errorf("failing second: %v %d", ran, code)
+		}
+		// Not confirmed: the watch's answer, no second.
+		for _, st := range []string{"rolled-back no confirmation", "confirming"} {
+			log := "lollypops-after f00e\n"
+			w, _, ran, code := run(st, log, second)
+			if w.Status.Line != st || string(w.Log) != log || ran || code != 0 {
+				t.Errorf("%s: %+v %v %d", st, w, ran, code)
+			}
+		}
+	})
 }

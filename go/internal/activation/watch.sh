@@ -1,5 +1,5 @@
 #!/bin/sh
-# watch.sh DIR UNITS LAST OFFSET MAX [THROUGH]: the deployer's view of an
+# watch.sh DIR UNITS LAST OFFSET MAX [THROUGH [CONFIRMED]]: the deployer's view of an
 # activation (package activation). It waits, on the host, until DIR/status
 # is no longer LAST nor in a state of THROUGH (space-separated states the
 # deployer waits through: "starting activating" while it waits for the
@@ -14,7 +14,9 @@
 #   log
 #   <DIR/log from byte OFFSET on, at most 1 MiB>
 #
-# The deployer counts the log's bytes for the next OFFSET.
+# The deployer counts the log's bytes for the next OFFSET. It exits 0, or
+# CONFIRMED when given and the status it printed is "confirmed" (see
+# after.sh).
 #
 # One watch is one command (one sudo call) however long it waits: a
 # deployer that polls every few seconds costs the host no more.
@@ -24,7 +26,7 @@
 # LOLLYPOPS_TICK seconds, 1) for the deadline and for a look at whether
 # the guard still runs. Where no FIFO can be made, it looks every 100 ms.
 set -u
-dir=$1 units=$2 last=$3 off=$4 max=$5 through=${6:-}
+dir=$1 units=$2 last=$3 off=$4 max=$5 through=${6:-} okrc=${7:-0}
 every=${LOLLYPOPS_TICK:-1}
 up='' now=''
 # cs reads the host's monotonic clock into now (centiseconds since boot),
@@ -121,4 +123,5 @@ sed 's/^/result /' "$dir/result" 2>/dev/null
 echo "log"
 # At most 1 MiB of log per watch: the next one gets the rest.
 tail -c +"$((off + 1))" "$dir/log" 2>/dev/null | head -c 1048576
+case $st in confirmed | "confirmed "*) exit "$okrc" ;; esac
 exit 0

@@ -405,8 +405,16 @@ func (e *Env) activate(ctx context.Context, c *ssh.Client, id, system, action st
 	confirming := e.stage("confirm")
 	// The confirmation and the watch for the outcome in one session.
 	w.first, w.firstWhat = activation.ConfirmArgv(id), "confirming the activation"
+	if e.keepState {
+		// Once it saw the switch confirmed, that session also asks about
+		// the boot and removes the state directory (rebootReason).
+		w.after = activation.Then(activation.BootChangesArgv(system), activation.CleanupArgv(id))
+	}
 	st, err = w.until(ctx, activation.Status.Final, activation.Activated, activation.Confirming)
 	confirming()
+	if w.afterRan {
+		e.changes = &changes{out: w.afterOut, err: w.afterErr}
+	}
 	if err != nil {
 		return act, err
 	}
@@ -540,6 +548,13 @@ type watcher struct {
 	first     []string
 	firstWhat string
 	through   []activation.State
+	// after is a command that the watch with first runs in the same
+	// session once it saw the activation confirmed (activation.After);
+	// afterRan says it ran, with what it printed and its error.
+	after    []string
+	afterRan bool
+	afterOut []byte
+	afterErr error
 }
 
 // firstError is a watcher's first command that failed: not a lost
@@ -609,10 +624,22 @@ func (w *watcher) peek(ctx context.Context) (activation.Watch, error) {
 func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 	e := w.e
 	argv := activation.WatchArgv(w.id, w.last, w.offset, watchMax, w.through...)
-	first := w.first
+	first, after := w.first, w.after
+	var mark string
+	if first != nil && after != nil {
+		argv = activation.WatchConfirmedArgv(w.id, w.last, w.offset, watchMax, w.through...)
+	}
 	if first != nil {
 		argv = activation.Then(first, argv)
 		w.first = nil // once, whatever happens
+		if after != nil {
+			w.after = nil
+			var err error
+			if mark, err = newID(); err != nil {
+				return activation.Watch{}, err
+			}
+			argv = activation.After(argv, mark, after)
+		}
 	}
 	argv, show, err := e.remoteShown(w.c, argv)
 	if err != nil {
@@ -629,6 +656,14 @@ func (w *watcher) watch(ctx context.Context) (activation.Watch, error) {
 	// A first command is out of the terminal's Ctrl-C, as a command of
 	// its own would be (hostOutput).
 	out, err := e.Runner.Output(wctx, execx.Cmd{Argv: argv, Show: show, Stderr: stderrTo, Detach: first != nil})
+	if mark != "" {
+		// The watch printed "confirmed" and what came after ran: its
+		// error is its own.
+		if f, s, ran := activation.AfterSplit(out, mark); ran {
+			w.afterRan, w.afterOut, w.afterErr = true, s, err
+			out, err = f, nil
+		}
+	}
 	if first != nil {
 		if !activation.ThenRan(out) {
 			if err == nil {

@@ -31,7 +31,18 @@ func (e *Env) rebootReason(ctx context.Context, c *ssh.Client, system string) (s
 		// With the removal of the activation's state directory, as root
 		// (it only reads links), in one session.
 		e.leftState = ""
-		text, err := e.hostOutput(ctx, c, "comparing the booted kernel", activation.Then(inner, activation.CleanupArgv(id)))
+		var text string
+		var err error
+		if ch := e.changes; ch != nil {
+			// Asked in the confirmation's session already.
+			e.changes = nil
+			text, err = string(ch.out), ch.err
+			if err != nil {
+				err = fmt.Errorf("comparing the booted kernel: %w", err)
+			}
+		} else {
+			text, err = e.hostOutput(ctx, c, "comparing the booted kernel", activation.Then(inner, activation.CleanupArgv(id)))
+		}
 		if err != nil {
 			if !activation.ThenRan([]byte(text)) {
 				e.cleanup(ctx, c, id)

@@ -51,6 +51,10 @@ type Env struct {
 	// (rebootReason), which saves a session.
 	keepState bool
 	leftState string
+	// changes is what the confirmation's session printed of the boot's
+	// changes and the state directory's removal (activation.After), for
+	// rebootReason.
+	changes *changes
 }
 
 // Hinted is an error with advice on how to fix it.
@@ -195,4 +199,11 @@ func (e *Env) remoteShown(c *ssh.Client, argv []string) ([]string, string, error
 // deployer's nix.conf does not have to enable them.
 func nixArgs(args ...string) []string {
 	return append([]string{"nix", "--extra-experimental-features", "nix-command flakes"}, args...)
+}
+
+// changes is the output and error of the boot's changes and the state
+// directory's removal, asked in the session that confirmed a switch.
+type changes struct {
+	out []byte
+	err error
 }
