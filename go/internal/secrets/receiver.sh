@@ -194,6 +194,9 @@ as() {
 users=" "
 user() {
   case $users in *" $1="*) e=${users#*" $1="}; e=${e%% *}; ou=${e%:*}; og=${e#*:}; return 0 ;; esac
+  # root is uid 0 with group 0 (NixOS fixes both): no getent for the
+  # commonest owner.
+  [ "$1" != root ] || { ou=0 og=0; users="$users$1=0:0 "; return 0; }
   if e=$(getent passwd "$1"); then
     e=${e#*:}; e=${e#*:}; ou=${e%%:*}; e=${e#*:}; og=${e%%:*}
   else
@@ -206,6 +209,7 @@ user() {
 groups=" "
 group() {
   case $groups in *" $1="*) e=${groups#*" $1="}; gg=${e%% *}; return 0 ;; esac
+  [ "$1" != root ] || { gg=0; groups="$groups$1=0 "; return 0; }
   if e=$(getent group "$1"); then
     e=${e#*:}; e=${e#*:}; gg=${e%%:*}
   else
@@ -327,7 +331,11 @@ verify() {
   eval "s=\$st_$1 a=\$ac_$1"
   whole "ck_$1"
   # shellcheck disable=SC2016 # a script for sh -c, with its own arguments
-  put "$got" | as "$a" sh -c 'cd -- "$1" && exec sha256sum -c --quiet --strict -' lollypops "$s" >/dev/null ||
+  if [ "$a" = - ]; then
+    put "$got" | (cd -- "$s" && exec sha256sum -c --quiet --strict -) >/dev/null
+  else
+    put "$got" | as "$a" sh -c 'cd -- "$1" && exec sha256sum -c --quiet --strict -' lollypops "$s" >/dev/null
+  fi ||
     fail "${s%/*}: the staged files differ from what the deployer sent, or cannot be read back"
 }
 # commit K: renames the files of staging directory K (its list ps_K) into
@@ -362,7 +370,7 @@ value() {
 }
 get magic
 [ "$magic" = lollypops-secrets-7 ] || fail "unknown stream version: $magic"
-sd="" manifest="" old="" nk=0 nw=0
+sd="" manifest="" hadm="" nk=0 nw=0
 while get op; do
   case $op in
   manifest)
@@ -370,7 +378,7 @@ while get op; do
     place "${manifest%/*}" "" 0755 || fail "$why"
     [ "$actor" = - ] || fail "${manifest%/*}: the manifest's directory must be one only root can change"
     mt=$(mktemp -- "$where/.lollypops-manifest-XXXXXXXXXX") || fail "$where: cannot create a temporary file"
-    if [ -f "$manifest" ]; then old=$(grep -e '^sha256=' -- "$manifest") || old=""; fi
+    [ ! -f "$manifest" ] || hadm=1
     ;;
   keep)
     get p
@@ -452,12 +460,12 @@ while get op; do
     i=1; while [ "$i" -le "$n" ]; do verify "$i"; i=$((i + 1)); done
     i=1; while [ "$i" -le "$n" ]; do commit "$i"; i=$((i + 1)); done
     # Changed: the sum lines the manifest does not have (one grep, the
-    # sums on its stdin), or all when it has none.
+    # sums on its stdin), all without a manifest.
     whole sums
     chg=${got%"$nl"}
-    if [ -n "$old" ]; then
+    if [ -n "$hadm" ]; then
       chg=$(put "$got" | grep -Fxv -f "$manifest")
-      [ $? -le 1 ] || chg=$got
+      [ $? -le 1 ] || chg=${got%"$nl"}
     fi
     r=$chg${chg:+$nl}
     while [ -n "$r" ]; do l=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed ${l#* }"; done
@@ -491,6 +499,8 @@ while get op; do
         _wp=$got
         whole keep
         _kp=$got
+        old=""
+        [ -z "$hadm" ] || old=$(grep -e '^sha256=' -- "$manifest") || old=""
         r=$old${old:+$nl}
         while [ -n "$r" ]; do
           l=${r%%"$nl"*}; r=${r#*"$nl"}; p=${l#* }
