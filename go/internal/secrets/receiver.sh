@@ -467,8 +467,15 @@ while get op; do
       chg=$(put "$got" | grep -Fxv -f "$manifest")
       [ $? -le 1 ] || chg=${got%"$nl"}
     fi
-    r=$chg${chg:+$nl}
-    while [ -n "$r" ]; do l=${r%%"$nl"*}; r=${r#*"$nl"}; say "lollypops-secrets: changed ${l#* }"; done
+    # Long texts are cut into lines by the shell's field splitting (no
+    # globbing): taking lines off one at a time costs a pass over the rest.
+    IFS=$nl
+    set -f
+    # shellcheck disable=SC2086 # split into lines
+    set -- $chg
+    unset IFS
+    set +f
+    for l do say "lollypops-secrets: changed ${l#* }"; done
     say "lollypops-secrets: committed"
     tell
     if [ -n "$mt" ]; then
@@ -478,9 +485,13 @@ while get op; do
       if [ -f "$manifest" ]; then
         stale=$(grep -Fxv -f "$mt" -- "$manifest") || stale=""
       fi
-      r=$stale${stale:+$nl}
-      while [ -n "$r" ]; do
-        p=${r%%"$nl"*}; r=${r#*"$nl"}
+      IFS=$nl
+      set -f
+      # shellcheck disable=SC2086 # split into lines
+      set -- $stale
+      unset IFS
+      set +f
+      for p do
         case $p in /*) ;; *) continue ;; esac # a sum line
         [ -e "$p" ] || [ -L "$p" ] || continue
         if [ "$remove" = 1 ] && place "${p%/*}" any "" && [ -n "$where" ]; then
@@ -494,19 +505,18 @@ while get op; do
       done
       # The sums: this session's, and the earlier ones of the other files
       # still listed (none when this session wrote every file listed).
-      if [ "$nk" != "$nw" ]; then
+      # One awk: the listed paths, a line no path can be, the written
+      # ones on its stdin, then the old manifest.
+      if [ "$nk" != "$nw" ] && [ -n "$hadm" ]; then
         whole wp
         _wp=$got
         whole keep
-        _kp=$got
-        old=""
-        [ -z "$hadm" ] || old=$(grep -e '^sha256=' -- "$manifest") || old=""
-        r=$old${old:+$nl}
-        while [ -n "$r" ]; do
-          l=${r%%"$nl"*}; r=${r#*"$nl"}; p=${l#* }
-          case $nl$_wp in *"$nl$p$nl"*) continue ;; esac
-          case $nl$_kp in *"$nl$p$nl"*) add sums "$l$nl" ;; esac
-        done
+        # shellcheck disable=SC2016 # an awk program
+        _r=$({ put "$got"; echo "lollypops-written"; put "$_wp"; } | awk '
+          FNR == NR { if ($0 == "lollypops-written") w = 1; else if (w) wr[$0] = 1; else kp[$0] = 1; next }
+          /^sha256=/ { p = substr($0, index($0, " ") + 1); if ((p in kp) && !(p in wr)) print }' - "$manifest") ||
+          fail "$manifest: cannot read the old sums"
+        [ -z "$_r" ] || add sums "$_r$nl"
       fi
       whole keep
       _kp=$got
