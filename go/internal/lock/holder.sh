@@ -53,27 +53,43 @@ fi
 base=${d%/*}
 [ -n "$base" ] || base=/
 # safe DIR OWNER [OWNER]: DIR is a directory, not a symlink, owned by one
-# of OWNER, and no one else may write in it.
+# of OWNER, and no one else may write in it. stat's "%u %A" of DIR is in
+# info when it was read with another's (one stat for both).
+info=''
 safe() {
 	{ [ -d "$1" ] && [ ! -L "$1" ]; } || {
 		why="$1 is not a directory"
 		return 1
 	}
-	s=$(stat -c '%u %A' -- "$1") || {
+	s=$info
+	[ -n "$s" ] || s=$(stat -c '%u %A' -- "$1") || {
 		why="cannot stat $1"
 		return 1
 	}
+	info=''
 	case $s in
 	"$2 d"????-??-?* | "${3:-$2} d"????-??-?*) return 0 ;;
 	esac
 	why="$1 has owner uid ${s%% *} and mode ${s#* }; it must be owned by uid $2${3:+ or $3} and writable by no one else"
 	return 1
 }
+# Both directories in one stat when the lock's exists (they are checked in
+# turn all the same: the parent first).
+both=''
+if [ -d "$d" ] && [ ! -L "$d" ]; then
+	both=$(stat -c '%u %A' -- "$base" "$d" 2>/dev/null) || both=''
+fi
+info=${both%%"
+"*}
 safe "$base" "$me" 0 || {
 	echo "lollypops: lock directory: $why" >&2
 	exit 3
 }
 [ -d "$d" ] || mkdir -m 0700 -- "$d" 2>/dev/null
+case $both in *"
+"*) info=${both#*"
+"}
+esac
 safe "$d" "$me" || {
 	echo "lollypops: lock directory: $why; only lollypops uses $d: remove it" >&2
 	exit 3
@@ -103,6 +119,15 @@ pending() {
 	done
 	return 1
 }
+# since prints the time in UTC: bash's printf has it without a process.
+since() {
+	if [ -n "${BASH_VERSION:-}" ]; then
+		# shellcheck disable=SC3059 # bash only
+		TZ=UTC printf '%(%Y-%m-%d %H:%M:%S UTC)T\n' -1
+	else
+		date -u '+%Y-%m-%d %H:%M:%S UTC'
+	fi
+}
 # hold: the lock is this session's; write the record, answer, and keep it
 # until the keeper's side ends or stays silent for TTL.
 hold() {
@@ -113,7 +138,7 @@ hold() {
 		printf '%s\n' "$p"
 		exit 0
 	fi
-	{ printf '%s\n' "$@" && date -u '+%Y-%m-%d %H:%M:%S UTC' && echo "$$"; } >"$d/holder.new" &&
+	{ printf '%s\n' "$@" && since && echo "$$"; } >"$d/holder.new" &&
 		mv -f -- "$d/holder.new" "$d/holder" || exit 3
 	# The guard lock goes with its descriptor: no child holds it any more.
 	exec 8>&-
