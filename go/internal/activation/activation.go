@@ -50,7 +50,7 @@ import (
 // The host-side scripts. Each is POSIX sh, run by the host's /bin/sh, and
 // linted (make lint) and tested under bash, dash, busybox sh and mksh.
 //
-//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh after.sh
+//go:embed guard.sh watch.sh prepare.sh build.sh pin.sh signal.sh reboot.sh then.sh
 var scripts embed.FS
 
 // Script returns the text of one of the package's host-side scripts; the
@@ -212,14 +212,18 @@ func WatchArgv(id, last string, offset int64, max time.Duration, through ...Stat
 // (then.sh): second only once first succeeded, and a line "lollypops-then
 // ok" (ThenRan) between their outputs. The session is named after both
 // (lollypops-signal+watch, lollypops-systemd-run+watch).
-func Then(first, second []string) []string {
+func Then(first, second []string) []string { return frame(first, second, "0", "ok") }
+
+// frame puts first and second in then.sh: second runs once first exited
+// want, after the line "lollypops-then mark".
+func frame(first, second []string, want, mark string) []string {
 	s1, n1, a1 := asScript(first)
 	s2, n2, a2 := asScript(second)
 	head, rest, _ := strings.Cut(Script("then.sh"), "\t#FIRST\n")
 	mid, tail, _ := strings.Cut(rest, "#SECOND\n")
-	frame := head + s1 + "\n" + mid + s2 + "\n" + tail
+	text := head + s1 + "\n" + mid + s2 + "\n" + tail
 	name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
-	return append(append([]string{"sh", "-c", frame, name, strconv.Itoa(len(a1))}, a1...), a2...)
+	return append(append([]string{"sh", "-c", text, name, strconv.Itoa(len(a1)), want, mark}, a1...), a2...)
 }
 
 // ConfirmedExit is the exit code of a watch given it (WatchConfirmedArgv)
@@ -233,23 +237,17 @@ func WatchConfirmedArgv(id, last string, offset int64, max time.Duration, throug
 }
 
 // After runs first, a Then whose watch is a WatchConfirmedArgv, and second
-// in the same session once that watch printed "confirmed" (after.sh): the
-// line "lollypops-after MARK" between their outputs (AfterSplit). mark is
+// in the same session once that watch printed "confirmed" (then.sh): the
+// line "lollypops-then MARK" between their outputs (AfterSplit). mark is
 // a nonce: no line of the activation's log can be taken for it.
 func After(first []string, mark string, second []string) []string {
-	s1, n1, a1 := asScript(first)
-	s2, n2, a2 := asScript(second)
-	head, rest, _ := strings.Cut(Script("after.sh"), "\t#FIRST\n")
-	mid, tail, _ := strings.Cut(rest, "#SECOND\n")
-	frame := head + s1 + "\n" + mid + s2 + "\n" + tail
-	name := n1 + "+" + strings.TrimPrefix(n2, "lollypops-")
-	return append(append([]string{"sh", "-c", frame, name, mark, strconv.Itoa(len(a1))}, a1...), a2...)
+	return frame(first, second, strconv.Itoa(ConfirmedExit), mark)
 }
 
 // AfterSplit splits the output of an After with mark: what its first
 // command printed, what its second printed, and whether the second ran.
 func AfterSplit(out []byte, mark string) (first, second []byte, ran bool) {
-	m := "\nlollypops-after " + mark + "\n"
+	m := "\nlollypops-then " + mark + "\n"
 	i := strings.LastIndex(string(out), m)
 	if i < 0 {
 		return out, nil, false

@@ -120,7 +120,7 @@ func TestThenFirst(t *testing.T) {
 	}
 }
 
-// after.sh runs the second command only once the watch (the first's
+// After runs the second command only once the watch (the first's
 // second) printed "confirmed", after a line with the deployer's mark that
 // no log line can fake; otherwise the session ends as the watch did.
 func TestAfter(t *testing.T) {
@@ -160,7 +160,7 @@ func TestAfter(t *testing.T) {
 		second := []string{"sh", "-c", "#!/bin/sh\necho \"second $#\"", "lollypops-b", "x"}
 		// Confirmed, with a log whose last line has no newline and one that
 		// looks like the mark.
-		log := "lollypops-after f00e\nlollypops: switch-to-configuration boot exited 0"
+		log := "lollypops-then f00e\nlollypops-then ok\nlollypops: switch-to-configuration boot exited 0"
 		w, rest, ran, code := run("confirmed", log, second)
 		if w.Status.State != Confirmed || string(w.Log) != log || !ran || rest != "second 1\n" || code != 0 {
 			t.Errorf("confirmed: %+v %q %v %d", w, rest, ran, code)
@@ -172,7 +172,7 @@ func TestAfter(t *testing.T) {
 		}
 		// Not confirmed: the watch's answer, no second.
 		for _, st := range []string{"rolled-back no confirmation", "confirming"} {
-			log := "lollypops-after f00e\n"
+			log := "lollypops-then f00e\n"
 			w, _, ran, code := run(st, log, second)
 			if w.Status.Line != st || string(w.Log) != log || ran || code != 0 {
 				t.Errorf("%s: %+v %v %d", st, w, ran, code)

@@ -16,7 +16,7 @@
 #
 # The deployer counts the log's bytes for the next OFFSET. It exits 0, or
 # CONFIRMED when given and the status it printed is "confirmed" (see
-# after.sh).
+# After in activation.go).
 #
 # One watch is one command (one sudo call) however long it waits: a
 # deployer that polls every few seconds costs the host no more.
