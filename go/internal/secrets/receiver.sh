@@ -453,7 +453,6 @@ while get op; do
     add "ps_$k" "$p$nl"
     add "ck_$k" "$sum  ${p##*/}$nl"
     add sums "sha256=$sum $p$nl"
-    add wp "$p$nl"
     nw=$((nw + 1))
     ;;
   commit)
@@ -508,8 +507,9 @@ while get op; do
       # One awk: the listed paths, a line no path can be, the written
       # ones on its stdin, then the old manifest.
       if [ "$nk" != "$nw" ] && [ -n "$hadm" ]; then
-        whole wp
-        _wp=$got
+        # The written paths: the staging directories' lists.
+        _wp="" i=1
+        while [ "$i" -le "$n" ]; do whole "ps_$i"; _wp=$_wp$got; i=$((i + 1)); done
         whole keep
         # shellcheck disable=SC2016 # an awk program
         _r=$({ put "$got"; echo "lollypops-written"; put "$_wp"; } | awk '
